@@ -1,0 +1,280 @@
+//! The future of one caller of a [`Group`](crate::Group).
+
+use std::fmt;
+use std::future::Future;
+use std::hash::Hash;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::FlightError;
+use crate::flight::{Flight, Work, poll_work};
+use crate::group::Config;
+use crate::sync::Arc;
+
+/// Where a caller's value came from: go-zero's `DoEx` flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// This caller's own work ran (it led the flight): the value is fresh.
+    Fresh,
+    /// Another caller's flight produced the value; this caller has a clone.
+    Shared,
+    /// This caller waited longer than the group's wait timeout, stopped
+    /// waiting and ran its own work outside the flight.
+    TimedOut,
+}
+
+/// The future returned by [`Group::call_ex`](crate::Group::call_ex).
+///
+/// It resolves to the value and its [`Source`], or to the flight's error.
+/// Dropping it never cancels work that other callers wait for (see the
+/// group's `# Cancellation` section).
+#[must_use = "futures do nothing unless polled"]
+pub struct Call<K, T>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+{
+    state: State<K, T>,
+}
+
+enum State<K, T> {
+    /// Polling the flight's work: the leader, or a follower that took over.
+    Drive {
+        flight: Arc<Flight<K, T>>,
+        work: Work<T>,
+        source: Source,
+    },
+    /// Waiting for another caller to complete the flight.
+    Wait {
+        flight: Arc<Flight<K, T>>,
+        slot: usize,
+        /// This caller's own work and when to fall back to it, only with a
+        /// wait timeout.
+        #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
+        timeout: Option<(Work<T>, Pin<Box<tokio::time::Sleep>>)>,
+    },
+    /// Running this caller's own work outside any flight.
+    Alone {
+        work: Work<T>,
+        source: Source,
+    },
+    Refused,
+    Finished,
+}
+
+impl<K, T> Call<K, T>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+{
+    pub(crate) fn lead(
+        flight: Arc<Flight<K, T>>,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> Self {
+        let work = Box::pin(work);
+        Self {
+            state: State::Drive {
+                flight,
+                work,
+                source: Source::Fresh,
+            },
+        }
+    }
+
+    pub(crate) fn follow(
+        flight: Arc<Flight<K, T>>,
+        slot: usize,
+        work: impl Future<Output = T> + Send + 'static,
+        config: &Config,
+    ) -> Self {
+        #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
+        let timeout = config.wait_timeout.map(|timeout| {
+            (
+                Box::pin(work) as Work<T>,
+                Box::pin(tokio::time::sleep(timeout)),
+            )
+        });
+        #[cfg(not(all(feature = "tokio", not(shared_calls_loom))))]
+        let _ = (work, config);
+        Self {
+            state: State::Wait {
+                flight,
+                slot,
+                #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
+                timeout,
+            },
+        }
+    }
+
+    pub(crate) fn alone(work: impl Future<Output = T> + Send + 'static) -> Self {
+        Self {
+            state: State::Alone {
+                work: Box::pin(work),
+                source: Source::Fresh,
+            },
+        }
+    }
+
+    pub(crate) fn refused() -> Self {
+        Self {
+            state: State::Refused,
+        }
+    }
+
+    /// Polls the work this caller drives; `Some` once it has an output.
+    fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<(T, Source), FlightError>> {
+        let State::Drive { work, .. } = &mut self.state else {
+            unreachable!("poll_drive outside Drive")
+        };
+        let output = std::task::ready!(poll_work(work, cx));
+        let State::Drive { flight, source, .. } =
+            std::mem::replace(&mut self.state, State::Finished)
+        else {
+            unreachable!()
+        };
+        let resume = source == Source::Fresh && flight.config().resume_panics;
+        match output {
+            Ok(value) => Poll::Ready(flight.complete(Ok(value)).map(|value| (value, source))),
+            Err(payload) => {
+                let error = FlightError::panicked(&*payload);
+                drop(flight.complete(Err(error.clone())));
+                if resume {
+                    std::panic::resume_unwind(payload);
+                }
+                Poll::Ready(Err(error))
+            }
+        }
+    }
+
+    /// Waits for the flight; `Ready(None)` when this caller has to go on in
+    /// another state (it inherited the work, or stopped waiting).
+    fn poll_wait(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<(T, Source), FlightError>>> {
+        let State::Wait { flight, slot, .. } = &mut self.state else {
+            unreachable!("poll_wait outside Wait")
+        };
+        let (flight, slot) = (flight.clone(), *slot);
+        let mut state = flight.state();
+        if let Some(done) = state.done.clone() {
+            drop(state);
+            self.state = State::Finished;
+            return Poll::Ready(Some(match &*done {
+                Ok(value) => Ok((value.clone(), Source::Shared)),
+                Err(error) => Err(error.clone()),
+            }));
+        }
+        if state.heir == Some(slot) {
+            if let Some(work) = state.orphan.take() {
+                state.heir = None;
+                state.waiters.remove(slot);
+                drop(state);
+                self.state = State::Drive {
+                    flight,
+                    work,
+                    source: Source::Shared,
+                };
+                return Poll::Ready(None);
+            }
+        }
+        state.waiters.register(slot, cx.waker());
+        drop(state);
+        #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
+        if let State::Wait {
+            timeout: Some((_, deadline)),
+            ..
+        } = &mut self.state
+        {
+            if deadline.as_mut().poll(cx).is_ready() {
+                let State::Wait {
+                    timeout: Some((work, _)),
+                    ..
+                } = std::mem::replace(&mut self.state, State::Finished)
+                else {
+                    unreachable!()
+                };
+                flight.leave(slot);
+                self.state = State::Alone {
+                    work,
+                    source: Source::TimedOut,
+                };
+                return Poll::Ready(None);
+            }
+        }
+        Poll::Pending
+    }
+
+    fn poll_alone(&mut self, cx: &mut Context<'_>) -> Poll<Result<(T, Source), FlightError>> {
+        let State::Alone { work, source } = &mut self.state else {
+            unreachable!("poll_alone outside Alone")
+        };
+        let source = *source;
+        let output = std::task::ready!(poll_work(work, cx));
+        self.state = State::Finished;
+        Poll::Ready(
+            output
+                .map(|value| (value, source))
+                .map_err(|payload| FlightError::panicked(&*payload)),
+        )
+    }
+}
+
+impl<K, T> Future for Call<K, T>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+{
+    type Output = Result<(T, Source), FlightError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            match this.state {
+                State::Drive { .. } => return this.poll_drive(cx),
+                State::Wait { .. } => {
+                    if let Some(output) = std::task::ready!(this.poll_wait(cx)) {
+                        return Poll::Ready(output);
+                    }
+                }
+                State::Alone { .. } => return this.poll_alone(cx),
+                State::Refused => {
+                    this.state = State::Finished;
+                    return Poll::Ready(Err(FlightError::TooManyWaiters));
+                }
+                State::Finished => panic!("`Call` polled after completion"),
+            }
+        }
+    }
+}
+
+impl<K, T> Drop for Call<K, T>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+{
+    fn drop(&mut self) {
+        match std::mem::replace(&mut self.state, State::Finished) {
+            State::Drive { flight, work, .. } => flight.hand_off(work, true),
+            State::Wait { flight, slot, .. } => flight.leave(slot),
+            State::Alone { .. } | State::Refused | State::Finished => {}
+        }
+    }
+}
+
+impl<K, T> fmt::Debug for Call<K, T>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Drive { .. } => "driving",
+            State::Wait { .. } => "waiting",
+            State::Alone { .. } => "alone",
+            State::Refused => "refused",
+            State::Finished => "finished",
+        };
+        f.debug_struct("Call").field("state", &state).finish()
+    }
+}

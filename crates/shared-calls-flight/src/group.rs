@@ -1,0 +1,355 @@
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
+#[cfg(feature = "tokio")]
+use std::time::Duration;
+
+use crate::call::Call;
+use crate::flight::Flight;
+use crate::sync::{Arc, Mutex, lock};
+
+/// What happens to a flight whose every waiter has gone away.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Abandoned {
+    /// Drop the work and forget the key (the default): nobody is left to
+    /// receive its output.
+    #[default]
+    Cancel,
+    /// Keep driving the work to completion on a detached tokio task, so that
+    /// side effects inside it (such as filling a cache) still happen. Callers
+    /// that arrive meanwhile join the same flight. Falls back to
+    /// [`Cancel`](Self::Cancel) when dropped outside a tokio runtime.
+    #[cfg(feature = "tokio")]
+    Finish,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    #[cfg(feature = "tokio")]
+    pub(crate) wait_timeout: Option<Duration>,
+    pub(crate) abandoned: Abandoned,
+    pub(crate) resume_panics: bool,
+    pub(crate) max_waiters: usize,
+}
+
+/// Flights of one shard, indexed by the key's 64-bit hash. The key itself is
+/// kept in the flight and compared on lookup; a different key whose hash
+/// collides with an in-flight one runs on its own rather than share.
+pub(crate) type FlightMap<K, T> = HashMap<u64, Arc<Flight<K, T>>, BuildHasherDefault<HashIsKey>>;
+
+/// Keys of [`FlightMap`] are hashes already: use them as they are.
+#[derive(Debug, Default)]
+pub(crate) struct HashIsKey(u64);
+
+impl Hasher for HashIsKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+}
+
+/// A shard on its own cache line, so that cores working on different shards
+/// do not contend for one.
+#[repr(align(128))]
+pub(crate) struct Shard<K, T>(pub(crate) Mutex<FlightMap<K, T>>);
+
+pub(crate) struct Inner<K, T> {
+    shards: Box<[Shard<K, T>]>,
+    hasher: RandomState,
+    pub(crate) config: Config,
+}
+
+impl<K, T> Inner<K, T> {
+    pub(crate) fn shard(&self, hash: u64) -> &Mutex<FlightMap<K, T>> {
+        // The map indexes with the low bits and tags with the top seven:
+        // choose the shard from the bits in between.
+        &self.shards[(hash >> 32) as usize & (self.shards.len() - 1)].0
+    }
+
+    /// Removes `flight` from the map if it is still the one registered for
+    /// its key (a `forget` may have put a newer flight there). The caller
+    /// drops what was removed after releasing the lock.
+    #[must_use]
+    pub(crate) fn remove_if_current(
+        map: &mut FlightMap<K, T>,
+        flight: &Arc<Flight<K, T>>,
+    ) -> Option<Arc<Flight<K, T>>> {
+        if map
+            .get(&flight.hash)
+            .is_some_and(|current| Arc::ptr_eq(current, flight))
+        {
+            map.remove(&flight.hash)
+        } else {
+            None
+        }
+    }
+}
+
+/// A group of shared calls: at most one call per key is in flight, and every
+/// concurrent caller with an equal key receives a clone of its output.
+///
+/// Cloning a `Group` is cheap and every clone shares the same flights.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use shared_calls_flight::{Group, Source};
+///
+/// let group: Group<String, u64> = Group::new();
+/// let (value, source) = group.call_ex("answer", async { 42 }).await.unwrap();
+/// assert_eq!((value, source), (42, Source::Fresh));
+/// assert!(group.is_empty(), "a finished flight is forgotten at once");
+/// # }
+/// ```
+///
+/// # Concurrent calls on the same key
+///
+/// The first caller of a key (the *leader*) starts a flight with its work;
+/// callers that arrive while it runs (*followers*) drop their own work and
+/// wait for the flight's output, which each receives as a clone
+/// ([`Source::Shared`](crate::Source::Shared)), while the leader receives the
+/// original ([`Source::Fresh`](crate::Source::Fresh)). Nothing is cached:
+/// the key is forgotten the moment its flight completes, so the next caller
+/// starts a new flight. Waiting is event-driven (no polling loop), no lock is
+/// held across an `.await`, and keys live in independently locked shards, so
+/// distinct keys never wait for each other.
+///
+/// # Cancellation
+///
+/// A flight belongs to no single caller. The work is polled by one waiter at
+/// a time, the leader at first; when that waiter is dropped (a client
+/// disconnects, a timeout fires, a `select!` picks another branch), the work
+/// is handed, as it is, to another waiter, which carries on polling it. It is
+/// never restarted and never fails for that reason: the backend sees one call.
+/// When the last waiter is dropped, the flight is abandoned: by default the
+/// work is dropped and the key forgotten; with
+/// [`Abandoned::Finish`](crate::Abandoned) (feature `tokio`) it is driven to
+/// completion on a detached task.
+///
+/// # Panics
+///
+/// A panic inside the work is caught: every waiter, leader included,
+/// receives [`FlightError::Panicked`](crate::FlightError) with the panic's
+/// message, and the key is free for a new flight at once. Nothing is poisoned.
+/// With [`GroupBuilder::resume_panics`] the leader's panic is resumed in the
+/// leader instead, while its followers still receive the error.
+pub struct Group<K, T> {
+    inner: Arc<Inner<K, T>>,
+}
+
+impl<K, T> Clone for Group<K, T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<K, T> fmt::Debug for Group<K, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group")
+            .field("in_flight", &self.len())
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+impl<K, T> Default for Group<K, T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, T> Group<K, T> {
+    /// A group with the default settings: no wait timeout, abandoned flights
+    /// cancelled, panics turned into [`FlightError::Panicked`](crate::FlightError).
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A builder for a group with other settings.
+    pub fn builder() -> GroupBuilder {
+        GroupBuilder::default()
+    }
+
+    /// How many keys have a flight in progress.
+    pub fn len(&self) -> usize {
+        self.inner
+            .shards
+            .iter()
+            .map(|shard| lock(&shard.0).len())
+            .sum()
+    }
+
+    /// Whether no flight is in progress.
+    pub fn is_empty(&self) -> bool {
+        self.inner
+            .shards
+            .iter()
+            .all(|shard| lock(&shard.0).is_empty())
+    }
+}
+
+impl<K, T> Group<K, T>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+{
+    /// Runs `work` unless a call for an equal key is in flight, in which case
+    /// it waits for that call and returns a clone of its output.
+    ///
+    /// The key is borrowed: a follower never allocates an owned key. The
+    /// returned future is `'static` and joins the flight when it is created,
+    /// not when it is first polled.
+    pub fn call<Q, F>(
+        &self,
+        key: &Q,
+        work: F,
+    ) -> impl Future<Output = Result<T, crate::FlightError>> + Send + 'static
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: Future<Output = T> + Send + 'static,
+    {
+        let call = self.call_ex(key, work);
+        async move { call.await.map(|(value, _)| value) }
+    }
+
+    /// Like [`call`](Self::call), and also tells where the value came from:
+    /// this caller's own work ([`Source::Fresh`](crate::Source::Fresh)), another
+    /// caller's flight ([`Source::Shared`](crate::Source::Shared)), or its own
+    /// work after waiting too long ([`Source::TimedOut`](crate::Source::TimedOut)).
+    /// This is go-zero's `DoEx`: the caller that got a fresh value is the one
+    /// that may, for instance, write it to a cache.
+    pub fn call_ex<Q, F>(&self, key: &Q, work: F) -> Call<K, T>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: Future<Output = T> + Send + 'static,
+    {
+        let hash = self.inner.hasher.hash_one(key);
+        let mut map = lock(self.inner.shard(hash));
+        match map.get(&hash) {
+            Some(flight) if flight.key.borrow() == key => match flight.join(&self.inner.config) {
+                Some(slot) => Call::follow(flight.clone(), slot, work, &self.inner.config),
+                None => Call::refused(),
+            },
+            // A hash collision with another key: run alone rather than share.
+            Some(_) => Call::alone(work),
+            None => {
+                let flight = Arc::new(Flight::new(key.to_owned(), hash, self.inner.clone()));
+                map.insert(hash, flight.clone());
+                Call::lead(flight, work)
+            }
+        }
+    }
+
+    /// Forgets the flight in progress for `key`, if any: callers that arrive
+    /// from now on start a new flight, while the current waiters still receive
+    /// the old one's output. The old flight, when it completes, leaves the new
+    /// one in place. Returns whether a flight was forgotten.
+    pub fn forget<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.inner.hasher.hash_one(key);
+        let mut map = lock(self.inner.shard(hash));
+        let is_key = map
+            .get(&hash)
+            .is_some_and(|flight| flight.key.borrow() == key);
+        // Drop the removed flight after the lock is released.
+        let removed = if is_key { map.remove(&hash) } else { None };
+        drop(map);
+        removed.is_some()
+    }
+}
+
+/// Settings of a [`Group`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct GroupBuilder {
+    config: Config,
+    shards: usize,
+}
+
+impl Default for GroupBuilder {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+        Self {
+            config: Config {
+                #[cfg(feature = "tokio")]
+                wait_timeout: None,
+                abandoned: Abandoned::Cancel,
+                resume_panics: false,
+                max_waiters: usize::MAX,
+            },
+            shards: (cores * 8).next_power_of_two(),
+        }
+    }
+}
+
+impl GroupBuilder {
+    /// A follower that has waited this long for a flight stops waiting and
+    /// runs its own work instead, outside the flight; its result says
+    /// [`Source::TimedOut`](crate::Source::TimedOut) (nginx's
+    /// `proxy_cache_lock_timeout`). A follower that has taken over polling
+    /// the flight's work is no longer waiting and does not time out.
+    #[cfg(feature = "tokio")]
+    pub fn wait_timeout(mut self, timeout: Duration) -> Self {
+        self.config.wait_timeout = Some(timeout);
+        self
+    }
+
+    /// What happens to a flight when its last waiter is dropped.
+    pub fn when_abandoned(mut self, abandoned: Abandoned) -> Self {
+        self.config.abandoned = abandoned;
+        self
+    }
+
+    /// Resume a panic of the work in the leader that started it (its
+    /// followers still receive [`FlightError::Panicked`](crate::FlightError)).
+    /// Off by default.
+    pub fn resume_panics(mut self, resume: bool) -> Self {
+        self.config.resume_panics = resume;
+        self
+    }
+
+    /// At most this many followers may wait on one key; more are refused at
+    /// once with [`FlightError::TooManyWaiters`](crate::FlightError). Unbounded
+    /// by default.
+    pub fn max_waiters(mut self, max: usize) -> Self {
+        self.config.max_waiters = max;
+        self
+    }
+
+    /// The number of independently locked shards of the in-flight map,
+    /// rounded up to a power of two. Defaults to eight per core.
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = shards.max(1).next_power_of_two();
+        self
+    }
+
+    /// Builds the group.
+    pub fn build<K, T>(self) -> Group<K, T> {
+        let shards = (0..self.shards)
+            .map(|_| Shard(Mutex::new(FlightMap::default())))
+            .collect();
+        Group {
+            inner: Arc::new(Inner {
+                shards,
+                hasher: RandomState::new(),
+                config: self.config,
+            }),
+        }
+    }
+}
