@@ -37,6 +37,10 @@ where
     state: State<K, T>,
 }
 
+/// A follower's own work, made only if it stops waiting.
+#[cfg(all(feature = "tokio", not(shared_calls_loom)))]
+type MakeWork<T> = Box<dyn FnOnce(Source) -> Work<T> + Send + 'static>;
+
 enum State<K, T> {
     /// Polling the flight's work: the leader, or a follower that took over.
     Drive {
@@ -48,10 +52,10 @@ enum State<K, T> {
     Wait {
         flight: Arc<Flight<K, T>>,
         slot: usize,
-        /// This caller's own work and when to fall back to it, only with a
-        /// wait timeout.
+        /// How to make this caller's own work and when to fall back to it,
+        /// only with a wait timeout.
         #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
-        timeout: Option<(Work<T>, Pin<Box<tokio::time::Sleep>>)>,
+        timeout: Option<(MakeWork<T>, Pin<Box<tokio::time::Sleep>>)>,
     },
     /// Running this caller's own work outside any flight.
     Alone {
@@ -134,10 +138,12 @@ where
         };
         let resume = source == Source::Fresh && flight.config().resume_panics;
         match output {
-            Ok(value) => Poll::Ready(flight.complete(Ok(value)).map(|value| (value, source))),
+            Ok(value) => {
+                Poll::Ready(Flight::complete(&flight, Ok(value)).map(|value| (value, source)))
+            }
             Err(payload) => {
                 let error = FlightError::panicked(&*payload);
-                drop(flight.complete(Err(error.clone())));
+                drop(Flight::complete(&flight, Err(error.clone())));
                 if resume {
                     std::panic::resume_unwind(payload);
                 }
@@ -194,7 +200,7 @@ where
                 else {
                     unreachable!()
                 };
-                flight.leave(slot);
+                Flight::leave(&flight, slot);
                 self.state = State::Alone {
                     work,
                     source: Source::TimedOut,
@@ -255,8 +261,8 @@ where
 {
     fn drop(&mut self) {
         match std::mem::replace(&mut self.state, State::Finished) {
-            State::Drive { flight, work, .. } => flight.hand_off(work, true),
-            State::Wait { flight, slot, .. } => flight.leave(slot),
+            State::Drive { flight, work, .. } => Flight::hand_off(&flight, work, true),
+            State::Wait { flight, slot, .. } => Flight::leave(&flight, slot),
             State::Alone { .. } | State::Refused | State::Finished => {}
         }
     }

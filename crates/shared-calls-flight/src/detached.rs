@@ -58,7 +58,7 @@ where
         let output = std::task::ready!(crate::flight::poll_work(work, cx));
         self.work = None;
         let output = output.map_err(|payload| crate::FlightError::panicked(&*payload));
-        drop(self.flight.complete(output));
+        drop(Flight::complete(&self.flight, output));
         std::task::Poll::Ready(())
     }
 }
@@ -72,7 +72,7 @@ where
     fn drop(&mut self) {
         // The runtime is shutting down: hand the work to a waiter, if any.
         if let Some(work) = self.work.take() {
-            self.flight.hand_off(work, false);
+            Flight::hand_off(&self.flight, work, false);
         }
     }
 }

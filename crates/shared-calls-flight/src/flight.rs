@@ -64,20 +64,20 @@ impl<K, T> Flight<K, T> {
 
     /// Publishes the output of a completed flight to its waiters and forgets
     /// the key. Returns the poller's own copy.
-    pub(crate) fn complete(self: &Arc<Self>, output: Output<T>) -> Output<T>
+    pub(crate) fn complete(this: &Arc<Self>, output: Output<T>) -> Output<T>
     where
         T: Clone,
     {
         let removed = {
-            let mut map = lock(self.group.shard(self.hash));
-            Inner::remove_if_current(&mut map, self)
+            let mut map = lock(this.group.shard(this.hash));
+            Inner::remove_if_current(&mut map, this)
         };
         drop(removed);
         // Nobody else holds the flight: nobody to share with.
-        if Arc::strong_count(self) == 1 {
+        if Arc::strong_count(this) == 1 {
             return output;
         }
-        let mut state = self.state();
+        let mut state = this.state();
         if state.waiters.is_empty() {
             return output;
         }
@@ -94,15 +94,15 @@ impl<K, T> Flight<K, T> {
     ///
     /// `may_detach` is false for a detached task itself, which must not
     /// respawn itself when its runtime drops it.
-    pub(crate) fn hand_off(self: &Arc<Self>, work: Work<T>, may_detach: bool)
+    pub(crate) fn hand_off(this: &Arc<Self>, work: Work<T>, may_detach: bool)
     where
         K: Send + Sync + 'static,
         T: Clone + Send + Sync + 'static,
     {
         // Lock order: shard, then flight. Holding the shard keeps followers
         // from joining while we decide that nobody is left.
-        let mut map = lock(self.group.shard(self.hash));
-        let mut state = self.state();
+        let mut map = lock(this.group.shard(this.hash));
+        let mut state = this.state();
         if let Some((heir, waker)) = state.waiters.first() {
             state.orphan = Some(work);
             state.heir = Some(heir);
@@ -113,15 +113,15 @@ impl<K, T> Flight<K, T> {
             }
             return;
         }
-        if may_detach && self.config().abandoned != Abandoned::Cancel {
+        if may_detach && this.config().abandoned != Abandoned::Cancel {
             drop(state);
             drop(map);
-            if let Err(work) = crate::detached::spawn(self.clone(), work) {
-                self.hand_off(work, false);
+            if let Err(work) = crate::detached::spawn(this.clone(), work) {
+                Self::hand_off(this, work, false);
             }
             return;
         }
-        let removed = Inner::remove_if_current(&mut map, self);
+        let removed = Inner::remove_if_current(&mut map, this);
         drop(state);
         drop(map);
         // The work and the flight may run user code when dropped: unlocked.
@@ -132,12 +132,12 @@ impl<K, T> Flight<K, T> {
     /// A waiter that does not poll the work leaves before the flight
     /// completed. If it had been chosen to pick up orphaned work, the work
     /// passes on.
-    pub(crate) fn leave(self: &Arc<Self>, slot: usize)
+    pub(crate) fn leave(this: &Arc<Self>, slot: usize)
     where
         K: Send + Sync + 'static,
         T: Clone + Send + Sync + 'static,
     {
-        let mut state = self.state();
+        let mut state = this.state();
         if state.done.is_some() {
             return;
         }
@@ -149,7 +149,7 @@ impl<K, T> Flight<K, T> {
         let orphan = state.orphan.take();
         drop(state);
         if let Some(work) = orphan {
-            self.hand_off(work, true);
+            Self::hand_off(this, work, true);
         }
     }
 }
