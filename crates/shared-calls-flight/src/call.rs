@@ -85,21 +85,23 @@ where
         }
     }
 
-    pub(crate) fn follow(
+    pub(crate) fn follow<W, F>(
         flight: Arc<Flight<K, T>>,
         slot: usize,
-        work: impl Future<Output = T> + Send + 'static,
+        make_work: W,
         config: &Config,
-    ) -> Self {
+    ) -> Self
+    where
+        W: FnOnce(Source) -> F + Send + 'static,
+        F: Future<Output = T> + Send + 'static,
+    {
         #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
         let timeout = config.wait_timeout.map(|timeout| {
-            (
-                Box::pin(work) as Work<T>,
-                Box::pin(tokio::time::sleep(timeout)),
-            )
+            let make_work: MakeWork<T> = Box::new(move |source| Box::pin(make_work(source)));
+            (make_work, Box::pin(tokio::time::sleep(timeout)))
         });
         #[cfg(not(all(feature = "tokio", not(shared_calls_loom))))]
-        let _ = (work, config);
+        let _ = (make_work, config);
         Self {
             state: State::Wait {
                 flight,
@@ -194,7 +196,7 @@ where
         {
             if deadline.as_mut().poll(cx).is_ready() {
                 let State::Wait {
-                    timeout: Some((work, _)),
+                    timeout: Some((make_work, _)),
                     ..
                 } = std::mem::replace(&mut self.state, State::Finished)
                 else {
@@ -202,7 +204,7 @@ where
                 };
                 Flight::leave(&flight, slot);
                 self.state = State::Alone {
-                    work,
+                    work: make_work(Source::TimedOut),
                     source: Source::TimedOut,
                 };
                 return Poll::Ready(None);

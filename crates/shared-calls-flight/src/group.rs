@@ -3,6 +3,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
+use std::marker::PhantomData;
 #[cfg(feature = "tokio")]
 use std::time::Duration;
 
@@ -177,7 +178,7 @@ impl<K, T> Group<K, T> {
     }
 
     /// A builder for a group with other settings.
-    pub fn builder() -> GroupBuilder {
+    pub fn builder() -> GroupBuilder<K, T> {
         GroupBuilder::default()
     }
 
@@ -236,19 +237,36 @@ where
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         F: Future<Output = T> + Send + 'static,
     {
+        self.call_with(key, move |_| work)
+    }
+
+    /// Like [`call_ex`](Self::call_ex), with the work made only when it is
+    /// needed, by `make_work`, which learns why: [`Source::Fresh`](crate::Source::Fresh)
+    /// when this caller leads a flight, [`Source::TimedOut`](crate::Source::TimedOut)
+    /// when it stopped waiting and runs alone. A read-through cache uses this
+    /// to store only what a flight loaded, never what a timed-out follower did.
+    /// A follower that receives a shared value never calls `make_work`.
+    pub fn call_with<Q, W, F>(&self, key: &Q, make_work: W) -> Call<K, T>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        W: FnOnce(crate::Source) -> F + Send + 'static,
+        F: Future<Output = T> + Send + 'static,
+    {
         let hash = self.inner.hasher.hash_one(key);
         let mut map = lock(self.inner.shard(hash));
         match map.get(&hash) {
             Some(flight) if flight.key.borrow() == key => match flight.join(&self.inner.config) {
-                Some(slot) => Call::follow(flight.clone(), slot, work, &self.inner.config),
+                Some(slot) => Call::follow(flight.clone(), slot, make_work, &self.inner.config),
                 None => Call::refused(),
             },
             // A hash collision with another key: run alone rather than share.
-            Some(_) => Call::alone(work),
+            Some(_) => Call::alone(make_work(crate::Source::Fresh)),
             None => {
                 let flight = Arc::new(Flight::new(key.to_owned(), hash, self.inner.clone()));
                 map.insert(hash, flight.clone());
-                Call::lead(flight, work)
+                drop(map);
+                Call::lead(flight, make_work(crate::Source::Fresh))
             }
         }
     }
@@ -274,15 +292,43 @@ where
     }
 }
 
-/// Settings of a [`Group`].
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct GroupBuilder {
-    config: Config,
-    shards: usize,
+impl<K, T> Group<K, T> {
+    /// Forgets every flight whose key matches `predicate`, as
+    /// [`forget`](Self::forget) does for one key.
+    pub fn forget_if(&self, predicate: impl Fn(&K) -> bool) {
+        for shard in self.inner.shards.iter() {
+            let mut forgotten = Vec::new();
+            lock(&shard.0).retain(|_, flight| {
+                let keep = !predicate(&flight.key);
+                if !keep {
+                    forgotten.push(flight.clone());
+                }
+                keep
+            });
+            // Dropped after the lock is released.
+            drop(forgotten);
+        }
+    }
 }
 
-impl Default for GroupBuilder {
+/// Settings of a [`Group`].
+#[must_use]
+pub struct GroupBuilder<K, T> {
+    config: Config,
+    shards: usize,
+    _types: PhantomData<fn() -> (K, T)>,
+}
+
+impl<K, T> fmt::Debug for GroupBuilder<K, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupBuilder")
+            .field("config", &self.config)
+            .field("shards", &self.shards)
+            .finish()
+    }
+}
+
+impl<K, T> Default for GroupBuilder<K, T> {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
         Self {
@@ -294,11 +340,12 @@ impl Default for GroupBuilder {
                 max_waiters: usize::MAX,
             },
             shards: (cores * 8).next_power_of_two(),
+            _types: PhantomData,
         }
     }
 }
 
-impl GroupBuilder {
+impl<K, T> GroupBuilder<K, T> {
     /// A follower that has waited this long for a flight stops waiting and
     /// runs its own work instead, outside the flight; its result says
     /// [`Source::TimedOut`](crate::Source::TimedOut) (nginx's
@@ -340,7 +387,7 @@ impl GroupBuilder {
     }
 
     /// Builds the group.
-    pub fn build<K, T>(self) -> Group<K, T> {
+    pub fn build(self) -> Group<K, T> {
         let shards = (0..self.shards)
             .map(|_| Shard(Mutex::new(FlightMap::default())))
             .collect();

@@ -1,0 +1,511 @@
+//! The read-through cache.
+
+use std::borrow::Borrow;
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, Hash, RandomState};
+use std::sync::Arc;
+
+use shared_calls_flight::{Abandoned, FlightError, Group, Source};
+use tokio::time::Instant;
+
+use crate::builder::{CacheBuilder, Config};
+use crate::fetch::{Content, Entry, Fetch, Phase};
+use crate::generations::{Generation, Generations};
+use crate::stats::{Counters, Stats};
+use crate::tier::{Capacity, MokaTier, Tier};
+use crate::{LoadError, Lookup, Outcome};
+
+/// What a flight hands its waiters: the entry it loaded (or found), or why not.
+type Flown<V, E> = Result<Loaded<V>, LoadError<E>>;
+
+#[derive(Debug)]
+struct Loaded<V> {
+    entry: Arc<Entry<V>>,
+    /// The outcome for the caller whose work ran.
+    outcome: Outcome,
+    stored: bool,
+}
+
+impl<V> Clone for Loaded<V> {
+    fn clone(&self) -> Self {
+        Self {
+            entry: self.entry.clone(),
+            outcome: self.outcome,
+            stored: self.stored,
+        }
+    }
+}
+
+/// A read-through cache: fresh hits answer from memory; misses load through
+/// one flight per key, and only that flight's result is stored.
+///
+/// `K` is the key, `V` the value (cloned to each caller, so make it cheap to
+/// clone: `Arc`, `Bytes`), `E` the loaders' error, shared with the waiters of
+/// the failed load and never stored. Cloning a `Cache` is cheap; every clone
+/// shares one store and one set of flights.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use shared_calls_cache::{Cache, Fetch, Outcome};
+///
+/// let cache: Cache<u64, String, std::io::ErrorKind> = Cache::builder().build();
+/// let query = |id: u64| async move { Ok(Fetch::value(format!("user {id}"))) };
+///
+/// let first = cache.get_or_load(&7, move || query(7)).await.unwrap();
+/// assert_eq!((first.value().as_str(), first.outcome()), ("user 7", Outcome::Miss));
+///
+/// let again = cache.get_or_load(&7, move || query(7)).await.unwrap();
+/// assert_eq!(again.outcome(), Outcome::Hit);
+///
+/// cache.invalidate(&7); // after a write to user 7
+/// assert_eq!(cache.get_or_load(&7, move || query(7)).await.unwrap().outcome(), Outcome::Miss);
+/// # }
+/// ```
+///
+/// # Concurrent calls on the same key
+///
+/// Callers that miss the same key while its load runs wait for that load
+/// ([`Outcome::Collapsed`]); the backend sees one load per key at a time. The
+/// load looks in the store once more before it starts, so a load that begins
+/// right after another one stored does not run again. Only the flight's own
+/// load stores: a follower never writes its copy, and a caller that gave up
+/// waiting after the [lock timeout](CacheBuilder::lock_timeout) loads alone and
+/// stores nothing.
+///
+/// # Expiry
+///
+/// An expired entry inside its stale-while-revalidate window answers at once
+/// ([`Outcome::Stale`]) and starts at most one background refresh (a tokio
+/// task, through the key's flight). A failed load answers an expired entry
+/// inside its stale-if-error window ([`Outcome::StaleIfError`]).
+///
+/// # Invalidation
+///
+/// [`invalidate`](Self::invalidate) removes the entry and forgets the key's
+/// flight, so the next caller loads anew. A load that was in flight when the
+/// key was invalidated never stores its result: it may have read the value
+/// from before the write that caused the invalidation.
+///
+/// # Cancellation
+///
+/// Dropping a caller never cancels a load other callers wait for. When every
+/// caller of a load has gone, the load finishes on a detached task and fills
+/// the cache ([`finish_abandoned_loads`](CacheBuilder::finish_abandoned_loads)
+/// turns that off), so a burst of disconnecting clients does not waste the
+/// backend's work.
+///
+/// # Panics
+///
+/// A loader that panics gives every waiter [`LoadError::Panicked`]; nothing
+/// is stored and the key loads anew on the next call.
+pub struct Cache<K, V, E = Infallible> {
+    inner: Arc<Inner<K, V, E>>,
+}
+
+struct Inner<K, V, E> {
+    tier: MokaTier<K, V>,
+    flights: Group<K, Flown<V, E>>,
+    generations: Generations,
+    hasher: RandomState,
+    counters: Arc<Counters>,
+    config: Config,
+}
+
+impl<K, V, E> Clone for Cache<K, V, E> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<K, V, E> fmt::Debug for Cache<K, V, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V> Cache<K, V> {
+    /// A builder with the default settings: 10,000 entries, 60 s TTL with
+    /// 5 % jitter, no stale windows, no lock timeout.
+    pub fn builder() -> CacheBuilder<K, V> {
+        CacheBuilder::default()
+    }
+}
+
+impl<K, V, E> Cache<K, V, E>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    E: Clone + Send + Sync + 'static,
+{
+    pub(crate) fn from_parts(config: Config, capacity: Capacity<K, V>) -> Self {
+        let counters = Arc::new(Counters::default());
+        let mut flights = Group::builder()
+            .when_abandoned(if config.finish_abandoned {
+                Abandoned::Finish
+            } else {
+                Abandoned::Cancel
+            })
+            .max_waiters(config.max_waiters);
+        if let Some(timeout) = config.lock_timeout {
+            flights = flights.wait_timeout(timeout);
+        }
+        Self {
+            inner: Arc::new(Inner {
+                tier: MokaTier::new(capacity, counters.clone()),
+                flights: flights.build(),
+                generations: Generations::new(),
+                hasher: RandomState::new(),
+                counters,
+                config,
+            }),
+        }
+    }
+
+    /// The value of `key`: from the store when fresh, otherwise from `load`,
+    /// run at most once per key at a time however many callers miss together.
+    ///
+    /// `load` is called only on a miss, a pass, or to refresh a stale entry in
+    /// the background.
+    pub async fn get_or_load<Q, F, Fut>(&self, key: &Q, load: F) -> Result<Lookup<V>, LoadError<E>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
+    {
+        let now = Instant::now();
+        let stored = self.inner.tier.get(key);
+        let result = match stored
+            .as_ref()
+            .map(|entry| (entry, entry.phase(now), &entry.content))
+        {
+            Some((_, Phase::Fresh, Content::HitForMiss)) => self.pass(key.to_owned(), load).await,
+            Some((entry, Phase::Fresh, _)) => answer(entry, Outcome::Hit, false, now),
+            Some((entry, Phase::Stale, Content::Value(_))) => {
+                self.refresh_in_background(key, entry.clone(), load);
+                answer(entry, Outcome::Stale, false, now)
+            }
+            _ => self.load_in_flight(key, load).await,
+        };
+        let outcome = match &result {
+            Ok(lookup) => lookup.outcome,
+            Err(LoadError::NotFound) => Outcome::Hit,
+            Err(_) => Outcome::Miss,
+        };
+        self.inner.counters.record(outcome);
+        tracing::debug!(outcome = outcome.as_str(), "shared-calls cache lookup");
+        result
+    }
+
+    /// The value of `key` if a fresh entry holds one; never loads. Counts as a
+    /// hit when it answers, and as nothing otherwise.
+    pub fn get<Q>(&self, key: &Q) -> Option<Lookup<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let now = Instant::now();
+        let entry = self.inner.tier.get(key)?;
+        if entry.phase(now) != Phase::Fresh {
+            return None;
+        }
+        let lookup = answer::<V, E>(&entry, Outcome::Hit, false, now).ok()?;
+        self.inner.counters.record(Outcome::Hit);
+        Some(lookup)
+    }
+
+    /// Stores `fetch` for `key` as a load would (a `do_not_store` fetch marks
+    /// the key hit-for-miss). Loads of the key in flight now will not
+    /// overwrite it.
+    pub fn insert(&self, key: K, fetch: Fetch<V>) {
+        let hash = self.inner.hasher.hash_one(&key);
+        self.inner.generations.bump(hash);
+        self.inner.flights.forget(&key);
+        let generation = self.inner.generations.snapshot(hash);
+        drop(self.settle(key, hash, generation, Ok(fetch), true));
+    }
+
+    /// Removes the entry of `key` and forgets its flight: the next caller
+    /// loads anew, and a load in flight now will not store its result.
+    pub fn invalidate<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.inner.generations.bump(self.inner.hasher.hash_one(key));
+        self.inner.tier.invalidate(key);
+        self.inner.flights.forget(key);
+    }
+
+    /// Removes every entry and forgets every flight; no load in flight now
+    /// will store its result.
+    pub fn invalidate_all(&self) {
+        self.inner.generations.bump_all();
+        self.inner.tier.invalidate_all();
+        self.inner.flights.forget_if(|_| true);
+    }
+
+    /// Removes every entry whose key matches `predicate` and forgets the
+    /// matching flights; no load in flight now will store its result.
+    pub fn invalidate_if(&self, predicate: impl Fn(&K) -> bool + Send + Sync + 'static) {
+        let predicate = Arc::new(predicate);
+        self.inner.generations.bump_all();
+        let matches = predicate.clone();
+        self.inner
+            .tier
+            .invalidate_if(Box::new(move |key| matches(key)));
+        self.inner.flights.forget_if(|key| predicate(key));
+    }
+
+    /// A snapshot of the counters and sizes. Sizes are eventually consistent;
+    /// [`run_pending_tasks`](Self::run_pending_tasks) settles them.
+    pub fn stats(&self) -> Stats {
+        let (entries, weight) = self.inner.tier.size();
+        self.inner
+            .counters
+            .snapshot(entries, weight, self.inner.flights.len())
+    }
+
+    /// Applies pending evictions and invalidations now, so that sizes in
+    /// [`stats`](Self::stats) are exact.
+    pub fn run_pending_tasks(&self) {
+        self.inner.tier.run_pending_tasks();
+    }
+
+    /// How many keys have a load in flight.
+    pub fn in_flight(&self) -> usize {
+        self.inner.flights.len()
+    }
+
+    /// A miss: join or lead the key's flight.
+    async fn load_in_flight<Q, F, Fut>(&self, key: &Q, load: F) -> Result<Lookup<V>, LoadError<E>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
+    {
+        let owned = key.to_owned();
+        let cache = self.clone();
+        let call = self
+            .inner
+            .flights
+            .call_with(key, move |source| cache.flight_work(owned, load, source));
+        let (flown, source) = call.await.map_err(flight_error)?;
+        let loaded = flown?;
+        let outcome = match (source, loaded.outcome) {
+            (Source::TimedOut, _) => Outcome::LockTimeout,
+            (Source::Shared, Outcome::Miss) => Outcome::Collapsed,
+            (_, outcome) => outcome,
+        };
+        answer(&loaded.entry, outcome, loaded.stored, Instant::now())
+    }
+
+    /// The work of a flight (`source` is `Fresh`), or of a caller that stopped
+    /// waiting for one (`TimedOut`), which must not store.
+    fn flight_work<F, Fut>(
+        self,
+        key: K,
+        load: F,
+        source: Source,
+    ) -> impl Future<Output = Flown<V, E>> + Send + 'static
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
+    {
+        async move {
+            let may_store = source == Source::Fresh;
+            if may_store {
+                if let Some(entry) = self.inner.tier.get(&key) {
+                    let fresh = entry.phase(Instant::now()) == Phase::Fresh;
+                    if fresh && !matches!(entry.content, Content::HitForMiss) {
+                        return Ok(Loaded {
+                            entry,
+                            outcome: Outcome::Hit,
+                            stored: false,
+                        });
+                    }
+                }
+            }
+            let hash = self.inner.hasher.hash_one(&key);
+            let generation = self.inner.generations.snapshot(hash);
+            let fetched = CountPanics(&self.inner.counters).run(load()).await;
+            self.settle(key, hash, generation, fetched, may_store)
+        }
+    }
+
+    /// A hit-for-miss key: load without a flight; store if the result now
+    /// allows it.
+    async fn pass<F, Fut>(&self, key: K, load: F) -> Result<Lookup<V>, LoadError<E>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
+    {
+        let hash = self.inner.hasher.hash_one(&key);
+        let generation = self.inner.generations.snapshot(hash);
+        let fetched = CountPanics(&self.inner.counters).run(load()).await;
+        let loaded = self.settle(key, hash, generation, fetched, true)?;
+        let outcome = if loaded.outcome == Outcome::Miss {
+            Outcome::Pass
+        } else {
+            loaded.outcome
+        };
+        answer(&loaded.entry, outcome, loaded.stored, Instant::now())
+    }
+
+    /// Starts one refresh of a stale entry, unless one already runs.
+    fn refresh_in_background<Q, F, Fut>(&self, key: &Q, entry: Arc<Entry<V>>, load: F)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
+    {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if !entry.claim_refresh() {
+            return;
+        }
+        self.inner.counters.refreshes.add();
+        let owned = key.to_owned();
+        let cache = self.clone();
+        let call = self
+            .inner
+            .flights
+            .call_with(key, move |source| cache.flight_work(owned, load, source));
+        runtime.spawn(async move {
+            let refreshed = matches!(call.await, Ok((Ok(Loaded { stored: true, .. }), _)));
+            if !refreshed {
+                entry.release_refresh();
+            }
+        });
+    }
+
+    /// Turns a load's result into what its waiters receive, storing it when
+    /// allowed and no invalidation intervened.
+    fn settle(
+        &self,
+        key: K,
+        hash: u64,
+        generation: Generation,
+        fetched: Result<Fetch<V>, E>,
+        may_store: bool,
+    ) -> Flown<V, E> {
+        let now = Instant::now();
+        match fetched {
+            Ok(mut fetch) => {
+                let content = fetch.value.take().map_or(Content::Absent, Content::Value);
+                let entry = Arc::new(Entry::new(&fetch, content, &self.inner.config, now));
+                let stored = match (may_store, fetch.store) {
+                    (false, _) => false,
+                    (true, true) => self.store(key, hash, generation, &entry),
+                    (true, false) => {
+                        self.mark_hit_for_miss(key, hash, generation, now);
+                        false
+                    }
+                };
+                Ok(Loaded {
+                    entry,
+                    outcome: Outcome::Miss,
+                    stored,
+                })
+            }
+            Err(error) => {
+                self.inner.counters.load_failures.add();
+                match self.inner.tier.get(&key) {
+                    Some(entry)
+                        if matches!(entry.content, Content::Value(_))
+                            && entry.may_answer_error(now) =>
+                    {
+                        Ok(Loaded {
+                            entry,
+                            outcome: Outcome::StaleIfError,
+                            stored: false,
+                        })
+                    }
+                    _ => Err(LoadError::Load(error)),
+                }
+            }
+        }
+    }
+
+    /// Stores `entry` unless `key` was invalidated since `generation`; an
+    /// invalidation racing the insert undoes it. Returns whether it stays.
+    fn store(&self, key: K, hash: u64, generation: Generation, entry: &Arc<Entry<V>>) -> bool {
+        let generations = &self.inner.generations;
+        if !generations.is_current(hash, generation) {
+            return false;
+        }
+        self.inner.tier.insert(key.clone(), entry.clone());
+        if generations.is_current(hash, generation) {
+            return true;
+        }
+        self.inner.tier.remove_if_same(&key, entry);
+        false
+    }
+
+    fn mark_hit_for_miss(&self, key: K, hash: u64, generation: Generation, now: Instant) {
+        let ttl = self.inner.config.hit_for_miss;
+        if !ttl.is_zero() {
+            self.store(
+                key,
+                hash,
+                generation,
+                &Arc::new(Entry::hit_for_miss(ttl, now)),
+            );
+        }
+    }
+}
+
+/// What a caller receives from an entry.
+fn answer<V: Clone, E>(
+    entry: &Entry<V>,
+    outcome: Outcome,
+    stored: bool,
+    now: Instant,
+) -> Result<Lookup<V>, LoadError<E>> {
+    match &entry.content {
+        Content::Value(value) => Ok(Lookup {
+            value: value.clone(),
+            outcome,
+            stored,
+            age: now.saturating_duration_since(entry.loaded_at),
+            fresh_for: entry.fresh_until.saturating_duration_since(now),
+        }),
+        Content::Absent | Content::HitForMiss => Err(LoadError::NotFound),
+    }
+}
+
+fn flight_error<E>(error: FlightError) -> LoadError<E> {
+    match error {
+        FlightError::TooManyWaiters => LoadError::Overloaded,
+        FlightError::Panicked { message } => LoadError::Panicked(message),
+        other => LoadError::Panicked(other.to_string().into()),
+    }
+}
+
+/// Counts a load that panics, once, as its stack unwinds.
+struct CountPanics<'a>(&'a Counters);
+
+impl CountPanics<'_> {
+    async fn run<T>(self, load: impl Future<Output = T>) -> T {
+        let output = load.await;
+        std::mem::forget(self);
+        output
+    }
+}
+
+impl Drop for CountPanics<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.load_failures.add();
+        }
+    }
+}

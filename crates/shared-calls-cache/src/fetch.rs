@@ -1,0 +1,194 @@
+//! What a loader returns, and the stored entry made from it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::builder::Config;
+
+/// A loader's result: a value (or "absent") and how it may be stored.
+///
+/// ```
+/// use shared_calls_cache::Fetch;
+/// use std::time::Duration;
+///
+/// let row = Fetch::value("row 7").ttl(Duration::from_secs(30));
+/// let gone: Fetch<&str> = Fetch::absent(); // cached for the negative TTL
+/// let volatile = Fetch::value("now").do_not_store();
+/// # let _ = (row, gone, volatile);
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Fetch<V> {
+    pub(crate) value: Option<V>,
+    pub(crate) store: bool,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) stale_while_revalidate: Option<Duration>,
+    pub(crate) stale_if_error: Option<Duration>,
+}
+
+impl<V> Fetch<V> {
+    /// A value, stored for the cache's default TTL.
+    pub fn value(value: V) -> Self {
+        Self {
+            value: Some(value),
+            store: true,
+            ttl: None,
+            stale_while_revalidate: None,
+            stale_if_error: None,
+        }
+    }
+
+    /// The key has no value (a "not found"), remembered for the cache's
+    /// negative TTL: callers receive [`LoadError::NotFound`](crate::LoadError::NotFound).
+    pub fn absent() -> Self {
+        Self {
+            value: None,
+            store: true,
+            ttl: None,
+            stale_while_revalidate: None,
+            stale_if_error: None,
+        }
+    }
+
+    /// Stores this result for `ttl` instead of the default (still clamped to
+    /// the cache's minimum and maximum, and jittered).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Do not store this result: the current waiters receive it, and the key
+    /// is remembered as hit-for-miss so that the next callers load without
+    /// queueing behind one another.
+    pub fn do_not_store(mut self) -> Self {
+        self.store = false;
+        self
+    }
+
+    /// After it expires, this entry may still answer at once for `window`
+    /// while one background refresh reloads it.
+    pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
+        self.stale_while_revalidate = Some(window);
+        self
+    }
+
+    /// After it expires, this entry may still answer for `window` when a
+    /// load fails.
+    pub fn stale_if_error(mut self, window: Duration) -> Self {
+        self.stale_if_error = Some(window);
+        self
+    }
+
+    /// Whether the result is to be stored.
+    pub fn is_stored(&self) -> bool {
+        self.store
+    }
+}
+
+/// What a stored entry holds.
+#[derive(Debug)]
+pub(crate) enum Content<V> {
+    Value(V),
+    Absent,
+    /// The last load of this key could not be stored: load without a flight.
+    HitForMiss,
+}
+
+/// Where an entry is in its life at some instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Fresh,
+    /// Expired, inside the stale-while-revalidate window.
+    Stale,
+    /// Expired; may only answer if a load fails.
+    StaleIfError,
+    Expired,
+}
+
+/// A stored entry; shared (`Arc`) between the cache and its readers.
+#[derive(Debug)]
+pub(crate) struct Entry<V> {
+    pub(crate) content: Content<V>,
+    pub(crate) loaded_at: Instant,
+    pub(crate) fresh_until: Instant,
+    stale_until: Instant,
+    error_until: Instant,
+    /// Set while a background refresh of this entry runs.
+    refreshing: AtomicBool,
+}
+
+impl<V> Entry<V> {
+    /// The entry for a loader's result, with its lifetimes from the fetch
+    /// and the cache's settings.
+    pub(crate) fn new(fetch: &Fetch<V>, value: Content<V>, config: &Config, now: Instant) -> Self {
+        let ttl = match (&fetch.ttl, &value) {
+            (Some(ttl), _) => *ttl,
+            (None, Content::Absent) => config.negative_ttl,
+            (None, _) => config.default_ttl,
+        };
+        let ttl = config
+            .jitter
+            .apply(ttl.clamp(config.min_ttl, config.max_ttl));
+        let fresh_until = now + ttl;
+        let stale_while_revalidate = fetch
+            .stale_while_revalidate
+            .unwrap_or(config.stale_while_revalidate);
+        let stale_if_error = fetch.stale_if_error.unwrap_or(config.stale_if_error);
+        Self {
+            content: value,
+            loaded_at: now,
+            fresh_until,
+            stale_until: fresh_until + stale_while_revalidate,
+            error_until: fresh_until + stale_if_error,
+            refreshing: AtomicBool::new(false),
+        }
+    }
+
+    /// A hit-for-miss marker for `ttl`.
+    pub(crate) fn hit_for_miss(ttl: Duration, now: Instant) -> Self {
+        Self {
+            content: Content::HitForMiss,
+            loaded_at: now,
+            fresh_until: now + ttl,
+            stale_until: now + ttl,
+            error_until: now + ttl,
+            refreshing: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn phase(&self, now: Instant) -> Phase {
+        if now < self.fresh_until {
+            Phase::Fresh
+        } else if now < self.stale_until {
+            Phase::Stale
+        } else if now < self.error_until {
+            Phase::StaleIfError
+        } else {
+            Phase::Expired
+        }
+    }
+
+    /// Whether the entry may answer for a failed load at `now`.
+    pub(crate) fn may_answer_error(&self, now: Instant) -> bool {
+        now < self.error_until
+    }
+
+    /// How long the store should keep the entry: until its last window ends.
+    pub(crate) fn keep_for(&self, now: Instant) -> Duration {
+        self.stale_until
+            .max(self.error_until)
+            .saturating_duration_since(now)
+    }
+
+    /// Claims the right to refresh this stale entry; true for one caller.
+    pub(crate) fn claim_refresh(&self) -> bool {
+        !self.refreshing.swap(true, Ordering::AcqRel)
+    }
+
+    /// A failed refresh lets the next stale reader try again.
+    pub(crate) fn release_refresh(&self) {
+        self.refreshing.store(false, Ordering::Release);
+    }
+}

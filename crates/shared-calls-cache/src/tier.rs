@@ -1,0 +1,164 @@
+//! The storage tier behind the cache: look up and store, nothing else.
+//!
+//! Loading is not a tier's business: the cache's flights load, then store
+//! through this boundary. A second, shared tier (Redis, for a fleet) slots in
+//! as another implementation consulted after this one inside the flight.
+
+use std::borrow::Borrow;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::ops::compute::Op;
+
+use crate::fetch::Entry;
+use crate::stats::Counters;
+
+/// One storage tier.
+pub(crate) trait Tier<K, V>: Send + Sync + 'static {
+    fn get<Q>(&self, key: &Q) -> Option<Arc<Entry<V>>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized;
+
+    fn insert(&self, key: K, entry: Arc<Entry<V>>);
+
+    /// Removes the entry of `key` only if it is still `entry`.
+    fn remove_if_same(&self, key: &K, entry: &Arc<Entry<V>>);
+
+    fn invalidate<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized;
+
+    fn invalidate_all(&self);
+
+    fn invalidate_if(&self, predicate: Box<dyn Fn(&K) -> bool + Send + Sync + 'static>);
+
+    /// Entries and their total weight (eventually consistent).
+    fn size(&self) -> (u64, u64);
+
+    /// Applies pending evictions, so that `size` is exact.
+    fn run_pending_tasks(&self);
+}
+
+/// How the in-memory tier bounds itself.
+pub(crate) enum Capacity<K, V> {
+    Entries(u64),
+    Weight {
+        max: u64,
+        weigher: Arc<dyn Fn(&K, &V) -> u32 + Send + Sync + 'static>,
+    },
+}
+
+/// The in-memory tier: a moka cache whose entries live until their last
+/// stale window ends.
+pub(crate) struct MokaTier<K, V> {
+    cache: moka::sync::Cache<K, Arc<Entry<V>>>,
+}
+
+/// Each entry's lifetime in moka is its own: fresh time plus stale windows.
+struct KeepFor;
+
+impl<K, V> moka::Expiry<K, Arc<Entry<V>>> for KeepFor {
+    fn expire_after_create(
+        &self,
+        _: &K,
+        entry: &Arc<Entry<V>>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(entry.keep_for(tokio::time::Instant::now()))
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &K,
+        entry: &Arc<Entry<V>>,
+        _: std::time::Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(entry.keep_for(tokio::time::Instant::now()))
+    }
+}
+
+impl<K, V> MokaTier<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    pub(crate) fn new(capacity: Capacity<K, V>, counters: Arc<Counters>) -> Self {
+        let builder = moka::sync::Cache::builder()
+            .expire_after(KeepFor)
+            .support_invalidation_closures()
+            .eviction_listener(move |_, _, cause| {
+                if cause == moka::notification::RemovalCause::Size {
+                    counters.evictions.add();
+                }
+            });
+        let cache = match capacity {
+            Capacity::Entries(max) => builder.max_capacity(max).build(),
+            Capacity::Weight { max, weigher } => builder
+                .max_capacity(max)
+                .weigher(move |key: &K, entry: &Arc<Entry<V>>| match &entry.content {
+                    crate::fetch::Content::Value(value) => weigher(key, value).max(1),
+                    _ => 1,
+                })
+                .build(),
+        };
+        Self { cache }
+    }
+}
+
+impl<K, V> Tier<K, V> for MokaTier<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    fn get<Q>(&self, key: &Q) -> Option<Arc<Entry<V>>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.cache.get(key)
+    }
+
+    fn insert(&self, key: K, entry: Arc<Entry<V>>) {
+        self.cache.insert(key, entry);
+    }
+
+    fn remove_if_same(&self, key: &K, entry: &Arc<Entry<V>>) {
+        self.cache
+            .entry_by_ref(key)
+            .and_compute_with(|current| match current {
+                Some(current) if Arc::ptr_eq(current.value(), entry) => Op::Remove,
+                _ => Op::Nop,
+            });
+    }
+
+    fn invalidate<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.cache.invalidate(key);
+    }
+
+    fn invalidate_all(&self) {
+        self.cache.invalidate_all();
+    }
+
+    fn invalidate_if(&self, predicate: Box<dyn Fn(&K) -> bool + Send + Sync + 'static>) {
+        // Only fails when closures are not supported, which `new` enables.
+        let _ = self
+            .cache
+            .invalidate_entries_if(move |key, _| predicate(key));
+    }
+
+    fn size(&self) -> (u64, u64) {
+        (self.cache.entry_count(), self.cache.weighted_size())
+    }
+
+    fn run_pending_tasks(&self) {
+        self.cache.run_pending_tasks();
+    }
+}
