@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use crate::FlightError;
 use crate::flight::{Flight, Work, poll_work};
 use crate::group::Config;
-use crate::sync::Arc;
+use crate::sync::{Arc, Exclusive};
 
 /// Where a caller's value came from: go-zero's `DoEx` flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,13 +39,15 @@ where
 
 /// A follower's own work, made only if it stops waiting.
 #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
-type MakeWork<T> = Box<dyn FnOnce(Source) -> Work<T> + Send + 'static>;
+type MakeWork<T> = Exclusive<Box<dyn FnOnce(Source) -> Work<T> + Send + 'static>>;
 
+/// The work and the closure are only `Send`; they are reached through `&mut`
+/// alone ([`Exclusive`]), which keeps `Call` `Sync`.
 enum State<K, T> {
     /// Polling the flight's work: the leader, or a follower that took over.
     Drive {
         flight: Arc<Flight<K, T>>,
-        work: Work<T>,
+        work: Exclusive<Work<T>>,
         source: Source,
     },
     /// Waiting for another caller to complete the flight.
@@ -59,7 +61,7 @@ enum State<K, T> {
     },
     /// Running this caller's own work outside any flight.
     Alone {
-        work: Work<T>,
+        work: Exclusive<Work<T>>,
         source: Source,
     },
     Refused,
@@ -75,11 +77,11 @@ where
         flight: Arc<Flight<K, T>>,
         work: impl Future<Output = T> + Send + 'static,
     ) -> Self {
-        let work = Box::pin(work);
+        let work: Work<T> = Box::pin(work);
         Self {
             state: State::Drive {
                 flight,
-                work,
+                work: Exclusive::new(work),
                 source: Source::Fresh,
             },
         }
@@ -95,27 +97,38 @@ where
         W: FnOnce(Source) -> F + Send + 'static,
         F: Future<Output = T> + Send + 'static,
     {
-        #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
-        let timeout = config.wait_timeout.map(|timeout| {
-            let make_work: MakeWork<T> = Box::new(move |source| Box::pin(make_work(source)));
-            (make_work, Box::pin(tokio::time::sleep(timeout)))
-        });
-        #[cfg(not(all(feature = "tokio", not(shared_calls_loom))))]
-        let _ = (make_work, config);
-        Self {
+        // Built first, so that the slot is given back if anything below
+        // panics (`sleep` does outside a tokio runtime with timers).
+        #[cfg_attr(
+            not(all(feature = "tokio", not(shared_calls_loom))),
+            expect(unused_mut, reason = "no timeout to set")
+        )]
+        let mut call = Self {
             state: State::Wait {
                 flight,
                 slot,
                 #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
-                timeout,
+                timeout: None,
             },
+        };
+        #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
+        if let Some(wait) = config.wait_timeout
+            && let State::Wait { timeout, .. } = &mut call.state
+        {
+            let deadline = Box::pin(tokio::time::sleep(wait));
+            let make_work: Box<dyn FnOnce(Source) -> Work<T> + Send> =
+                Box::new(move |source| Box::pin(make_work(source)));
+            *timeout = Some((Exclusive::new(make_work), deadline));
         }
+        #[cfg(not(all(feature = "tokio", not(shared_calls_loom))))]
+        let _ = (make_work, config);
+        call
     }
 
     pub(crate) fn alone(work: impl Future<Output = T> + Send + 'static) -> Self {
         Self {
             state: State::Alone {
-                work: Box::pin(work),
+                work: Exclusive::new(Box::pin(work)),
                 source: Source::Fresh,
             },
         }
@@ -132,7 +145,7 @@ where
         let State::Drive { work, .. } = &mut self.state else {
             unreachable!("poll_drive outside Drive")
         };
-        let output = std::task::ready!(poll_work(work, cx));
+        let output = std::task::ready!(poll_work(work.get_mut(), cx));
         let State::Drive { flight, source, .. } =
             std::mem::replace(&mut self.state, State::Finished)
         else {
@@ -173,18 +186,18 @@ where
                 Err(error) => Err(error.clone()),
             }));
         }
-        if state.heir == Some(slot) {
-            if let Some(work) = state.orphan.take() {
-                state.heir = None;
-                state.waiters.remove(slot);
-                drop(state);
-                self.state = State::Drive {
-                    flight,
-                    work,
-                    source: Source::Shared,
-                };
-                return Poll::Ready(None);
-            }
+        // Orphaned work goes to the first waiter that polls: the heir, which
+        // was woken for it, or any other that happens to be polled first.
+        if let Some(work) = state.orphan.take() {
+            state.heir = None;
+            state.waiters.remove(slot);
+            drop(state);
+            self.state = State::Drive {
+                flight,
+                work: Exclusive::new(work),
+                source: Source::Shared,
+            };
+            return Poll::Ready(None);
         }
         state.waiters.register(slot, cx.waker());
         drop(state);
@@ -193,22 +206,21 @@ where
             timeout: Some((_, deadline)),
             ..
         } = &mut self.state
+            && deadline.as_mut().poll(cx).is_ready()
         {
-            if deadline.as_mut().poll(cx).is_ready() {
-                let State::Wait {
-                    timeout: Some((make_work, _)),
-                    ..
-                } = std::mem::replace(&mut self.state, State::Finished)
-                else {
-                    unreachable!()
-                };
-                Flight::leave(&flight, slot);
-                self.state = State::Alone {
-                    work: make_work(Source::TimedOut),
-                    source: Source::TimedOut,
-                };
-                return Poll::Ready(None);
-            }
+            let State::Wait {
+                timeout: Some((make_work, _)),
+                ..
+            } = std::mem::replace(&mut self.state, State::Finished)
+            else {
+                unreachable!()
+            };
+            Flight::leave(&flight, slot);
+            self.state = State::Alone {
+                work: Exclusive::new(make_work.into_inner()(Source::TimedOut)),
+                source: Source::TimedOut,
+            };
+            return Poll::Ready(None);
         }
         Poll::Pending
     }
@@ -218,7 +230,7 @@ where
             unreachable!("poll_alone outside Alone")
         };
         let source = *source;
-        let output = std::task::ready!(poll_work(work, cx));
+        let output = std::task::ready!(poll_work(work.get_mut(), cx));
         self.state = State::Finished;
         Poll::Ready(
             output
@@ -263,7 +275,9 @@ where
 {
     fn drop(&mut self) {
         match std::mem::replace(&mut self.state, State::Finished) {
-            State::Drive { flight, work, .. } => Flight::hand_off(&flight, work, true),
+            State::Drive { flight, work, .. } => {
+                Flight::hand_off(&flight, work.into_inner(), true);
+            }
             State::Wait { flight, slot, .. } => Flight::leave(&flight, slot),
             State::Alone { .. } | State::Refused | State::Finished => {}
         }

@@ -204,11 +204,18 @@ impl Waiters {
         }
     }
 
+    /// The waiter to hand orphaned work to: preferably one that has been
+    /// polled (it has a waker, so it can be told), else any.
     fn first(&self) -> Option<(usize, Option<Waker>)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .find_map(|(slot, waiter)| waiter.as_ref().map(|waker| (slot, waker.clone())))
+        let mut unpolled = None;
+        for (slot, waiter) in self.slots.iter().enumerate() {
+            match waiter {
+                Some(Some(waker)) => return Some((slot, Some(waker.clone()))),
+                Some(None) if unpolled.is_none() => unpolled = Some((slot, None)),
+                _ => {}
+            }
+        }
+        unpolled
     }
 
     fn wake_all(self) {

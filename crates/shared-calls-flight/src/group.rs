@@ -129,8 +129,9 @@ impl<K, T> Inner<K, T> {
 /// A flight belongs to no single caller. The work is polled by one waiter at
 /// a time, the leader at first; when that waiter is dropped (a client
 /// disconnects, a timeout fires, a `select!` picks another branch), the work
-/// is handed, as it is, to another waiter, which carries on polling it. It is
-/// never restarted and never fails for that reason: the backend sees one call.
+/// is handed, as it is, to another waiter (one that is being polled, when
+/// there is one), which carries on polling it. It is never restarted and
+/// never fails for that reason: the backend sees one call.
 /// When the last waiter is dropped, the flight is abandoned: by default the
 /// work is dropped and the key forgotten; with
 /// [`Abandoned::Finish`](crate::Abandoned) (feature `tokio`) it is driven to
@@ -255,19 +256,34 @@ where
     {
         let hash = self.inner.hasher.hash_one(key);
         let mut map = lock(self.inner.shard(hash));
-        match map.get(&hash) {
+        let joined = match map.get(&hash) {
+            // The follower's handle is cloned under the shard lock, before
+            // the flight can complete: `Flight::complete` counts handles.
             Some(flight) if flight.key.borrow() == key => match flight.join(&self.inner.config) {
-                Some(slot) => Call::follow(flight.clone(), slot, make_work, &self.inner.config),
-                None => Call::refused(),
+                Some(slot) => Joined::Follow(flight.clone(), slot),
+                None => Joined::Refused,
             },
             // A hash collision with another key: run alone rather than share.
-            Some(_) => Call::alone(make_work(crate::Source::Fresh)),
+            Some(_) => Joined::Alone,
             None => {
                 let flight = Arc::new(Flight::new(key.to_owned(), hash, self.inner.clone()));
                 map.insert(hash, flight.clone());
-                drop(map);
-                Call::lead(flight, make_work(crate::Source::Fresh))
+                Joined::Lead(flight)
             }
+        };
+        drop(map);
+        // Calling, boxing or dropping `make_work` runs user code, which may
+        // call into this group: never under the shard lock.
+        match joined {
+            Joined::Lead(flight) => Call::lead(flight, make_work(crate::Source::Fresh)),
+            Joined::Follow(flight, slot) => {
+                Call::follow(flight, slot, make_work, &self.inner.config)
+            }
+            Joined::Refused => {
+                drop(make_work);
+                Call::refused()
+            }
+            Joined::Alone => Call::alone(make_work(crate::Source::Fresh)),
         }
     }
 
@@ -311,6 +327,14 @@ impl<K, T> Group<K, T> {
     }
 }
 
+/// How a new call relates to the flight of its key.
+enum Joined<K, T> {
+    Lead(Arc<Flight<K, T>>),
+    Follow(Arc<Flight<K, T>>, usize),
+    Refused,
+    Alone,
+}
+
 /// Settings of a [`Group`].
 #[must_use]
 pub struct GroupBuilder<K, T> {
@@ -351,6 +375,10 @@ impl<K, T> GroupBuilder<K, T> {
     /// [`Source::TimedOut`](crate::Source::TimedOut) (nginx's
     /// `proxy_cache_lock_timeout`). A follower that has taken over polling
     /// the flight's work is no longer waiting and does not time out.
+    ///
+    /// With a wait timeout, followers must be created inside a tokio runtime
+    /// with its time driver enabled (the timer starts when the follower
+    /// joins); elsewhere, creating one panics.
     #[cfg(feature = "tokio")]
     pub fn wait_timeout(mut self, timeout: Duration) -> Self {
         self.config.wait_timeout = Some(timeout);

@@ -114,6 +114,7 @@ fn public_types_are_send_and_sync() {
     assert_send::<Group<String, Vec<u8>>>();
     assert_sync::<Group<String, Vec<u8>>>();
     assert_send::<Call<String, Vec<u8>>>();
+    assert_sync::<Call<String, Vec<u8>>>();
     assert_send::<FlightError>();
     assert_sync::<FlightError>();
     assert_send::<GroupBuilder<String, Vec<u8>>>();
@@ -773,4 +774,70 @@ fn polling_a_finished_call_panics() {
     let mut cx = std::task::Context::from_waker(&waker);
     assert!(std::pin::Pin::new(&mut call).poll(&mut cx).is_ready());
     let _ = std::pin::Pin::new(&mut call).poll(&mut cx);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_work_goes_to_a_waiter_that_is_being_polled() {
+    let group: Group<&'static str, u32> = Group::new();
+    let (probe, gate) = (Arc::new(Probe::default()), Arc::new(Gate::default()));
+    let unused = Arc::new(Probe::default());
+
+    let leader = tokio::spawn(group.call_ex(&"k", gated(&probe, &gate, 1)));
+    until_started(&probe).await;
+    // Joined, but held by a caller that is busy elsewhere and not polling it.
+    let idle = group.call_ex(&"k", never(&unused, 2));
+    let active = tokio::spawn(group.call_ex(&"k", never(&unused, 3)));
+    settle().await;
+    leader.abort();
+    assert!(bounded(leader).await.unwrap_err().is_cancelled());
+    settle().await;
+
+    gate.open();
+    assert_eq!(bounded(active).await.unwrap().unwrap(), (1, Source::Shared));
+    assert_eq!(bounded(idle).await.unwrap(), (1, Source::Shared));
+    assert_eq!(
+        (probe.started(), probe.finished(), unused.started()),
+        (1, 1, 0)
+    );
+    assert!(group.is_empty());
+}
+
+/// Calls into its group when dropped.
+struct Reenter(Group<u8, u8>);
+
+impl Drop for Reenter {
+    fn drop(&mut self) {
+        let _ = self.0.len();
+        let _ = self.0.forget(&2);
+    }
+}
+
+#[test]
+fn a_work_dropped_at_once_may_call_into_its_group() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let group = Group::<u8, u8>::builder().max_waiters(1).build();
+        let leader = group.call_ex(&1, std::future::pending());
+        // A follower drops its work when it joins; a refused caller too.
+        let reenter = |group: &Group<u8, u8>| {
+            let guard = Reenter(group.clone());
+            async move {
+                drop(guard);
+                1
+            }
+        };
+        let follower = group.call_ex(&1, reenter(&group));
+        let refused = group.call_ex(&1, reenter(&group));
+        assert_eq!(
+            refused.now_or_never(),
+            Some(Err(FlightError::TooManyWaiters))
+        );
+        drop(follower);
+        drop(leader);
+        assert!(group.is_empty());
+        done.send(()).unwrap();
+    });
+    finished
+        .recv_timeout(LIMIT)
+        .expect("dropping a work under the group's lock deadlocked");
 }
