@@ -81,6 +81,16 @@ pub struct CacheBuilder<K, V> {
     _types: PhantomData<fn(K, V)>,
 }
 
+impl<K, V> Clone for CacheBuilder<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            capacity: self.capacity.clone(),
+            _types: PhantomData,
+        }
+    }
+}
+
 impl<K, V> fmt::Debug for CacheBuilder<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let capacity = match &self.capacity {

@@ -335,7 +335,7 @@ where
             }
             let hash = self.inner.hasher.hash_one(&key);
             let generation = self.inner.generations.snapshot(hash);
-            let fetched = CountPanics(&self.inner.counters).run(load()).await;
+            let fetched = self.catch_panic(async move { load().await }).await?;
             self.settle(key, hash, generation, fetched, may_store)
         }
     }
@@ -349,7 +349,7 @@ where
     {
         let hash = self.inner.hasher.hash_one(&key);
         let generation = self.inner.generations.snapshot(hash);
-        let fetched = CountPanics(&self.inner.counters).run(load()).await;
+        let fetched = self.catch_panic(async move { load().await }).await?;
         let loaded = self.settle(key, hash, generation, fetched, true)?;
         let outcome = if loaded.outcome == Outcome::Miss {
             Outcome::Pass
@@ -436,6 +436,23 @@ where
         }
     }
 
+    /// Runs a load, turning its panic into [`LoadError::Panicked`] for every
+    /// waiter (counted once, as a failed load).
+    async fn catch_panic<T>(&self, load: impl Future<Output = T>) -> Result<T, LoadError<E>> {
+        let mut load = std::pin::pin!(load);
+        std::future::poll_fn(|cx| {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load.as_mut().poll(cx)))
+            {
+                Ok(poll) => poll.map(Ok),
+                Err(payload) => {
+                    self.inner.counters.load_failures.add();
+                    std::task::Poll::Ready(Err(flight_error(FlightError::from_panic(&*payload))))
+                }
+            }
+        })
+        .await
+    }
+
     /// Stores `entry` unless `key` was invalidated since `generation`; an
     /// invalidation racing the insert undoes it. Returns whether it stays.
     fn store(&self, key: K, hash: u64, generation: Generation, entry: &Arc<Entry<V>>) -> bool {
@@ -488,24 +505,5 @@ fn flight_error<E>(error: FlightError) -> LoadError<E> {
         FlightError::TooManyWaiters => LoadError::Overloaded,
         FlightError::Panicked { message } => LoadError::Panicked(message),
         other => LoadError::Panicked(other.to_string().into()),
-    }
-}
-
-/// Counts a load that panics, once, as its stack unwinds.
-struct CountPanics<'a>(&'a Counters);
-
-impl CountPanics<'_> {
-    async fn run<T>(self, load: impl Future<Output = T>) -> T {
-        let output = load.await;
-        std::mem::forget(self);
-        output
-    }
-}
-
-impl Drop for CountPanics<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.load_failures.add();
-        }
     }
 }

@@ -51,6 +51,18 @@ pub(crate) enum Capacity<K, V> {
     },
 }
 
+impl<K, V> Clone for Capacity<K, V> {
+    fn clone(&self) -> Self {
+        match self {
+            Capacity::Entries(max) => Capacity::Entries(*max),
+            Capacity::Weight { max, weigher } => Capacity::Weight {
+                max: *max,
+                weigher: weigher.clone(),
+            },
+        }
+    }
+}
+
 /// The in-memory tier: a moka cache whose entries live until their last
 /// stale window ends.
 pub(crate) struct MokaTier<K, V> {

@@ -157,7 +157,7 @@ where
                 Poll::Ready(Flight::complete(&flight, Ok(value)).map(|value| (value, source)))
             }
             Err(payload) => {
-                let error = FlightError::panicked(&*payload);
+                let error = FlightError::from_panic(&*payload);
                 drop(Flight::complete(&flight, Err(error.clone())));
                 if resume {
                     std::panic::resume_unwind(payload);
@@ -235,7 +235,7 @@ where
         Poll::Ready(
             output
                 .map(|value| (value, source))
-                .map_err(|payload| FlightError::panicked(&*payload)),
+                .map_err(|payload| FlightError::from_panic(&*payload)),
         )
     }
 }

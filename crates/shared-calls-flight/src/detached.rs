@@ -57,7 +57,7 @@ where
         };
         let output = std::task::ready!(crate::flight::poll_work(work, cx));
         self.work = None;
-        let output = output.map_err(|payload| crate::FlightError::panicked(&*payload));
+        let output = output.map_err(|payload| crate::FlightError::from_panic(&*payload));
         drop(Flight::complete(&self.flight, output));
         std::task::Poll::Ready(())
     }

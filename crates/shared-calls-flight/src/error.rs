@@ -22,7 +22,9 @@ pub enum FlightError {
 }
 
 impl FlightError {
-    pub(crate) fn panicked(payload: &(dyn Any + Send)) -> Self {
+    /// The error for a caught panic's payload, keeping its message when the
+    /// payload is a string.
+    pub fn from_panic(payload: &(dyn Any + Send)) -> Self {
         let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
             Arc::from(*s)
         } else if let Some(s) = payload.downcast_ref::<String>() {

@@ -1,0 +1,141 @@
+//! The policy for services whose responses can be cloned.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use shared_calls_cache::Fetch;
+use tower_service::Service;
+
+use crate::policy::{Admission, Answer, Policy, Rejected, ServicePolicy};
+
+/// Shares and stores the inner service's responses by cloning them: for a
+/// database client, a typed RPC stub, any service whose `Response: Clone`.
+///
+/// `K` is the key, `T` the response, `E` the inner service's error. Errors
+/// need not be `Clone`: they are shared as [`SharedError::Inner`] in an
+/// `Arc`. Every successful response is stored for the cache's TTL.
+pub struct CloneResponses<K, T, E> {
+    _types: PhantomData<fn() -> (K, T, E)>,
+}
+
+impl<K, T, E> Default for CloneResponses<K, T, E> {
+    fn default() -> Self {
+        Self {
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, T, E> Clone for CloneResponses<K, T, E> {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl<K, T, E> fmt::Debug for CloneResponses<K, T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CloneResponses")
+    }
+}
+
+/// The error of a service wrapped with [`CloneResponses`]: the inner
+/// service's error, shared by every caller of the failed flight, or why the
+/// caller received no answer.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SharedError<E> {
+    /// The inner service failed.
+    Inner(Arc<E>),
+    /// The inner service panicked, or too many callers waited for the key.
+    Rejected(Rejected),
+}
+
+impl<E> Clone for SharedError<E> {
+    fn clone(&self) -> Self {
+        match self {
+            SharedError::Inner(error) => SharedError::Inner(error.clone()),
+            SharedError::Rejected(rejected) => SharedError::Rejected(rejected.clone()),
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for SharedError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SharedError::Inner(error) => error.fmt(f),
+            SharedError::Rejected(rejected) => rejected.fmt(f),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for SharedError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SharedError::Inner(error) => Some(&**error),
+            SharedError::Rejected(rejected) => Some(rejected),
+        }
+    }
+}
+
+impl<K, T, E> Policy for CloneResponses<K, T, E>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    type Key = K;
+    type Shared = T;
+    type Failure = Arc<E>;
+}
+
+impl<Req, S, K, T, E> ServicePolicy<Req, S> for CloneResponses<K, T, E>
+where
+    S: Service<Req, Response = T, Error = E>,
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
+    type Response = T;
+    type Error = SharedError<E>;
+    type Context = ();
+    type Share = std::future::Ready<Fetch<T>>;
+
+    fn admit(&self, _: &Req) -> Admission {
+        Admission::Share
+    }
+
+    fn context(&self, _: &Req) -> Self::Context {}
+
+    fn share(&self, response: T, _: &()) -> Self::Share {
+        std::future::ready(Fetch::value(response))
+    }
+
+    fn fail(&self, error: E, _: &()) -> Arc<E> {
+        Arc::new(error)
+    }
+
+    fn respond_hit(&self, shared: &T, _: &Answer, _: &Req) -> Option<T> {
+        Some(shared.clone())
+    }
+
+    fn respond(&self, shared: &T, _: &Answer, _: &(), _: Option<&Req>) -> Option<T> {
+        Some(shared.clone())
+    }
+
+    fn respond_failure(&self, failure: &Arc<E>, _: &Answer, _: &()) -> Result<T, SharedError<E>> {
+        Err(SharedError::Inner(failure.clone()))
+    }
+
+    fn respond_rejected(&self, rejected: Rejected, _: &()) -> Result<T, SharedError<E>> {
+        Err(SharedError::Rejected(rejected))
+    }
+
+    fn map_error(&self, error: E) -> SharedError<E> {
+        SharedError::Inner(Arc::new(error))
+    }
+
+    fn pass_through(&self, result: Result<T, E>, _: &Answer, _: &()) -> Result<T, SharedError<E>> {
+        result.map_err(|error| SharedError::Inner(Arc::new(error)))
+    }
+}

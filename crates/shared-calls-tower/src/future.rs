@@ -1,0 +1,138 @@
+//! [`ResponseFuture`]: the future of a [`SharedCalls`](crate::SharedCalls) call.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use crate::layer::PolicyCache;
+use crate::policy::{Answer, ServicePolicy};
+
+type SharedFuture<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send + 'static>>;
+
+pin_project! {
+    /// The response future of [`SharedCalls`](crate::SharedCalls).
+    pub struct ResponseFuture<Req, S, P>
+    where
+        S: Service<Req>,
+        P: ServicePolicy<Req, S>,
+    {
+        #[pin]
+        state: State<Req, S, P>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<Req, S, P>
+    where
+        S: Service<Req>,
+        P: ServicePolicy<Req, S>,
+    {
+        /// A fresh hit, answered in `call`.
+        Ready { response: Option<Result<P::Response, P::Error>> },
+        /// The inner service's own call, passed through.
+        Bypass {
+            #[pin]
+            future: S::Future,
+            policy: P,
+            context: P::Context,
+            answer: Answer,
+            invalidate: Option<(PolicyCache<P>, P::Key)>,
+        },
+        /// Through the cache and the key's flight.
+        Shared { future: SharedFuture<P::Response, P::Error> },
+    }
+}
+
+impl<Req, S, P> ResponseFuture<Req, S, P>
+where
+    S: Service<Req>,
+    P: ServicePolicy<Req, S>,
+{
+    pub(crate) fn ready(response: Result<P::Response, P::Error>) -> Self {
+        Self {
+            state: State::Ready {
+                response: Some(response),
+            },
+        }
+    }
+
+    pub(crate) fn bypass(
+        future: S::Future,
+        policy: P,
+        context: P::Context,
+        answer: Answer,
+        invalidate: Option<(PolicyCache<P>, P::Key)>,
+    ) -> Self {
+        Self {
+            state: State::Bypass {
+                future,
+                policy,
+                context,
+                answer,
+                invalidate,
+            },
+        }
+    }
+
+    pub(crate) fn shared(future: SharedFuture<P::Response, P::Error>) -> Self {
+        Self {
+            state: State::Shared { future },
+        }
+    }
+}
+
+impl<Req, S, P> Future for ResponseFuture<Req, S, P>
+where
+    S: Service<Req>,
+    P: ServicePolicy<Req, S>,
+{
+    type Output = Result<P::Response, P::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Ready { response } => Poll::Ready(
+                response
+                    .take()
+                    .expect("`ResponseFuture` polled after completion"),
+            ),
+            StateProj::Bypass {
+                future,
+                policy,
+                context,
+                answer,
+                invalidate,
+            } => {
+                let result = ready!(future.poll(cx));
+                if let (Ok(response), Some((cache, key))) = (&result, invalidate.take()) {
+                    if policy.confirms_invalidation(response) {
+                        cache.invalidate(&key);
+                    }
+                }
+                Poll::Ready(policy.pass_through(result, answer, context))
+            }
+            StateProj::Shared { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<Req, S, P> fmt::Debug for ResponseFuture<Req, S, P>
+where
+    S: Service<Req>,
+    P: ServicePolicy<Req, S>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Ready { .. } => "ready",
+            State::Bypass { .. } => "bypass",
+            State::Shared { .. } => "shared",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
