@@ -181,23 +181,22 @@ where
     {
         let now = Instant::now();
         let stored = self.inner.tier.get(key);
-        let result = match stored
+        let (result, outcome) = match stored
             .as_ref()
             .map(|entry| (entry, entry.phase(now), &entry.content))
         {
             Some((_, Phase::Fresh, Content::HitForMiss)) => self.pass(key.to_owned(), load).await,
-            Some((entry, Phase::Fresh, _)) => answer(entry, Outcome::Hit, false, now),
+            Some((entry, Phase::Fresh, _)) => {
+                (answer(entry, Outcome::Hit, false, now), Outcome::Hit)
+            }
             Some((entry, Phase::Stale, Content::Value(_))) => {
                 self.refresh_in_background(key, entry.clone(), load);
-                answer(entry, Outcome::Stale, false, now)
+                (answer(entry, Outcome::Stale, false, now), Outcome::Stale)
             }
             _ => self.load_in_flight(key, load).await,
         };
-        let outcome = match &result {
-            Ok(lookup) => lookup.outcome,
-            Err(LoadError::NotFound) => Outcome::Hit,
-            Err(_) => Outcome::Miss,
-        };
+        // Errors and "not found" count under the outcome of the lookup that
+        // produced them, like values.
         self.inner.counters.record(outcome);
         tracing::debug!(outcome = outcome.as_str(), "shared-calls cache lookup");
         result
@@ -283,8 +282,13 @@ where
         self.inner.flights.len()
     }
 
-    /// A miss: join or lead the key's flight.
-    async fn load_in_flight<Q, F, Fut>(&self, key: &Q, load: F) -> Result<Lookup<V>, LoadError<E>>
+    /// A miss: join or lead the key's flight. Also returns the lookup's
+    /// outcome, which an error or "not found" does not carry.
+    async fn load_in_flight<Q, F, Fut>(
+        &self,
+        key: &Q,
+        load: F,
+    ) -> (Result<Lookup<V>, LoadError<E>>, Outcome)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
@@ -297,66 +301,73 @@ where
             .inner
             .flights
             .call_with(key, move |source| cache.flight_work(owned, load, source));
-        let (flown, source) = call.await.map_err(flight_error)?;
-        let loaded = flown?;
-        let outcome = match (source, loaded.outcome) {
+        let (flown, source) = match call.await {
+            Ok(flown) => flown,
+            Err(error) => return (Err(flight_error(error)), Outcome::Miss),
+        };
+        let own = flown
+            .as_ref()
+            .map_or(Outcome::Miss, |loaded| loaded.outcome);
+        let outcome = match (source, own) {
             (Source::TimedOut, _) => Outcome::LockTimeout,
             (Source::Shared, Outcome::Miss) => Outcome::Collapsed,
             (_, outcome) => outcome,
         };
-        answer(&loaded.entry, outcome, loaded.stored, Instant::now())
+        let result =
+            flown.and_then(|loaded| answer(&loaded.entry, outcome, loaded.stored, Instant::now()));
+        (result, outcome)
     }
 
     /// The work of a flight (`source` is `Fresh`), or of a caller that stopped
     /// waiting for one (`TimedOut`), which must not store.
-    fn flight_work<F, Fut>(
-        self,
-        key: K,
-        load: F,
-        source: Source,
-    ) -> impl Future<Output = Flown<V, E>> + Send + 'static
+    async fn flight_work<F, Fut>(self, key: K, load: F, source: Source) -> Flown<V, E>
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
-        async move {
-            let may_store = source == Source::Fresh;
-            if may_store {
-                if let Some(entry) = self.inner.tier.get(&key) {
-                    let fresh = entry.phase(Instant::now()) == Phase::Fresh;
-                    if fresh && !matches!(entry.content, Content::HitForMiss) {
-                        return Ok(Loaded {
-                            entry,
-                            outcome: Outcome::Hit,
-                            stored: false,
-                        });
-                    }
-                }
+        let may_store = source == Source::Fresh;
+        if may_store && let Some(entry) = self.inner.tier.get(&key) {
+            let fresh = entry.phase(Instant::now()) == Phase::Fresh;
+            if fresh && !matches!(entry.content, Content::HitForMiss) {
+                return Ok(Loaded {
+                    entry,
+                    outcome: Outcome::Hit,
+                    stored: false,
+                });
             }
-            let hash = self.inner.hasher.hash_one(&key);
-            let generation = self.inner.generations.snapshot(hash);
-            let fetched = self.catch_panic(async move { load().await }).await?;
-            self.settle(key, hash, generation, fetched, may_store)
         }
+        let hash = self.inner.hasher.hash_one(&key);
+        let generation = self.inner.generations.snapshot(hash);
+        let fetched = self.catch_panic(async move { load().await }).await?;
+        self.settle(key, hash, generation, fetched, may_store)
     }
 
     /// A hit-for-miss key: load without a flight; store if the result now
     /// allows it.
-    async fn pass<F, Fut>(&self, key: K, load: F) -> Result<Lookup<V>, LoadError<E>>
+    async fn pass<F, Fut>(&self, key: K, load: F) -> (Result<Lookup<V>, LoadError<E>>, Outcome)
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
         let hash = self.inner.hasher.hash_one(&key);
         let generation = self.inner.generations.snapshot(hash);
-        let fetched = self.catch_panic(async move { load().await }).await?;
-        let loaded = self.settle(key, hash, generation, fetched, true)?;
+        let loaded = self
+            .catch_panic(async move { load().await })
+            .await
+            .and_then(|fetched| self.settle(key, hash, generation, fetched, true));
+        let loaded = match loaded {
+            Ok(loaded) => loaded,
+            Err(error) => return (Err(error), Outcome::Pass),
+        };
         let outcome = if loaded.outcome == Outcome::Miss {
             Outcome::Pass
         } else {
             loaded.outcome
         };
-        answer(&loaded.entry, outcome, loaded.stored, Instant::now())
+        (
+            answer(&loaded.entry, outcome, loaded.stored, Instant::now()),
+            outcome,
+        )
     }
 
     /// Starts one refresh of a stale entry, unless one already runs.

@@ -42,13 +42,13 @@ pub(crate) trait Tier<K, V>: Send + Sync + 'static {
     fn run_pending_tasks(&self);
 }
 
+/// A user's weigher of entries.
+pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync + 'static>;
+
 /// How the in-memory tier bounds itself.
 pub(crate) enum Capacity<K, V> {
     Entries(u64),
-    Weight {
-        max: u64,
-        weigher: Arc<dyn Fn(&K, &V) -> u32 + Send + Sync + 'static>,
-    },
+    Weight { max: u64, weigher: Weigher<K, V> },
 }
 
 impl<K, V> Clone for Capacity<K, V> {
