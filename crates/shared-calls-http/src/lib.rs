@@ -1,5 +1,59 @@
-//! The HTTP policy of shared-calls.
+//! The HTTP policy of shared-calls: put `.layer(SharedCallsLayer::new(key_fn))`
+//! in front of an axum `Router`, a hyper service or a tonic `Channel`, and
+//! concurrent identical requests reach the backend once, while fresh
+//! answers are kept per RFC 9111's rules for a shared cache.
+//!
+//! - [`HttpPolicy`]: admission (only `GET`/`HEAD`; no credentials, ranges or
+//!   conditionals unless keyed), storability and freshness ([`freshness`],
+//!   [`cache_control`]), body buffering up to a limit with trailers
+//!   ([`body`]), and what every answer says about itself.
+//! - [`default_key`]: scheme, authority, path and query.
+//! - [`BufferRequestLayer`] and [`grpc_key`]: unary gRPC calls keyed by their
+//!   request message.
+//!
+//! Every response carries an [`Outcome`] extension and, unless turned off,
+//! an RFC 9211 `Cache-Status` header:
+//!
+//! | outcome | `Cache-Status` | `X-Cache-Status` |
+//! |---|---|---|
+//! | hit | `shared-calls; hit; ttl=42` | `HIT` |
+//! | miss, stored | `shared-calls; fwd=miss; stored; ttl=60` | `MISS` |
+//! | collapsed | `shared-calls; fwd=miss; collapsed; stored; ttl=60` | `HIT` |
+//! | stale-while-revalidate | `shared-calls; hit; fwd=stale; detail=stale-while-revalidate` | `UPDATING` |
+//! | stale-if-error | `shared-calls; fwd=stale; detail=stale-if-error` | `STALE` |
+//! | hit-for-miss | `shared-calls; fwd=miss; detail=hit-for-miss` | `MISS` |
+//! | lock timeout | `shared-calls; fwd=miss; detail=lock-timeout` | `MISS` |
+//! | bypass | `shared-calls; fwd=bypass; detail=method` | `BYPASS` |
+//!
+//! Cached answers (hit, stale, collapsed) carry `Age`. Failures become
+//! responses and the inner error type is untouched: a panicking inner
+//! service gives every waiter a `500` (`detail=panicked`), an inner error
+//! goes back, as it is, to the request whose call failed while the others
+//! waiting for it get a `502` (`detail=upstream-error`), and a `5xx` answer
+//! is shared with the requests waiting for it but never stored.
 
 pub mod body;
 pub mod cache_control;
 pub mod freshness;
+mod grpc;
+mod key;
+mod policy;
+mod shared;
+mod status;
+
+pub use body::SharedBody;
+pub use grpc::{BufferRequest, BufferRequestLayer, BufferedRequest, grpc_key};
+pub use key::{HttpKey, default_key};
+pub use policy::{HttpContext, HttpPolicy};
+pub use shared::{HttpFailure, HttpShared};
+pub use shared_calls_tower::Outcome;
+
+/// The layer with the HTTP policy: `.layer(SharedCallsLayer::new(key_fn))`.
+pub type SharedCallsLayer<F> = shared_calls_tower::SharedCallsLayer<F, HttpPolicy>;
+
+/// The service of [`SharedCallsLayer`].
+pub type SharedCalls<S, F> = shared_calls_tower::SharedCalls<S, F, HttpPolicy>;
+
+/// The cache of the HTTP layer: hand one to several layers with
+/// `.cache(handle)`, and invalidate through it after writes.
+pub type HttpCache = shared_calls_tower::PolicyCache<HttpPolicy>;

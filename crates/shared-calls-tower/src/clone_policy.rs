@@ -16,8 +16,11 @@ use crate::policy::{Admission, Answer, Policy, Rejected, ServicePolicy};
 /// need not be `Clone`: they are shared as [`SharedError::Inner`] in an
 /// `Arc`. Every successful response is stored for the cache's TTL.
 pub struct CloneResponses<K, T, E> {
-    _types: PhantomData<fn() -> (K, T, E)>,
+    _types: PhantomData<Types<K, T, E>>,
 }
+
+/// Marks the types without owning values of them (always `Send + Sync`).
+type Types<K, T, E> = fn() -> (K, T, E);
 
 impl<K, T, E> Default for CloneResponses<K, T, E> {
     fn default() -> Self {
@@ -99,7 +102,7 @@ where
     type Response = T;
     type Error = SharedError<E>;
     type Context = ();
-    type Share = std::future::Ready<Fetch<T>>;
+    type Share = std::future::Ready<Result<Fetch<T>, Arc<E>>>;
 
     fn admit(&self, _: &Req) -> Admission {
         Admission::Share
@@ -108,7 +111,7 @@ where
     fn context(&self, _: &Req) -> Self::Context {}
 
     fn share(&self, response: T, _: &()) -> Self::Share {
-        std::future::ready(Fetch::value(response))
+        std::future::ready(Ok(Fetch::value(response)))
     }
 
     fn fail(&self, error: E, _: &()) -> Arc<E> {

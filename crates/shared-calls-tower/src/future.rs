@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
@@ -43,8 +44,11 @@ pin_project! {
             answer: Answer,
             invalidate: Option<(PolicyCache<P>, P::Key)>,
         },
-        /// Through the cache and the key's flight.
-        Shared { future: SharedFuture<P::Response, P::Error> },
+        /// Through the cache and the key's flight. The boxed future is only
+        /// `Send`; it is reached through `&mut` alone, and a std mutex that
+        /// is never locked makes that `Sync` without unsafe code (what the
+        /// unstable `std::sync::Exclusive` does).
+        Shared { future: Mutex<SharedFuture<P::Response, P::Error>> },
     }
 }
 
@@ -81,7 +85,9 @@ where
 
     pub(crate) fn shared(future: SharedFuture<P::Response, P::Error>) -> Self {
         Self {
-            state: State::Shared { future },
+            state: State::Shared {
+                future: Mutex::new(future),
+            },
         }
     }
 }
@@ -108,14 +114,18 @@ where
                 invalidate,
             } => {
                 let result = ready!(future.poll(cx));
-                if let (Ok(response), Some((cache, key))) = (&result, invalidate.take()) {
-                    if policy.confirms_invalidation(response) {
-                        cache.invalidate(&key);
-                    }
+                if let (Ok(response), Some((cache, key))) = (&result, invalidate.take())
+                    && policy.confirms_invalidation(response)
+                {
+                    cache.invalidate(&key);
                 }
                 Poll::Ready(policy.pass_through(result, answer, context))
             }
-            StateProj::Shared { future } => future.as_mut().poll(cx),
+            StateProj::Shared { future } => future
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_mut()
+                .poll(cx),
         }
     }
 }

@@ -110,6 +110,12 @@ impl<F, P: Policy> SharedCallsLayer<F, P> {
         &self.policy
     }
 
+    /// Changes the policy's settings: `.map_policy(|http| http.max_body_size(1 << 20))`.
+    pub fn map_policy(mut self, change: impl FnOnce(P) -> P) -> Self {
+        self.policy = change(self.policy);
+        self
+    }
+
     fn configure(
         mut self,
         configure: impl FnOnce(CacheBuilder<P::Key, P::Shared>) -> CacheBuilder<P::Key, P::Shared>,

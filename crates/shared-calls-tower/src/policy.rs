@@ -65,8 +65,14 @@ pub struct Answer {
 impl Answer {
     /// An answer that did not involve the cache.
     pub fn bypass() -> Self {
+        Self::of(Outcome::Bypass)
+    }
+
+    /// An answer with this outcome from this caller's own call, nothing
+    /// stored.
+    pub fn of(outcome: Outcome) -> Self {
         Self {
-            outcome: Outcome::Bypass,
+            outcome,
             age: Duration::ZERO,
             fresh_for: Duration::ZERO,
             stored: false,
@@ -124,8 +130,10 @@ pub trait ServicePolicy<Req, S: Service<Req>>: Policy {
     /// request itself has been handed on (keep it cheap: it is made for
     /// every request that is not a hit).
     type Context: Send + 'static;
-    /// Turns the inner service's response into its shareable form.
-    type Share: Future<Output = Fetch<Self::Shared>> + Send + 'static;
+    /// Turns the inner service's response into its shareable form, or into
+    /// a failure (an HTTP 5xx, say) that is shared with the current waiters
+    /// but never stored, and may be answered by a stale entry instead.
+    type Share: Future<Output = Result<Fetch<Self::Shared>, Self::Failure>> + Send + 'static;
 
     /// Whether the request is shared, bypassed, or invalidates its key.
     /// Called before the key function.
@@ -133,6 +141,13 @@ pub trait ServicePolicy<Req, S: Service<Req>>: Policy {
 
     /// What to keep of the request.
     fn context(&self, request: &Req) -> Self::Context;
+
+    /// The request a leader sends to the inner service (HTTP turns `HEAD`
+    /// into `GET`, so that the stored answer has a body). Unchanged by
+    /// default.
+    fn prepare(&self, request: Req) -> Req {
+        request
+    }
 
     /// The leader's inner response, made shareable, with how to store it.
     fn share(&self, response: S::Response, context: &Self::Context) -> Self::Share;

@@ -203,8 +203,8 @@ impl<S, F, P: Policy> SharedCalls<S, F, P> {
                     // had the chance to run, or leaves it for a refresh.
                     let (mut service, request) =
                         taken.expect("a request is sent by its own load at most once");
-                    match service.call(request).await {
-                        Ok(response) => Ok(policy.share(response, &context).await),
+                    match service.call(policy.prepare(request)).await {
+                        Ok(response) => policy.share(response, &context).await,
                         Err(error) => Err(policy.fail(error, &context)),
                     }
                 }
@@ -221,7 +221,7 @@ impl<S, F, P: Policy> SharedCalls<S, F, P> {
                 own.lock().unwrap_or_else(PoisonError::into_inner).take()
             };
             let own_call = unused.is_none() && !stale;
-            let response = match result {
+            match result {
                 Ok(lookup) => {
                     let answer = Answer::from_lookup(&lookup, own_call);
                     tracing::Span::current().record("outcome", answer.outcome.as_str());
@@ -263,8 +263,7 @@ impl<S, F, P: Policy> SharedCalls<S, F, P> {
                     policy.respond_rejected(Rejected::Overloaded, &context)
                 }
                 Err(_) => policy.respond_rejected(Rejected::Unshareable, &context),
-            };
-            response
+            }
         };
         ResponseFuture::shared(Box::pin(shared.instrument(span)))
     }

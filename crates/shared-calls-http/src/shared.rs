@@ -1,0 +1,172 @@
+//! The shared forms of an HTTP answer: a buffered response every waiter can
+//! rebuild, or one that only its own caller may take.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use http::header::{AGE, CONNECTION, TRANSFER_ENCODING};
+use http::response::Parts;
+use http::{HeaderMap, Response, StatusCode, Version};
+
+use crate::body::{Collected, SharedBody};
+use crate::cache_control::VaryKey;
+
+/// A complete response, buffered: status, headers, body and trailers.
+pub(crate) struct StoredResponse {
+    pub(crate) status: StatusCode,
+    pub(crate) version: Version,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Collected,
+    /// The request header values it varies on; `None` when it does not vary.
+    pub(crate) vary: Option<VaryKey>,
+    /// Its `Age` when it arrived.
+    pub(crate) initial_age: Duration,
+}
+
+impl StoredResponse {
+    pub(crate) fn new(
+        mut parts: Parts,
+        body: Collected,
+        vary: Option<VaryKey>,
+        initial_age: Duration,
+    ) -> Self {
+        // Connection-specific headers describe the hop it came over, and the
+        // origin's `Age` is recomputed on every answer.
+        for name in [CONNECTION, TRANSFER_ENCODING, AGE] {
+            parts.headers.remove(name);
+        }
+        Self {
+            status: parts.status,
+            version: parts.version,
+            headers: parts.headers,
+            body,
+            vary,
+            initial_age,
+        }
+    }
+
+    /// Whether it may answer a request with these headers.
+    pub(crate) fn serves(&self, request_headers: &HeaderMap) -> bool {
+        self.vary
+            .as_ref()
+            .is_none_or(|vary| vary.matches(request_headers))
+    }
+
+    /// A new response with its content; without a body for `HEAD`.
+    pub(crate) fn to_response<B: http_body::Body>(
+        &self,
+        with_body: bool,
+    ) -> Response<SharedBody<B>> {
+        let body = if with_body {
+            self.body.to_body()
+        } else {
+            SharedBody::empty()
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = self.status;
+        *response.version_mut() = self.version;
+        *response.headers_mut() = self.headers.clone();
+        response
+    }
+
+    /// Roughly how many bytes it holds, for a cache bounded by weight.
+    pub(crate) fn weight(&self) -> u32 {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 32)
+            .sum();
+        let trailers: usize = self.body.trailers().map_or(0, |trailers| {
+            trailers
+                .iter()
+                .map(|(name, value)| name.as_str().len() + value.len() + 32)
+                .sum()
+        });
+        u32::try_from(self.body.data().len() + headers + trailers + 128).unwrap_or(u32::MAX)
+    }
+}
+
+/// A value that only one caller may take: a streamed response or an inner
+/// error that cannot be cloned. Its type is erased so that the cache does
+/// not depend on the inner service's types.
+#[derive(Clone)]
+pub(crate) struct TakeOnce(Arc<Mutex<Option<Box<dyn Any + Send>>>>);
+
+impl TakeOnce {
+    pub(crate) fn new<T: Send + 'static>(value: T) -> Self {
+        Self(Arc::new(Mutex::new(Some(Box::new(value)))))
+    }
+
+    /// The value, if nobody took it and it is a `T`.
+    pub(crate) fn take<T: 'static>(&self) -> Option<T> {
+        let taken = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()?;
+        taken.downcast().ok().map(|value| *value)
+    }
+}
+
+/// The shared form of an HTTP answer, as the cache stores it and every
+/// waiter of a flight receives it.
+#[derive(Clone)]
+pub struct HttpShared(pub(crate) Shared);
+
+#[derive(Clone)]
+pub(crate) enum Shared {
+    /// Buffered: every waiter rebuilds the response.
+    Complete(Arc<StoredResponse>),
+    /// Streamed (over the size limit, failed midway, or not to be seen by
+    /// other users): only the caller whose call produced it takes it; the
+    /// others call on their own.
+    Unshared(TakeOnce),
+}
+
+impl HttpShared {
+    /// Roughly how many bytes it holds (the weigher of `max_weight`).
+    pub fn weight(&self) -> u32 {
+        match &self.0 {
+            Shared::Complete(stored) => stored.weight(),
+            Shared::Unshared(_) => 1,
+        }
+    }
+}
+
+impl fmt::Debug for HttpShared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Shared::Complete(stored) => f
+                .debug_struct("HttpShared")
+                .field("status", &stored.status)
+                .field("body_len", &stored.body.data().len())
+                .finish_non_exhaustive(),
+            Shared::Unshared(_) => f.write_str("HttpShared(unshared)"),
+        }
+    }
+}
+
+/// A failed HTTP call as its waiters receive it (never stored): a server
+/// error response every waiter can rebuild, or the inner service's error.
+#[derive(Clone)]
+pub struct HttpFailure(pub(crate) Failure);
+
+#[derive(Clone)]
+pub(crate) enum Failure {
+    /// A 5xx (or failed gRPC) response, buffered.
+    Status(Arc<StoredResponse>),
+    /// The inner service's error (or an unbufferable error response): the
+    /// caller whose call failed takes it; the others answer 502.
+    Error(TakeOnce),
+}
+
+impl fmt::Debug for HttpFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Failure::Status(stored) => f.debug_tuple("HttpFailure").field(&stored.status).finish(),
+            Failure::Error(_) => f.write_str("HttpFailure(error)"),
+        }
+    }
+}
