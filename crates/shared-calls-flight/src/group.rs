@@ -216,7 +216,7 @@ where
         &self,
         key: &Q,
         work: F,
-    ) -> impl Future<Output = Result<T, crate::FlightError>> + Send + 'static
+    ) -> impl Future<Output = Result<T, crate::FlightError>> + Send + 'static + use<K, T, Q, F>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,

@@ -841,3 +841,21 @@ fn a_work_dropped_at_once_may_call_into_its_group() {
         .recv_timeout(LIMIT)
         .expect("dropping a work under the group's lock deadlocked");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_outlives_its_key_and_its_group_handle() {
+    let executions = Arc::new(AtomicUsize::new(0));
+    let (call, call_ex) = {
+        let group: Group<String, usize> = Group::new();
+        let key = String::from("borrowed only here");
+        let counter = executions.clone();
+        let call = group.call(key.as_str(), async move {
+            counter.fetch_add(1, Ordering::SeqCst)
+        });
+        let call_ex = group.call_ex(key.as_str(), async { usize::MAX });
+        (tokio::spawn(call), tokio::spawn(call_ex))
+    };
+    assert_eq!(bounded(call).await.unwrap(), Ok(0));
+    assert_eq!(bounded(call_ex).await.unwrap(), Ok((0, Source::Shared)));
+    assert_eq!(executions.load(Ordering::SeqCst), 1);
+}
