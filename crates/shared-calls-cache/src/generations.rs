@@ -69,39 +69,43 @@ mod loom_model {
     use super::Generations;
     use loom::sync::{Arc, Mutex};
 
-    /// An invalidation racing a load's store never leaves the old value
-    /// stored: after both finish, the store holds nothing or a value that
-    /// was loaded after the invalidation began.
+    /// A writer changes the backend's value, then invalidates the key,
+    /// while a load reads the backend and stores what it read. However they
+    /// interleave, the store never ends up holding the value from before the
+    /// write.
     #[test]
     fn invalidation_racing_a_store_never_leaves_the_stale_value() {
         loom::model(|| {
             let generations = Arc::new(Generations::new());
+            let backend = Arc::new(Mutex::new("old"));
             let store: Arc<Mutex<Option<&'static str>>> = Arc::new(Mutex::new(None));
 
             let load = {
-                let (generations, store) = (generations.clone(), store.clone());
+                let (generations, backend, store) =
+                    (generations.clone(), backend.clone(), store.clone());
                 loom::thread::spawn(move || {
                     let started = generations.snapshot(7);
-                    // ... the load runs, reading the value before the write ...
+                    let value = *backend.lock().unwrap();
                     if generations.is_current(7, started) {
-                        *store.lock().unwrap() = Some("old");
+                        *store.lock().unwrap() = Some(value);
                         if !generations.is_current(7, started) {
                             let mut stored = store.lock().unwrap();
-                            if *stored == Some("old") {
+                            if *stored == Some(value) {
                                 *stored = None;
                             }
                         }
                     }
                 })
             };
-            // The writer changed the value, then invalidates the key.
+            // The write, then its invalidation: bump, then remove.
+            *backend.lock().unwrap() = "new";
             generations.bump(7);
             *store.lock().unwrap() = None;
             load.join().unwrap();
 
-            assert_eq!(
+            assert_ne!(
                 *store.lock().unwrap(),
-                None,
+                Some("old"),
                 "a stale load's value survived the invalidation"
             );
         });
