@@ -149,6 +149,9 @@ enum StatusTtl {
 pub struct Rules {
     status_ttls: Vec<(StatusCode, StatusTtl)>,
     default_ttl: Duration,
+    /// Whether [`Rules::default_ttl`] was called: otherwise the HTTP policy
+    /// leaves the TTL of responses without explicit freshness to the cache.
+    default_ttl_set: bool,
     min_ttl: Duration,
     max_ttl: Duration,
     store_set_cookie: bool,
@@ -165,6 +168,7 @@ impl Default for Rules {
                 .map(|status| (status, StatusTtl::Default))
                 .collect(),
             default_ttl: Duration::from_secs(60),
+            default_ttl_set: false,
             min_ttl: Duration::ZERO,
             max_ttl: Duration::from_secs(24 * 60 * 60),
             store_set_cookie: false,
@@ -213,9 +217,13 @@ impl Rules {
     /// The TTL of the default statuses (`200, 203, 204, 300, 301, 308, 404,
     /// 410`) that were not given their own with
     /// [`status_ttl`](Self::status_ttl). Default 60 s.
+    ///
+    /// Unless this is called, the HTTP policy stores such responses for the
+    /// cache's own TTL (the layer's `ttl`, itself 60 s by default).
     #[must_use]
     pub fn default_ttl(mut self, ttl: Duration) -> Self {
         self.default_ttl = ttl;
+        self.default_ttl_set = true;
         self
     }
 
@@ -282,6 +290,19 @@ impl Rules {
             .map(|(_, ttl)| match ttl {
                 StatusTtl::Default => self.default_ttl,
                 StatusTtl::Fixed(ttl) => *ttl,
+            })
+    }
+
+    /// Whether the heuristic TTL of `status` was configured here
+    /// ([`status_ttl`](Self::status_ttl) or [`default_ttl`](Self::default_ttl))
+    /// rather than left to the defaults.
+    pub(crate) fn heuristic_ttl_configured(&self, status: StatusCode) -> bool {
+        self.status_ttls
+            .iter()
+            .find(|(s, _)| *s == status)
+            .is_some_and(|(_, ttl)| match ttl {
+                StatusTtl::Default => self.default_ttl_set,
+                StatusTtl::Fixed(_) => true,
             })
     }
 

@@ -14,7 +14,7 @@ use shared_calls_tower::{Admission, Answer, Fetch, Outcome, Policy, Rejected, Se
 use tower_service::Service;
 
 use crate::body::{Buffered, SharedBody, buffer};
-use crate::cache_control::{self, VaryError};
+use crate::cache_control::{self, CacheControl, VaryError};
 use crate::freshness::{self, BypassReason, Reason, RequestDecision, Rules, Storability};
 use crate::grpc;
 use crate::key::HttpKey;
@@ -475,16 +475,55 @@ where
         Storability::Store(freshness) => freshness.initial_age,
         Storability::DoNotStore(_) => Duration::ZERO,
     };
+    let says = Says::of(&settings.rules, parts.status, &parts.headers);
     let stored = Arc::new(StoredResponse::new(parts, collected, vary, initial_age));
     if failed || grpc_failed {
         return Err(HttpFailure(Failure::Status(stored)));
     }
     let fetch = Fetch::value(HttpShared(Shared::Complete(stored)));
     Ok(match storability {
-        Storability::Store(freshness) => fetch
-            .ttl(freshness.ttl)
-            .stale_while_revalidate(freshness.stale_while_revalidate)
-            .stale_if_error(freshness.stale_if_error),
+        Storability::Store(freshness) => {
+            // What the response (or the configured rules) does not say is
+            // left to the cache: the layer's `ttl` and stale windows.
+            let mut fetch = fetch;
+            if says.ttl {
+                fetch = fetch.ttl(freshness.ttl);
+            }
+            if says.stale_while_revalidate {
+                fetch = fetch.stale_while_revalidate(freshness.stale_while_revalidate);
+            }
+            if says.stale_if_error {
+                fetch = fetch.stale_if_error(freshness.stale_if_error);
+            }
+            fetch
+        }
         Storability::DoNotStore(_) => fetch.do_not_store(),
     })
+}
+
+/// Which lifetimes a stored response sets itself, over the cache's settings.
+#[derive(Debug, Clone, Copy)]
+struct Says {
+    ttl: bool,
+    stale_while_revalidate: bool,
+    stale_if_error: bool,
+}
+
+impl Says {
+    fn of(rules: &Rules, status: StatusCode, headers: &HeaderMap) -> Self {
+        let cc = CacheControl::from_headers_lenient(headers);
+        let explicit = cc.s_maxage().is_some()
+            || cc.max_age().is_some()
+            || headers.contains_key(http::header::EXPIRES);
+        // RFC 9111 §4.2.4: these forbid serving stale whatever the cache's settings.
+        let no_stale = cc.must_revalidate()
+            || cc.proxy_revalidate()
+            || cc.s_maxage().is_some()
+            || cc.no_cache();
+        Self {
+            ttl: explicit || rules.heuristic_ttl_configured(status),
+            stale_while_revalidate: no_stale || cc.stale_while_revalidate().is_some(),
+            stale_if_error: no_stale || cc.stale_if_error().is_some(),
+        }
+    }
 }
