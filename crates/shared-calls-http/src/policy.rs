@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderName};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use shared_calls_tower::{Admission, Answer, Fetch, Outcome, Policy, Rejected, ServicePolicy};
@@ -321,8 +321,16 @@ where
             Shared::Unshared(response) if answer.own_call => {
                 let mut response: Self::Response = response.take()?;
                 if context.method == Method::HEAD {
-                    // The leader asked with HEAD; its GET answer loses the body.
-                    let (parts, _) = response.into_parts();
+                    // The leader asked with HEAD; its GET answer loses the body
+                    // but keeps its length when known (RFC 9110 §8.6).
+                    let (mut parts, body) = response.into_parts();
+                    if !parts.headers.contains_key(CONTENT_LENGTH)
+                        && let Some(length) = body.size_hint().exact()
+                    {
+                        parts
+                            .headers
+                            .insert(CONTENT_LENGTH, HeaderValue::from(length));
+                    }
                     response = Response::from_parts(parts, SharedBody::empty());
                 }
                 self.mark(&mut response, answer, None);

@@ -6,9 +6,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use http::header::{AGE, CONNECTION, TRANSFER_ENCODING};
+use http::header::{AGE, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::response::Parts;
-use http::{HeaderMap, Response, StatusCode, Version};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, Version};
 
 use crate::body::{Collected, SharedBody};
 use crate::cache_control::VaryKey;
@@ -68,6 +68,13 @@ impl StoredResponse {
         *response.status_mut() = self.status;
         *response.version_mut() = self.version;
         *response.headers_mut() = self.headers.clone();
+        if !with_body && !self.headers.contains_key(CONTENT_LENGTH) {
+            // A `HEAD` answer announces the length the `GET` would have sent
+            // (RFC 9110 §8.6), not that of its empty body.
+            response
+                .headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from(self.body.data().len()));
+        }
         response
     }
 
