@@ -210,6 +210,8 @@ pub struct HttpContext {
     /// Kept for shared requests: storability and `Vary` need them.
     headers: Option<HeaderMap>,
     bypass: Option<BypassReason>,
+    /// A unary gRPC call: its `POST` is a read, stored like a `GET`.
+    grpc: bool,
 }
 
 fn is_unsafe(method: &Method) -> bool {
@@ -263,6 +265,7 @@ where
             method: request.method().clone(),
             headers: bypass.is_none().then(|| request.headers().clone()),
             bypass,
+            grpc: shared,
         }
     }
 
@@ -277,7 +280,8 @@ where
     fn share(&self, response: Response<ResB>, context: &HttpContext) -> Self::Share {
         let settings = self.settings.clone();
         let request_headers = context.headers.clone().unwrap_or_default();
-        let method = if context.method == Method::HEAD {
+        // A HEAD leader fetched the GET; a unary gRPC call reads like one.
+        let method = if context.method == Method::HEAD || context.grpc {
             Method::GET
         } else {
             context.method.clone()
