@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::FlightError;
-use crate::flight::{Flight, Work, poll_work};
+use crate::flight::{Flight, Output, Work, poll_work};
 use crate::group::Config;
 use crate::sync::{Arc, Exclusive};
 
@@ -66,6 +66,16 @@ enum State<K, T> {
     },
     Refused,
     Finished,
+}
+
+/// What a waiting call does next.
+enum WaitNext<T> {
+    /// The flight completed with this output.
+    Done(Arc<Output<T>>),
+    /// It picks up the flight's orphaned work.
+    Inherit(Work<T>),
+    /// It goes on waiting.
+    Wait,
 }
 
 impl<K, T> Call<K, T>
@@ -173,34 +183,50 @@ where
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<(T, Source), FlightError>>> {
-        let State::Wait { flight, slot, .. } = &mut self.state else {
+        let State::Wait { flight, slot, .. } = &self.state else {
             unreachable!("poll_wait outside Wait")
         };
-        let (flight, slot) = (flight.clone(), *slot);
-        let mut state = flight.state();
-        if let Some(done) = state.done.clone() {
-            drop(state);
-            self.state = State::Finished;
-            return Poll::Ready(Some(match &*done {
-                Ok(value) => Ok((value.clone(), Source::Shared)),
-                Err(error) => Err(error.clone()),
-            }));
+        let slot = *slot;
+        // Decided under the flight's lock, acted upon after it.
+        let next = {
+            let mut state = flight.state();
+            if let Some(done) = &state.done {
+                WaitNext::Done(done.clone())
+            } else if let Some(work) = state.orphan.take() {
+                // Orphaned work goes to the first waiter that polls: the
+                // heir, which was woken for it, or any other polled first.
+                state.heir = None;
+                state.waiters.remove(slot);
+                WaitNext::Inherit(work)
+            } else {
+                state.waiters.register(slot, cx.waker());
+                WaitNext::Wait
+            }
+        };
+        match next {
+            WaitNext::Done(done) => {
+                let output = match &*done {
+                    Ok(value) => Ok((value.clone(), Source::Shared)),
+                    Err(error) => Err(error.clone()),
+                };
+                self.state = State::Finished;
+                return Poll::Ready(Some(output));
+            }
+            WaitNext::Inherit(work) => {
+                let State::Wait { flight, .. } =
+                    std::mem::replace(&mut self.state, State::Finished)
+                else {
+                    unreachable!()
+                };
+                self.state = State::Drive {
+                    flight,
+                    work: Exclusive::new(work),
+                    source: Source::Shared,
+                };
+                return Poll::Ready(None);
+            }
+            WaitNext::Wait => {}
         }
-        // Orphaned work goes to the first waiter that polls: the heir, which
-        // was woken for it, or any other that happens to be polled first.
-        if let Some(work) = state.orphan.take() {
-            state.heir = None;
-            state.waiters.remove(slot);
-            drop(state);
-            self.state = State::Drive {
-                flight,
-                work: Exclusive::new(work),
-                source: Source::Shared,
-            };
-            return Poll::Ready(None);
-        }
-        state.waiters.register(slot, cx.waker());
-        drop(state);
         #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
         if let State::Wait {
             timeout: Some((_, deadline)),
@@ -209,6 +235,7 @@ where
             && deadline.as_mut().poll(cx).is_ready()
         {
             let State::Wait {
+                flight,
                 timeout: Some((make_work, _)),
                 ..
             } = std::mem::replace(&mut self.state, State::Finished)
@@ -265,6 +292,28 @@ where
                 State::Finished => panic!("`Call` polled after completion"),
             }
         }
+    }
+}
+
+/// The future of [`Group::call`](crate::Group::call): a [`Call`] without the
+/// [`Source`] (a named future rather than an `async` block, which would hold
+/// the call twice).
+pub(crate) struct ValueOnly<K, T>(pub(crate) Call<K, T>)
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static;
+
+impl<K, T> Future for ValueOnly<K, T>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+{
+    type Output = Result<T, FlightError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|output| output.map(|(value, _)| value))
     }
 }
 

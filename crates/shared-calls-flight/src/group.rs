@@ -222,8 +222,7 @@ where
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         F: Future<Output = T> + Send + 'static,
     {
-        let call = self.call_ex(key, work);
-        async move { call.await.map(|(value, _)| value) }
+        crate::call::ValueOnly(self.call_ex(key, work))
     }
 
     /// Like [`call`](Self::call), and also tells where the value came from:
