@@ -1,1 +1,483 @@
-fn main() {}
+//! The read-through cache against moka, in one run (`cargo bench -p
+//! shared-calls-cache`):
+//!
+//! - **hit path**: `Cache::get` and `Cache::get_or_load` on a present key
+//!   against `moka::sync::Cache::get` and `moka::future::Cache::get` of the
+//!   same key type (target: our hit at most 1.3x moka's);
+//! - **miss with collapse**: 64 tasks on a 2-worker runtime missing fresh
+//!   keys, 8 tasks per key, against `moka::future::Cache::get_with` on the
+//!   same workload (time per call and loads per key);
+//! - **expiry stampede**: 1,000 callers on one key that expires every 100 ms,
+//!   for 5 s of real time, with a 20 ms load: loads against the ideal of one
+//!   per expiry, for this cache and for moka's `get_with` (target: at most
+//!   1.05x the ideal).
+//!
+//! Criterion reports the first two; a summary table of all three is printed
+//! at the end.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use shared_calls_cache::{Cache, Fetch};
+
+type Value = Arc<str>;
+type Ours = Cache<u64, Value>;
+
+/// Keys present in every cache of the hit path; lookups cycle through them.
+const PRESENT: u64 = 1_024;
+
+/// Mean time per operation of each measured function, from every sample
+/// criterion took (warm-up included), for the summary table.
+#[derive(Default)]
+struct Means(Mutex<BTreeMap<&'static str, (Duration, u64)>>);
+
+impl Means {
+    fn record(&self, name: &'static str, elapsed: Duration, ops: u64) {
+        let mut means = self.0.lock().unwrap();
+        let (total, count) = means.entry(name).or_default();
+        *total += elapsed;
+        *count += ops;
+    }
+
+    fn ns_per_op(&self, name: &str) -> f64 {
+        let means = self.0.lock().unwrap();
+        let (total, count) = means[name];
+        total.as_nanos() as f64 / count as f64
+    }
+}
+
+fn value(key: u64) -> Value {
+    Arc::from(format!("value of {key}").as_str())
+}
+
+/// A moka cache set up as this crate's store is: per-entry expiry, an
+/// eviction listener and invalidation closures, values behind an `Arc` with
+/// their lifetimes. Not a peer: it shows what the store costs by itself.
+fn moka_like_the_tier() -> moka::sync::Cache<u64, Arc<(Value, tokio::time::Instant)>> {
+    struct Lifetime;
+    impl<K, V> moka::Expiry<K, V> for Lifetime {
+        fn expire_after_create(&self, _: &K, _: &V, _: Instant) -> Option<Duration> {
+            Some(Duration::from_secs(3_600))
+        }
+    }
+    moka::sync::Cache::builder()
+        .max_capacity(10_000)
+        .expire_after(Lifetime)
+        .support_invalidation_closures()
+        .eviction_listener(|_, _, _| {})
+        .build()
+}
+
+fn hit_path(c: &mut Criterion, means: &Means) {
+    let ours: Ours = Cache::builder()
+        .max_entries(10_000)
+        .ttl(Duration::from_secs(3_600))
+        .build();
+    let raw_sync: moka::sync::Cache<u64, Value> = moka::sync::Cache::new(10_000);
+    let raw_future: moka::future::Cache<u64, Value> = moka::future::Cache::new(10_000);
+    let tier_like = moka_like_the_tier();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for key in 0..PRESENT {
+        ours.insert(key, Fetch::value(value(key)));
+        raw_sync.insert(key, value(key));
+        tier_like.insert(key, Arc::new((value(key), tokio::time::Instant::now())));
+        runtime.block_on(raw_future.insert(key, value(key)));
+    }
+    ours.run_pending_tasks();
+    raw_sync.run_pending_tasks();
+    tier_like.run_pending_tasks();
+    runtime.block_on(raw_future.run_pending_tasks());
+
+    let mut group = c.benchmark_group("hit");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(1));
+
+    group.bench_function("moka::sync::Cache::get", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                black_box(raw_sync.get(&(i % PRESENT)));
+            }
+            let elapsed = start.elapsed();
+            means.record("moka sync get", elapsed, iters);
+            elapsed
+        })
+    });
+    group.bench_function("moka::sync::Cache::get, set up as our store", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                black_box(tier_like.get(&(i % PRESENT)));
+            }
+            let elapsed = start.elapsed();
+            means.record("moka sync get, set up as our store", elapsed, iters);
+            elapsed
+        })
+    });
+    group.bench_function("tokio::time::Instant::now", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                black_box(tokio::time::Instant::now());
+            }
+            let elapsed = start.elapsed();
+            means.record("tokio Instant::now", elapsed, iters);
+            elapsed
+        })
+    });
+    group.bench_function("Cache::get", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                black_box(ours.get(&(i % PRESENT)));
+            }
+            let elapsed = start.elapsed();
+            means.record("ours get", elapsed, iters);
+            elapsed
+        })
+    });
+    group.bench_function("moka::future::Cache::get", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let start = Instant::now();
+                for i in 0..iters {
+                    black_box(raw_future.get(&(i % PRESENT)).await);
+                }
+                let elapsed = start.elapsed();
+                means.record("moka future get", elapsed, iters);
+                elapsed
+            })
+        })
+    });
+    group.bench_function("Cache::get_or_load", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let start = Instant::now();
+                for i in 0..iters {
+                    let key = i % PRESENT;
+                    let lookup = ours
+                        .get_or_load(&key, move || async move { Ok(Fetch::value(value(key))) })
+                        .await;
+                    black_box(lookup.unwrap());
+                }
+                let elapsed = start.elapsed();
+                means.record("ours get_or_load", elapsed, iters);
+                elapsed
+            })
+        })
+    });
+    group.finish();
+    assert_eq!(ours.stats().misses, 0, "the hit path never loaded");
+}
+
+/// The miss workload: `TASKS` tasks, each making `CALLS` calls; call `r` of
+/// task `t` asks for key `base + r * GROUPS + t % GROUPS`, so `TASKS /
+/// GROUPS` tasks ask for each key, roughly at the same time, and every key
+/// is new. A load yields once to the runtime, as a call to a backend would.
+const TASKS: u64 = 64;
+const GROUPS: u64 = 8;
+const CALLS: u64 = 64;
+
+#[derive(Default)]
+struct MissCounts {
+    calls: AtomicU64,
+    loads: AtomicU64,
+    keys: AtomicU64,
+}
+
+async fn miss_round_ours(cache: &Ours, base: u64, counts: &Arc<MissCounts>) {
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let (cache, counts) = (cache.clone(), counts.clone());
+            tokio::spawn(async move {
+                for r in 0..CALLS {
+                    let key = base + r * GROUPS + t % GROUPS;
+                    let counts = counts.clone();
+                    let lookup = cache
+                        .get_or_load(&key, move || async move {
+                            counts.loads.fetch_add(1, Ordering::Relaxed);
+                            tokio::task::yield_now().await;
+                            Ok(Fetch::value(value(key)))
+                        })
+                        .await;
+                    black_box(lookup.unwrap());
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    counts.calls.fetch_add(TASKS * CALLS, Ordering::Relaxed);
+    counts.keys.fetch_add(GROUPS * CALLS, Ordering::Relaxed);
+}
+
+async fn miss_round_moka(
+    cache: &moka::future::Cache<u64, Value>,
+    base: u64,
+    counts: &Arc<MissCounts>,
+) {
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let (cache, counts) = (cache.clone(), counts.clone());
+            tokio::spawn(async move {
+                for r in 0..CALLS {
+                    let key = base + r * GROUPS + t % GROUPS;
+                    let counts = counts.clone();
+                    let got = cache
+                        .get_with(key, async move {
+                            counts.loads.fetch_add(1, Ordering::Relaxed);
+                            tokio::task::yield_now().await;
+                            value(key)
+                        })
+                        .await;
+                    black_box(got);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    counts.calls.fetch_add(TASKS * CALLS, Ordering::Relaxed);
+    counts.keys.fetch_add(GROUPS * CALLS, Ordering::Relaxed);
+}
+
+fn miss_with_collapse(c: &mut Criterion, means: &Means) -> ([(String, f64); 2], String) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ours: Ours = Cache::builder().max_entries(100_000).build();
+    let moka: moka::future::Cache<u64, Value> = moka::future::Cache::new(100_000);
+    let (ours_counts, moka_counts) = (
+        Arc::new(MissCounts::default()),
+        Arc::new(MissCounts::default()),
+    );
+    let next_base = AtomicU64::new(0);
+    let fresh_base = || next_base.fetch_add(GROUPS * CALLS, Ordering::Relaxed);
+
+    let mut group = c.benchmark_group("miss with collapse (64 tasks, 8 per key)");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(20)
+        .throughput(Throughput::Elements(TASKS * CALLS));
+    group.bench_function("moka::future::Cache::get_with", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                runtime.block_on(miss_round_moka(&moka, fresh_base(), &moka_counts));
+            }
+            let elapsed = start.elapsed();
+            means.record("moka get_with miss", elapsed, iters * TASKS * CALLS);
+            elapsed
+        })
+    });
+    group.bench_function("Cache::get_or_load", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                runtime.block_on(miss_round_ours(&ours, fresh_base(), &ours_counts));
+            }
+            let elapsed = start.elapsed();
+            means.record("ours get_or_load miss", elapsed, iters * TASKS * CALLS);
+            elapsed
+        })
+    });
+    group.finish();
+    let stats = ours.stats();
+    let lookups = (stats.misses + stats.collapsed + stats.hits) as f64;
+    let breakdown = format!(
+        "our lookups in the miss workload: {:.1}% misses, {:.1}% collapsed, {:.1}% hits",
+        100.0 * stats.misses as f64 / lookups,
+        100.0 * stats.collapsed as f64 / lookups,
+        100.0 * stats.hits as f64 / lookups
+    );
+
+    let per_key = |counts: &MissCounts| {
+        counts.loads.load(Ordering::Relaxed) as f64 / counts.keys.load(Ordering::Relaxed) as f64
+    };
+    let rows = [
+        ("moka get_with miss".to_owned(), per_key(&moka_counts)),
+        ("ours get_or_load miss".to_owned(), per_key(&ours_counts)),
+    ];
+    (rows, breakdown)
+}
+
+/// The stampede: `CALLERS` tasks ask for one key in a loop for `RUN`; the
+/// key lives `TTL` from the end of its load, which takes `LOAD`.
+const CALLERS: usize = 1_000;
+const RUN: Duration = Duration::from_secs(5);
+const TTL: Duration = Duration::from_millis(100);
+const LOAD: Duration = Duration::from_millis(20);
+
+/// Load start times and durations, and how many calls were made.
+#[derive(Default)]
+struct Stampede {
+    starts: Mutex<Vec<(Instant, Duration)>>,
+    calls: AtomicUsize,
+}
+
+impl Stampede {
+    async fn load(&self) -> Value {
+        let start = Instant::now();
+        tokio::time::sleep(LOAD).await;
+        self.starts.lock().unwrap().push((start, start.elapsed()));
+        value(0)
+    }
+}
+
+struct StampedeRow {
+    name: &'static str,
+    calls: usize,
+    loads: usize,
+    ideal: f64,
+    early: usize,
+}
+
+/// Runs `call` from `CALLERS` tasks for `RUN` on a 2-worker runtime.
+fn stampede<F, Fut>(name: &'static str, call: F) -> StampedeRow
+where
+    F: Fn(Arc<Stampede>) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let record = Arc::new(Stampede::default());
+    let began = Instant::now();
+    let end = began + RUN;
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..CALLERS)
+            .map(|_| {
+                let (call, record) = (call.clone(), record.clone());
+                tokio::spawn(async move {
+                    while Instant::now() < end {
+                        call(record.clone()).await;
+                        record.calls.fetch_add(1, Ordering::Relaxed);
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    let mut loads = record.starts.lock().unwrap().clone();
+    loads.sort();
+    let mean_load = loads.iter().map(|(_, took)| *took).sum::<Duration>() / loads.len() as u32;
+    // One load per expiry: a load, TTL of freshness, the next load, ...
+    // starting at 0, P, 2P, ... while before the end of the run.
+    let ideal = (RUN.as_secs_f64() / (TTL + mean_load).as_secs_f64()).ceil();
+    // Loads that began before the previous load's value expired (less 1 ms
+    // of measurement slack): duplicates, which a perfect cache never makes.
+    let early = loads
+        .windows(2)
+        .filter(|pair| pair[1].0 + Duration::from_millis(1) < pair[0].0 + pair[0].1 + TTL)
+        .count();
+    StampedeRow {
+        name,
+        calls: record.calls.load(Ordering::Relaxed),
+        loads: loads.len(),
+        ideal,
+        early,
+    }
+}
+
+fn stampedes() -> Vec<StampedeRow> {
+    let ours: Ours = Cache::builder().ttl(TTL).jitter(0.0).build();
+    let ours_row = stampede("shared-calls-cache get_or_load", move |record| {
+        let cache = ours.clone();
+        async move {
+            let loader = record.clone();
+            let lookup = cache
+                .get_or_load(
+                    &0,
+                    move || async move { Ok(Fetch::value(loader.load().await)) },
+                )
+                .await;
+            black_box(lookup.unwrap());
+        }
+    });
+    let moka: moka::future::Cache<u64, Value> = moka::future::Cache::builder()
+        .max_capacity(10)
+        .time_to_live(TTL)
+        .build();
+    let moka_row = stampede("moka::future get_with (TTL 100 ms)", move |record| {
+        let cache = moka.clone();
+        async move {
+            let loader = record.clone();
+            black_box(cache.get_with(0, async move { loader.load().await }).await);
+        }
+    });
+    vec![ours_row, moka_row]
+}
+
+fn main() {
+    let means = Means::default();
+    let mut criterion = Criterion::default().configure_from_args();
+    hit_path(&mut criterion, &means);
+    let (collapse, breakdown) = miss_with_collapse(&mut criterion, &means);
+    criterion.final_summary();
+    if std::env::args().any(|arg| arg == "--profile-time" || arg == "--list") {
+        return; // profiling one function, or listing: no summary
+    }
+    let rows = stampedes();
+
+    println!("\nSummary (means over every sample of this run)\n");
+    println!("| hit path | ns/op | vs moka |");
+    println!("|---|---:|---:|");
+    let sync = means.ns_per_op("moka sync get");
+    let future = means.ns_per_op("moka future get");
+    for (name, base) in [
+        ("moka sync get", sync),
+        ("moka sync get, set up as our store", sync),
+        ("tokio Instant::now", sync),
+        ("ours get", sync),
+        ("moka future get", future),
+        ("ours get_or_load", future),
+    ] {
+        let ns = means.ns_per_op(name);
+        println!("| {name} | {ns:.1} | {:.2}x |", ns / base);
+    }
+    println!("\n| miss with collapse (64 tasks, 2 workers, 8 per key) | ns/call | loads per key |");
+    println!("|---|---:|---:|");
+    for (name, loads_per_key) in &collapse {
+        println!(
+            "| {name} | {:.1} | {loads_per_key:.2} |",
+            means.ns_per_op(name)
+        );
+    }
+    println!("\n{breakdown}");
+    println!(
+        "\n| stampede: {CALLERS} callers, {}s, TTL {} ms, load {} ms | calls | loads | ideal | loads / ideal | loads before expiry |",
+        RUN.as_secs(),
+        TTL.as_millis(),
+        LOAD.as_millis()
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for row in &rows {
+        println!(
+            "| {} | {} | {} | {} | {:.3}x | {} |",
+            row.name,
+            row.calls,
+            row.loads,
+            row.ideal,
+            row.loads as f64 / row.ideal,
+            row.early
+        );
+    }
+}
