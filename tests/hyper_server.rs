@@ -1,0 +1,120 @@
+//! `SharedCallsLayer` around a plain hyper 1 service served by hyper-util
+//! (HTTP/1.1 and HTTP/2 on one port), on loopback.
+
+mod support;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use shared_calls::{SharedCallsLayer, default_key};
+use tower::{ServiceBuilder, service_fn};
+
+use support::{
+    CountWaiting, Counter, Gate, Got, assert_hit, assert_one_stored_rest_collapsed, bounded,
+    concurrent_gets, fetch, join_all, wait_until,
+};
+
+const BURST: usize = 50;
+
+/// Serves `handler` behind the layer, with hyper-util's auto (HTTP/1.1 and
+/// HTTP/2) connection builder.
+async fn serve(calls: &Counter, waiting: &Counter, gate: &Gate) -> SocketAddr {
+    let (calls, gate) = (calls.clone(), gate.clone());
+    let handler = service_fn(move |request: Request<Incoming>| {
+        let (calls, gate) = (calls.clone(), gate.clone());
+        async move {
+            let n = calls.hit();
+            gate.wait().await;
+            let body = format!("{} answer {n}", request.uri().path());
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+        }
+    });
+    let service = ServiceBuilder::new()
+        .layer(CountWaiting(waiting.clone()))
+        .layer(SharedCallsLayer::new(default_key).jitter(0.0))
+        .service(handler);
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let service = TowerToHyperService::new(service.clone());
+            tokio::spawn(async move {
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_burst_reaches_the_handler_once() {
+    let (calls, waiting, gate) = (Counter::default(), Counter::default(), Gate::closed());
+    let addr = serve(&calls, &waiting, &gate).await;
+
+    let tasks = concurrent_gets(addr, "/hot", &[], BURST);
+    wait_until("the burst to wait for one call", || {
+        calls.get() == 1 && waiting.get() == BURST
+    })
+    .await;
+    gate.release();
+    let answers = join_all(tasks).await;
+    assert_eq!(calls.get(), 1);
+    assert_one_stored_rest_collapsed(&answers, "/hot answer 1");
+
+    assert_hit(&fetch(addr, "/hot").await, "/hot answer 1");
+    assert_eq!(calls.get(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_burst_on_one_connection_reaches_the_handler_once() {
+    let (calls, waiting, gate) = (Counter::default(), Counter::default(), Gate::closed());
+    let addr = serve(&calls, &waiting, &gate).await;
+
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let send = |sender: hyper::client::conn::http2::SendRequest<Empty<Bytes>>| async move {
+        let mut sender = sender;
+        let request = Request::get("http://example.test/h2")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        Got {
+            status: parts.status,
+            headers: parts.headers,
+            body: body.collect().await.unwrap().to_bytes(),
+        }
+    };
+
+    let tasks: Vec<_> = (0..BURST)
+        .map(|_| tokio::spawn(send(sender.clone())))
+        .collect();
+    wait_until("the HTTP/2 burst to wait for one call", || {
+        calls.get() == 1 && waiting.get() == BURST
+    })
+    .await;
+    gate.release();
+    let answers = join_all(tasks).await;
+    assert_eq!(calls.get(), 1);
+    assert_one_stored_rest_collapsed(&answers, "/h2 answer 1");
+
+    let hit = bounded("an HTTP/2 hit", send(sender.clone())).await;
+    assert_eq!(hit.status, StatusCode::OK);
+    assert_hit(&hit, "/h2 answer 1");
+    assert_eq!(calls.get(), 1);
+}
