@@ -1,0 +1,385 @@
+//! The main job, on loopback: a slow handler on one hot key, hit by a burst
+//! of concurrent keep-alive clients, first without and then with
+//! `SharedCallsLayer`. Every figure printed is measured in this run.
+//!
+//! ```sh
+//! cargo run --release --example demo            # 200 clients, 3 s per run
+//! cargo run --release --example demo -- --quick # 50 clients, 0.5 s per run
+//! ```
+//!
+//! The server and the clients run on two separate tokio runtimes of one
+//! thread each, so that the load generator cannot starve the server.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::{Router, routing::get};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use shared_calls::http::HttpKey;
+use shared_calls::{SharedCallsLayer, default_key};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+type KeyFn = fn(&http::Request<axum::body::Body>) -> Option<HttpKey>;
+
+/// The load and the layer's settings.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    clients: usize,
+    duration: Duration,
+    handler_delay: Duration,
+    ttl: Duration,
+    stale_while_revalidate: Duration,
+}
+
+/// What the backend (the handler) saw.
+#[derive(Debug, Default)]
+struct Backend {
+    calls: AtomicU64,
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
+}
+
+/// What the clients saw.
+#[derive(Debug, Default)]
+struct Progress {
+    requests: AtomicU64,
+}
+
+/// How a response says it was answered (its `Cache-Status`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Outcomes {
+    hit: u64,
+    collapsed: u64,
+    miss: u64,
+    stale: u64,
+    other: u64,
+}
+
+impl Outcomes {
+    fn count(&mut self, cache_status: Option<&[u8]>) {
+        let Some(value) = cache_status.and_then(|v| std::str::from_utf8(v).ok()) else {
+            self.other += 1;
+            return;
+        };
+        if value.contains("fwd=stale; detail=stale-while-revalidate") {
+            self.stale += 1;
+        } else if value.contains("; collapsed") {
+            self.collapsed += 1;
+        } else if value.starts_with("shared-calls; hit") {
+            self.hit += 1;
+        } else if value.contains("fwd=miss") && !value.contains("detail=") {
+            self.miss += 1;
+        } else {
+            self.other += 1;
+        }
+    }
+
+    fn add(&mut self, other: &Outcomes) {
+        self.hit += other.hit;
+        self.collapsed += other.collapsed;
+        self.miss += other.miss;
+        self.stale += other.stale;
+        self.other += other.other;
+    }
+}
+
+/// One client's log.
+#[derive(Debug, Default)]
+struct ClientLog {
+    latencies_us: Vec<u32>,
+    outcomes: Outcomes,
+}
+
+/// The result of one run.
+#[derive(Debug)]
+struct Run {
+    requests: u64,
+    elapsed: Duration,
+    backend_calls: u64,
+    peak_in_flight: u64,
+    latencies_us: Vec<u32>,
+    outcomes: Outcomes,
+    stats: Option<shared_calls::tower::Stats>,
+}
+
+fn app(backend: Arc<Backend>, delay: Duration, layer: Option<SharedCallsLayer<KeyFn>>) -> Router {
+    let handler = move || {
+        let backend = backend.clone();
+        async move {
+            backend.calls.fetch_add(1, Ordering::Relaxed);
+            let now = backend.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+            backend.peak_in_flight.fetch_max(now, Ordering::Relaxed);
+            // A slow query behind a hot endpoint.
+            tokio::time::sleep(delay).await;
+            backend.in_flight.fetch_sub(1, Ordering::Relaxed);
+            "the hot answer\n"
+        }
+    };
+    let router = Router::new().route("/hot", get(handler));
+    match layer {
+        Some(layer) => router.layer(layer),
+        None => router,
+    }
+}
+
+/// Starts `app` on its own single-threaded runtime, on a thread of its own.
+fn serve(app: Router) -> Result<(SocketAddr, tokio::runtime::Runtime), Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("server")
+        .enable_all()
+        .build()?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let addr = listener.local_addr()?;
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    Ok((addr, runtime))
+}
+
+/// One keep-alive client: requests one after the other until `deadline`.
+async fn client(
+    addr: SocketAddr,
+    deadline: Instant,
+    progress: Arc<Progress>,
+) -> Result<ClientLog, Error> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let mut log = ClientLog::default();
+    while Instant::now() < deadline {
+        sender.ready().await?;
+        let request = http::Request::get("/hot")
+            .header(http::header::HOST, "demo.test")
+            .body(Empty::<Bytes>::new())?;
+        let start = Instant::now();
+        let response = sender.send_request(request).await?;
+        let cache_status = response.headers().get("cache-status").cloned();
+        let body = response.into_body().collect().await?.to_bytes();
+        let latency = start.elapsed();
+        if &body[..] != b"the hot answer\n" {
+            return Err(format!("unexpected body {body:?}").into());
+        }
+        log.latencies_us
+            .push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
+        log.outcomes
+            .count(cache_status.as_ref().map(http::HeaderValue::as_bytes));
+        progress.requests.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(log)
+}
+
+/// Runs the load against a fresh server, with or without the layer.
+fn run(
+    settings: Settings,
+    label: &str,
+    layer: Option<SharedCallsLayer<KeyFn>>,
+) -> Result<Run, Error> {
+    let backend = Arc::new(Backend::default());
+    let cache = layer.as_ref().map(SharedCallsLayer::cache_handle);
+    let (addr, server) = serve(app(backend.clone(), settings.handler_delay, layer))?;
+    let clients = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let progress = Arc::new(Progress::default());
+    let (logs, elapsed) = clients.block_on(async {
+        let start = Instant::now();
+        let deadline = start + settings.duration;
+        let ticker = {
+            let (progress, backend, label) = (progress.clone(), backend.clone(), label.to_owned());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                loop {
+                    tick.tick().await;
+                    print!(
+                        "\r  {label:<24} {:>4.1} s   requests {:>10}   backend calls {:>8}",
+                        start.elapsed().as_secs_f64(),
+                        thousands(progress.requests.load(Ordering::Relaxed)),
+                        thousands(backend.calls.load(Ordering::Relaxed)),
+                    );
+                    let _ = std::io::stdout().flush();
+                }
+            })
+        };
+        let tasks: Vec<_> = (0..settings.clients)
+            .map(|_| tokio::spawn(client(addr, deadline, progress.clone())))
+            .collect();
+        let mut logs = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            logs.push(task.await?);
+        }
+        let elapsed = start.elapsed();
+        ticker.abort();
+        Ok::<_, Error>((logs, elapsed))
+    })?;
+    println!(
+        "\r  {label:<24} {:>4.1} s   requests {:>10}   backend calls {:>8}",
+        elapsed.as_secs_f64(),
+        thousands(progress.requests.load(Ordering::Relaxed)),
+        thousands(backend.calls.load(Ordering::Relaxed)),
+    );
+    drop(clients);
+    server.shutdown_timeout(Duration::from_secs(1));
+
+    let mut latencies_us = Vec::new();
+    let mut outcomes = Outcomes::default();
+    for log in logs {
+        let log = log?;
+        latencies_us.extend(log.latencies_us);
+        outcomes.add(&log.outcomes);
+    }
+    latencies_us.sort_unstable();
+    Ok(Run {
+        requests: latencies_us.len() as u64,
+        elapsed,
+        backend_calls: backend.calls.load(Ordering::Relaxed),
+        peak_in_flight: backend.peak_in_flight.load(Ordering::Relaxed),
+        latencies_us,
+        outcomes,
+        stats: cache.map(|cache| cache.stats()),
+    })
+}
+
+/// A line of the table: its name and how to print a run's cell.
+type Row = (&'static str, fn(&Run) -> String);
+
+fn percentile(sorted: &[u32], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Duration::from_micros(u64::from(sorted[rank.clamp(1, sorted.len()) - 1]))
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn main() -> Result<(), Error> {
+    let quick = std::env::args().any(|arg| arg == "--quick");
+    let settings = Settings {
+        clients: if quick { 50 } else { 200 },
+        duration: if quick {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(3)
+        },
+        handler_delay: Duration::from_millis(50),
+        ttl: Duration::from_millis(200),
+        stale_while_revalidate: Duration::from_secs(1),
+    };
+    println!(
+        "GET /hot: a handler that takes {} ms; {} keep-alive clients, {} s per run, loopback",
+        settings.handler_delay.as_millis(),
+        settings.clients,
+        settings.duration.as_secs_f64(),
+    );
+    println!(
+        "layer: SharedCallsLayer::new(default_key).ttl({} ms).stale_while_revalidate({} s)\n",
+        settings.ttl.as_millis(),
+        settings.stale_while_revalidate.as_secs_f64(),
+    );
+
+    let without = run(settings, "without the layer", None)?;
+    let layer = SharedCallsLayer::new(default_key as KeyFn)
+        .ttl(settings.ttl)
+        .stale_while_revalidate(settings.stale_while_revalidate);
+    let with = run(settings, "with SharedCallsLayer", Some(layer))?;
+
+    let rows: [Row; 9] = [
+        ("requests served", |r| thousands(r.requests)),
+        ("requests/s", |r| {
+            thousands((r.requests as f64 / r.elapsed.as_secs_f64()) as u64)
+        }),
+        ("backend calls", |r| thousands(r.backend_calls)),
+        ("backend calls per request", |r| {
+            format!(
+                "{:.4} %",
+                100.0 * r.backend_calls as f64 / r.requests.max(1) as f64
+            )
+        }),
+        ("backend peak concurrency", |r| thousands(r.peak_in_flight)),
+        ("latency p50", |r| ms(percentile(&r.latencies_us, 50.0))),
+        ("latency p90", |r| ms(percentile(&r.latencies_us, 90.0))),
+        ("latency p99", |r| ms(percentile(&r.latencies_us, 99.0))),
+        ("latency max", |r| ms(percentile(&r.latencies_us, 100.0))),
+    ];
+    println!();
+    println!(
+        "{:<28}{:>18}{:>24}",
+        "", "without the layer", "with SharedCallsLayer"
+    );
+    for (name, cell) in rows {
+        println!("{name:<28}{:>18}{:>24}", cell(&without), cell(&with));
+    }
+
+    let o = with.outcomes;
+    println!();
+    println!("with the layer, how each request was answered:");
+    println!(
+        "{:<28}{:>12}{:>12}{:>12}{:>12}{:>12}",
+        "", "hit", "collapsed", "miss", "stale", "other"
+    );
+    println!(
+        "{:<28}{:>12}{:>12}{:>12}{:>12}{:>12}",
+        "Cache-Status of responses",
+        thousands(o.hit),
+        thousands(o.collapsed),
+        thousands(o.miss),
+        thousands(o.stale),
+        thousands(o.other)
+    );
+    if let Some(stats) = with.stats {
+        let others = stats.stale_if_error + stats.passes + stats.lock_timeouts;
+        println!(
+            "{:<28}{:>12}{:>12}{:>12}{:>12}{:>12}",
+            "cache_handle().stats()",
+            thousands(stats.hits),
+            thousands(stats.collapsed),
+            thousands(stats.misses),
+            thousands(stats.stale),
+            thousands(others)
+        );
+        let agree = (
+            stats.hits,
+            stats.collapsed,
+            stats.misses,
+            stats.stale,
+            others,
+        ) == (o.hit, o.collapsed, o.miss, o.stale, o.other);
+        println!(
+            "responses and stats agree: {}; background refreshes: {}",
+            if agree { "yes" } else { "NO" },
+            stats.refreshes
+        );
+        if !agree {
+            return Err("the responses' Cache-Status and the cache's stats disagree".into());
+        }
+    }
+    println!();
+    println!(
+        "backend calls: {} without the layer, {} with it ({:.1}x fewer), for {:.1}x the requests",
+        thousands(without.backend_calls),
+        thousands(with.backend_calls),
+        without.backend_calls as f64 / with.backend_calls.max(1) as f64,
+        with.requests as f64 / without.requests.max(1) as f64,
+    );
+    Ok(())
+}
