@@ -122,6 +122,10 @@ where
         Some(shared.clone())
     }
 
+    fn respond_hit_owned(&self, shared: T, _: &Answer, _: &Req) -> Option<T> {
+        Some(shared)
+    }
+
     fn respond(&self, shared: &T, _: &Answer, _: &(), _: Option<&Req>) -> Option<T> {
         Some(shared.clone())
     }

@@ -165,6 +165,19 @@ pub trait ServicePolicy<Req, S: Service<Req>>: Policy {
         request: &Req,
     ) -> Option<Self::Response>;
 
+    /// [`respond_hit`](Self::respond_hit) with the lookup's own copy of the
+    /// stored answer, which it may keep rather than clone once more (the hit
+    /// path's one allocation for a `String` answer, say). Calls
+    /// `respond_hit` by default.
+    fn respond_hit_owned(
+        &self,
+        shared: Self::Shared,
+        answer: &Answer,
+        request: &Req,
+    ) -> Option<Self::Response> {
+        self.respond_hit(&shared, answer, request)
+    }
+
     /// The response for a caller from a shared or stored answer, or `None`
     /// when it does not serve this request (the caller then calls the inner
     /// service on its own). `request` is `None` when the caller's request was

@@ -128,7 +128,10 @@ where
         }
         if let Some(lookup) = self.cache.get(&key) {
             let answer = Answer::from_lookup(&lookup, false);
-            return match self.policy.respond_hit(lookup.value(), &answer, &request) {
+            return match self
+                .policy
+                .respond_hit_owned(lookup.into_value(), &answer, &request)
+            {
                 Some(response) => ResponseFuture::ready(Ok(response)),
                 // The stored answer does not serve this request (a variant).
                 None => self.bypass(
