@@ -73,12 +73,16 @@ impl tonic::server::UnaryService<HelloRequest> for SayHello {
         Box::pin(async move {
             let call = greeter.calls.hit() as u64;
             greeter.gate.wait().await;
+            let user = request
+                .metadata()
+                .get("authorization")
+                .map(|value| format!(" as {}", value.to_str().unwrap()));
             let name = request.into_inner().name;
             if name == "missing" {
                 return Err(Status::not_found(format!("no greeting for {name}")));
             }
             Ok(tonic::Response::new(HelloReply {
-                message: format!("hello {name}"),
+                message: format!("hello {name}{}", user.unwrap_or_default()),
                 call,
             }))
         })
@@ -191,16 +195,31 @@ async fn client(addr: SocketAddr, waiting: &Counter) -> tonic::client::Grpc<Laye
 type Called = (Result<HelloReply, Status>, Option<String>, Option<String>);
 
 async fn call(
-    mut client: tonic::client::Grpc<Layered>,
+    client: tonic::client::Grpc<Layered>,
     path: &'static str,
     name: impl Into<String>,
 ) -> Called {
-    let name = name.into();
+    call_as(client, path, name, None).await
+}
+
+/// A call with `authorization` metadata when `user` is given.
+async fn call_as(
+    mut client: tonic::client::Grpc<Layered>,
+    path: &'static str,
+    name: impl Into<String>,
+    user: Option<&'static str>,
+) -> Called {
+    let mut request = tonic::Request::new(HelloRequest { name: name.into() });
+    if let Some(user) = user {
+        request
+            .metadata_mut()
+            .insert("authorization", user.parse().unwrap());
+    }
     bounded("a unary call", async move {
         client.ready().await.unwrap();
         let result = client
             .unary(
-                tonic::Request::new(HelloRequest { name }),
+                request,
                 PathAndQuery::from_static(path),
                 ProstCodec::<HelloRequest, HelloReply>::default(),
             )
@@ -397,4 +416,34 @@ async fn trailers_are_replayed_to_followers_and_on_hits() {
     assert_eq!(x_call.as_deref(), Some("1"));
     assert_eq!(shape(&status.unwrap()).0, "shared-calls; hit; ttl=N");
     assert_eq!(greeter.calls.get(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_with_credentials_bypass_like_http_requests() {
+    let (greeter, _, client) = setup(Gate::closed()).await;
+
+    // Alice and Bob send the same message: each reaches the server, neither
+    // waits for the other.
+    let alice = tokio::spawn(call_as(client.clone(), SAY_HELLO, "ada", Some("alice")));
+    let bob = tokio::spawn(call_as(client.clone(), SAY_HELLO, "ada", Some("bob")));
+    wait_until("alice and bob in the server", || greeter.calls.get() == 2).await;
+    greeter.gate.release();
+    let (alice, alice_status, _) = bounded("alice", alice).await.unwrap();
+    let (bob, _, _) = bounded("bob", bob).await.unwrap();
+    assert_eq!(alice.unwrap().message, "hello ada as alice");
+    assert_eq!(bob.unwrap().message, "hello ada as bob");
+    assert_eq!(
+        alice_status.as_deref(),
+        Some("shared-calls; fwd=bypass; detail=credentials")
+    );
+
+    // An anonymous answer is stored, and still never served to Bob.
+    let (anonymous, _, _) = call(client.clone(), SAY_HELLO, "ada").await;
+    assert_eq!(anonymous.unwrap().message, "hello ada");
+    let (hit, status, _) = call(client.clone(), SAY_HELLO, "ada").await;
+    assert_eq!(hit.unwrap().call, 3);
+    assert_eq!(shape(&status.unwrap()).0, "shared-calls; hit; ttl=N");
+    let (bob, _, _) = call_as(client.clone(), SAY_HELLO, "ada", Some("bob")).await;
+    assert_eq!(bob.unwrap().message, "hello ada as bob");
+    assert_eq!(greeter.calls.get(), 4);
 }

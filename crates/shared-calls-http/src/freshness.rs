@@ -399,9 +399,7 @@ pub fn classify_request(rules: &Rules, method: &Method, headers: &HeaderMap) -> 
     if CONDITIONALS.iter().any(|h| headers.contains_key(h)) {
         return Bypass(BypassReason::Conditional);
     }
-    if !rules.credentials_in_key
-        && (headers.contains_key(AUTHORIZATION) || headers.contains_key(COOKIE))
-    {
+    if unkeyed_credentials(rules, headers) {
         return Bypass(BypassReason::Credentials);
     }
     let cc = CacheControl::from_headers_lenient(headers);
@@ -416,6 +414,13 @@ pub fn classify_request(rules: &Rules, method: &Method, headers: &HeaderMap) -> 
         return Bypass(BypassReason::NoCache);
     }
     RequestDecision::Collapse
+}
+
+/// `Authorization` or `Cookie` that the key does not include
+/// ([`Rules::credentials_in_key`]): the request must not share.
+pub(crate) fn unkeyed_credentials(rules: &Rules, headers: &HeaderMap) -> bool {
+    !rules.credentials_in_key
+        && (headers.contains_key(AUTHORIZATION) || headers.contains_key(COOKIE))
 }
 
 fn has_body(headers: &HeaderMap) -> bool {

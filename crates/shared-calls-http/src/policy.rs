@@ -122,7 +122,9 @@ impl HttpPolicy {
     /// Shares unary gRPC calls whose request message was buffered by
     /// [`BufferRequestLayer`](crate::BufferRequestLayer) (see
     /// [`grpc_key`](crate::grpc_key)); stores only answers with
-    /// `grpc-status: 0`. Off by default.
+    /// `grpc-status: 0`. Calls with `authorization` or `cookie` metadata
+    /// bypass, as HTTP requests do, unless
+    /// [`credentials_in_key`](Self::credentials_in_key). Off by default.
     pub fn grpc(self, enabled: bool) -> Self {
         self.with(|settings| settings.grpc = enabled)
     }
@@ -236,7 +238,11 @@ where
 
     fn admit(&self, request: &Request<ReqB>) -> Admission {
         if self.settings.grpc && grpc::is_buffered_unary(request) {
-            return Admission::Share;
+            // Credentials (`authorization` metadata) bypass as they do in HTTP.
+            return match freshness::unkeyed_credentials(&self.settings.rules, request.headers()) {
+                true => Admission::Bypass,
+                false => Admission::Share,
+            };
         }
         match freshness::classify_request(&self.settings.rules, request.method(), request.headers())
         {
@@ -249,9 +255,10 @@ where
     }
 
     fn context(&self, request: &Request<ReqB>) -> HttpContext {
-        let shared = self.settings.grpc && grpc::is_buffered_unary(request);
-        let bypass = match shared {
-            true => None,
+        let grpc = self.settings.grpc && grpc::is_buffered_unary(request);
+        let bypass = match grpc {
+            true => freshness::unkeyed_credentials(&self.settings.rules, request.headers())
+                .then_some(BypassReason::Credentials),
             false => match freshness::classify_request(
                 &self.settings.rules,
                 request.method(),
@@ -264,8 +271,8 @@ where
         HttpContext {
             method: request.method().clone(),
             headers: bypass.is_none().then(|| request.headers().clone()),
+            grpc: grpc && bypass.is_none(),
             bypass,
-            grpc: shared,
         }
     }
 
