@@ -81,12 +81,13 @@ impl<K, T> Flight<K, T> {
         if state.waiters.is_empty() {
             return output;
         }
-        let mine = output.clone();
-        state.done = Some(Arc::new(output));
+        // Publish first: a panicking `T::clone` must hurt only its caller.
+        let shared = Arc::new(output);
+        state.done = Some(shared.clone());
         let waiters = std::mem::take(&mut state.waiters);
         drop(state);
         waiters.wake_all();
-        mine
+        (*shared).clone()
     }
 
     /// The poller of `work` went away before it completed: hand the work to
