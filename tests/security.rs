@@ -375,3 +375,103 @@ async fn private_and_no_store_answers_are_never_stored() {
         gate.close();
     }
 }
+
+/// Sends `n` identical GETs held at the gate until all wait, and returns
+/// their answers.
+async fn gated_burst(
+    addr: SocketAddr,
+    path: &str,
+    n: usize,
+    calls: &Counter,
+    waiting: &Counter,
+    gate: &Gate,
+) -> Vec<Got> {
+    let before = (calls.get(), waiting.get());
+    let tasks = concurrent_gets(addr, path, &[], n);
+    wait_until("the requests to wait for one call", || {
+        calls.get() == before.0 + 1 && waiting.get() == before.1 + n
+    })
+    .await;
+    gate.release();
+    join_all(tasks).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_cookie_on_a_server_error_is_never_replayed() {
+    const N: usize = 5;
+    let (calls, waiting, gate) = (Counter::default(), Counter::default(), Gate::closed());
+    let route = handler(&calls, &gate, |_, _, n| {
+        let cookie = [(SET_COOKIE, format!("session={n}"))];
+        (StatusCode::SERVICE_UNAVAILABLE, cookie, n.to_string()).into_response()
+    });
+    let addr = serve(route, &waiting).await;
+
+    let answers = gated_burst(addr, "/error", N, &calls, &waiting, &gate).await;
+    for got in &answers {
+        assert_eq!(got.status, StatusCode::SERVICE_UNAVAILABLE);
+        let cookie = got.header("set-cookie").unwrap();
+        assert_eq!(cookie, format!("session={}", got.text()), "its own cookie");
+    }
+    assert_eq!(calls.get(), N, "every waiting request called on its own");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_cache_control_never_hides_private_or_no_store() {
+    const N: usize = 4;
+    let (calls, waiting, gate) = (Counter::default(), Counter::default(), Gate::closed());
+    let route = handler(&calls, &gate, |headers, _, n| {
+        let directive = header(headers, "x-directive").to_owned();
+        ([(CACHE_CONTROL, directive)], format!("call {n}")).into_response()
+    });
+    let addr = serve(route, &waiting).await;
+
+    for (case, directive) in ["private, max-age=soon", "no-store, max-age=\"x"]
+        .iter()
+        .enumerate()
+    {
+        let path = format!("/malformed/{case}");
+        let before = (calls.get(), waiting.get());
+        let tasks = concurrent_gets(addr, &path, &[("x-directive", directive)], N);
+        wait_until("the requests to wait for one call", || {
+            calls.get() == before.0 + 1 && waiting.get() == before.1 + N
+        })
+        .await;
+        gate.release();
+        let answers = join_all(tasks).await;
+        let mut bodies: Vec<_> = answers.iter().map(|got| got.text().to_owned()).collect();
+        bodies.sort();
+        bodies.dedup();
+        assert_eq!(
+            bodies.len(),
+            N,
+            "{directive}: nobody received another's answer"
+        );
+        assert_eq!(calls.get(), before.0 + N, "{directive}");
+        gate.close();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_error_that_varies_is_never_crossed() {
+    let (calls, waiting, gate) = (Counter::default(), Counter::default(), Gate::closed());
+    let route = handler(&calls, &gate, |headers, _, _| {
+        let body = format!("error for {:?}", header(headers, "accept-encoding"));
+        let vary = [(VARY, "Accept-Encoding")];
+        (StatusCode::SERVICE_UNAVAILABLE, vary, body).into_response()
+    });
+    let addr = serve(route, &waiting).await;
+
+    let leader = tokio::spawn(fetch_with(addr, "/v", &[("accept-encoding", "gzip")]));
+    wait_until("the leader in the handler", || {
+        calls.get() == 1 && waiting.get() == 1
+    })
+    .await;
+    let other = tokio::spawn(fetch_with(addr, "/v", &[("accept-encoding", "br")]));
+    wait_until("the other waiting", || waiting.get() == 2).await;
+    gate.release();
+    let leader = bounded("leader", leader).await.unwrap();
+    let other = bounded("other", other).await.unwrap();
+    assert_eq!(leader.text(), r#"error for "gzip""#);
+    assert_eq!(other.text(), r#"error for "br""#);
+    assert_eq!(calls.get(), 2);
+}

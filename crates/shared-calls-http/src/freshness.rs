@@ -423,6 +423,22 @@ pub(crate) fn unkeyed_credentials(rules: &Rules, headers: &HeaderMap) -> bool {
         && (headers.contains_key(AUTHORIZATION) || headers.contains_key(COOKIE))
 }
 
+/// Whether a response must reach its own client only, whatever its status:
+/// `no-store`, `private`, a `Set-Cookie` (unless [`Rules::store_set_cookie`]),
+/// `Vary: *`, or a `Cache-Control` or `Vary` that does not parse (what it
+/// would have said can't be known). Such a response is not handed even to
+/// the requests waiting for the same call; [`storability`] alone decides
+/// what is stored, and checks these only for statuses it would store.
+pub(crate) fn for_its_client_only(rules: &Rules, response_headers: &HeaderMap) -> bool {
+    let private = match CacheControl::from_headers(response_headers) {
+        Ok(cc) => cc.no_store() || cc.private(),
+        Err(_) => true,
+    };
+    private
+        || (response_headers.contains_key(SET_COOKIE) && !rules.store_set_cookie)
+        || vary(response_headers).is_err()
+}
+
 fn has_body(headers: &HeaderMap) -> bool {
     headers.contains_key(TRANSFER_ENCODING)
         || headers

@@ -459,6 +459,7 @@ where
         Ok(vary) => (!vary.is_empty()).then(|| vary.capture(request_headers)),
         Err(VaryError::Any | VaryError::TooMany | VaryError::Malformed) => None,
     };
+    let failed = parts.status.is_server_error();
     let private = matches!(
         storability,
         Storability::DoNotStore(
@@ -470,14 +471,15 @@ where
                 | Reason::VaryAny
                 | Reason::Vary
         )
-    );
+    ) || freshness::for_its_client_only(&settings.rules, &parts.headers)
+        // A failure is answered to its waiters without a `Vary` check.
+        || (failed && vary.is_some());
     if private {
         let response = Response::from_parts(parts, SharedBody::streamed(body));
         return Ok(
             Fetch::value(HttpShared(Shared::Unshared(TakeOnce::new(response)))).do_not_store(),
         );
     }
-    let failed = parts.status.is_server_error();
     let collected = match buffer(body, settings.max_body_size).await {
         Buffered::Complete(collected) => collected,
         Buffered::TooLarge(body) | Buffered::Failed(body) => {
