@@ -54,7 +54,8 @@ impl From<Bytes> for HttpKey {
 /// part of the URI; keyed so that one value's answer never reaches another.
 const ROUTING_HEADERS: [&str; 3] = ["x-forwarded-host", "x-forwarded-proto", "forwarded"];
 
-/// The default key: the resource a `GET` would retrieve — scheme, authority
+/// The default key: the resource a `GET` would retrieve — scheme (`http` when
+/// the request line has none), authority
 /// (from the URI, or the `Host` header), path and query, exactly as sent —
 /// and the proxy routing headers `X-Forwarded-Host`, `X-Forwarded-Proto` and
 /// `Forwarded`.
@@ -76,7 +77,9 @@ pub fn default_key<B>(request: &Request<B>) -> Option<HttpKey> {
         .unwrap_or_default();
     let path = uri.path_and_query().map_or("/", |path| path.as_str());
     let mut key = BytesMut::with_capacity(authority.len() + path.len() + 16);
-    key.put_slice(uri.scheme_str().unwrap_or("").as_bytes());
+    // An origin-form request (HTTP/1) carries no scheme: count it as `http`,
+    // so that HTTP/1 and cleartext HTTP/2 requests share one entry.
+    key.put_slice(uri.scheme_str().unwrap_or("http").as_bytes());
     key.put_slice(b"://");
     key.put_slice(authority);
     key.put_slice(path.as_bytes());
