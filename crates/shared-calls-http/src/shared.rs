@@ -106,14 +106,14 @@ impl TakeOnce {
         Self(Arc::new(Mutex::new(Some(Box::new(value)))))
     }
 
-    /// The value, if nobody took it and it is a `T`.
+    /// The value, if nobody took it and it is a `T`. A value of another type
+    /// stays for a later `take` of its own type.
     pub(crate) fn take<T: 'static>(&self) -> Option<T> {
-        let taken = self
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()?;
-        taken.downcast().ok().map(|value| *value)
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !slot.as_ref().is_some_and(|value| (**value).is::<T>()) {
+            return None;
+        }
+        slot.take()?.downcast().ok().map(|value| *value)
     }
 }
 
