@@ -738,6 +738,17 @@ impl VaryKey {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// Roughly how many bytes it holds, for a cache bounded by weight: the
+    /// captured values come from requests, and may be long.
+    pub(crate) fn weight(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|entry| {
+                entry.name.as_str().len() + entry.value.as_ref().map_or(0, |v| v.len()) + 32
+            })
+            .sum()
+    }
 }
 
 /// Pieces of all lines of `name`, split at commas, each trimmed of OWS.

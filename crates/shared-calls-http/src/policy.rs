@@ -203,6 +203,10 @@ impl Policy for HttpPolicy {
     fn weigh(&self, shared: &HttpShared) -> u32 {
         shared.weight()
     }
+
+    fn weigh_key(&self, key: &HttpKey) -> u32 {
+        u32::try_from(key.as_bytes().len()).unwrap_or(u32::MAX)
+    }
 }
 
 /// What the HTTP policy keeps of a request.

@@ -91,7 +91,9 @@ impl StoredResponse {
                 .map(|(name, value)| name.as_str().len() + value.len() + 32)
                 .sum()
         });
-        u32::try_from(self.body.data().len() + headers + trailers + 128).unwrap_or(u32::MAX)
+        // The request header values it was selected with are held too.
+        let vary = self.vary.as_ref().map_or(0, VaryKey::weight);
+        u32::try_from(self.body.data().len() + headers + trailers + vary + 128).unwrap_or(u32::MAX)
     }
 }
 

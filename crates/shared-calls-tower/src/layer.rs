@@ -146,10 +146,15 @@ impl<F, P: Policy> SharedCallsLayer<F, P> {
     }
 
     /// At most this total weight of stored answers, each weighed by the
-    /// policy ([`Policy::weigh`]; bytes, for HTTP).
+    /// policy with its key ([`Policy::weigh`] and [`Policy::weigh_key`];
+    /// bytes, for HTTP).
     pub fn max_weight(self, max: u64) -> Self {
         let policy = self.policy.clone();
-        self.configure(|settings| settings.max_weight(max, move |_, shared| policy.weigh(shared)))
+        self.configure(|settings| {
+            settings.max_weight(max, move |key, shared| {
+                policy.weigh(shared).saturating_add(policy.weigh_key(key))
+            })
+        })
     }
 
     /// Stale-while-revalidate window ([`CacheBuilder::stale_while_revalidate`]).

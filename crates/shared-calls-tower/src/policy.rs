@@ -31,6 +31,14 @@ pub trait Policy: Clone + Send + Sync + 'static {
         let _ = shared;
         1
     }
+
+    /// The weight of a stored answer's key, added to [`weigh`](Self::weigh)
+    /// for a cache bounded by weight: a key that may be long (an HTTP URI)
+    /// takes memory too. Zero by default.
+    fn weigh_key(&self, key: &Self::Key) -> u32 {
+        let _ = key;
+        0
+    }
 }
 
 /// Whether a request takes part in sharing.
