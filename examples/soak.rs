@@ -554,6 +554,8 @@ pub(crate) struct Report {
     pub(crate) backend_calls: u64,
     pub(crate) faults: [(&'static str, u64); 6],
     pub(crate) backend_running: u64,
+    /// Calls dropped before they answered (counted in no fault kind).
+    pub(crate) backend_cancelled: u64,
     pub(crate) unexpected_panics: u64,
     pub(crate) layer: shared_calls::cache::Stats,
     pub(crate) in_flight: usize,
@@ -658,6 +660,11 @@ impl fmt::Display for Report {
             100.0 * self.backend_calls as f64 / self.requests.max(1) as f64
         )?;
         writeln!(f, "faults injected: {}", list(&self.faults))?;
+        writeln!(
+            f,
+            "  cancelled:     {} calls dropped during their wait (their only client went away)",
+            self.backend_cancelled
+        )?;
         let s = &self.layer;
         writeln!(
             f,
@@ -805,6 +812,13 @@ pub(crate) async fn run(config: SoakConfig) -> Report {
             ("over the size limit", get(&b.over_limit)),
         ],
         backend_running: get(&b.running),
+        backend_cancelled: get(&b.calls).saturating_sub(
+            get(&b.ok)
+                + get(&b.server_error)
+                + get(&b.panic)
+                + get(&b.body_error)
+                + get(&b.over_limit),
+        ),
         unexpected_panics: UNEXPECTED_PANICS.load(Ordering::Relaxed),
         layer,
         in_flight,
