@@ -25,7 +25,11 @@
 //! Backend calls are counted in the handler. The ideal is one call per key
 //! per TTL window: time is cut into windows of one TTL from the start, and
 //! the ideal is the number of distinct (window, key) pairs in the run's own
-//! request log (for (a), the duration over the TTL).
+//! request log (for (a), the duration over the TTL). A TTL cache can stay
+//! under it (an entry stored late in one window still answers in the
+//! next), so the table also gives a tighter reference: the calls a perfect
+//! collapsing TTL cache would make on the same log, each answer stored when
+//! its call returns and fresh for one TTL.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -219,9 +223,32 @@ struct Measured {
     p99: Duration,
     backend_calls: u64,
     ideal: u64,
+    /// The calls a perfect collapsing TTL cache would make on the same
+    /// request log.
+    perfect: u64,
     /// CPU time of the server's thread and of the clients' thread over the
     /// run, as a share of the run's wall time.
     busy: (Option<f64>, Option<f64>),
+}
+
+/// The backend calls of a perfect collapsing TTL cache on a request log:
+/// a request for a key that is not fresh calls; the answer is stored when
+/// the call returns (after the handler's delay) and stays fresh for the
+/// TTL; requests meanwhile share the call. A tighter reference than the
+/// windows, which count a key again in every window it is requested in.
+fn perfect_cache_calls(mut sent: Vec<(u32, u32)>, workload: &Workload) -> u64 {
+    sent.sort_unstable();
+    let lifetime = (workload.delay + workload.ttl).as_micros() as u64;
+    let mut fresh_until = std::collections::HashMap::<u32, u64>::new();
+    let mut calls = 0;
+    for (start, key) in sent {
+        let until = fresh_until.entry(key).or_insert(0);
+        if u64::from(start) >= *until {
+            calls += 1;
+            *until = u64::from(start) + lifetime;
+        }
+    }
+    calls
 }
 
 fn percentile(sorted: &[u32], p: f64) -> Duration {
@@ -305,13 +332,16 @@ fn measure(workload: &Workload, variant: Variant) -> Result<Measured, Error> {
     let ttl_micros = workload.ttl.as_micros() as u32;
     let mut latencies = Vec::new();
     let mut windows = HashSet::new();
+    let mut sent = Vec::new();
     for log in &logs {
         for &(start, key, latency) in &log.requests {
             latencies.push(latency);
             windows.insert((start / ttl_micros, key));
+            sent.push((start, key));
         }
     }
     latencies.sort_unstable();
+    let perfect = perfect_cache_calls(sent, workload);
     let requests = latencies.len() as u64;
     Ok(Measured {
         workload: workload.name,
@@ -322,6 +352,7 @@ fn measure(workload: &Workload, variant: Variant) -> Result<Measured, Error> {
         p99: percentile(&latencies, 99.0),
         backend_calls: calls.load(Ordering::Relaxed),
         ideal: windows.len() as u64,
+        perfect,
         busy,
     })
 }
@@ -476,12 +507,12 @@ fn main() -> Result<(), Error> {
     println!("load average after: {}", load_average());
     println!();
     println!(
-        "| workload | variant | requests | requests/s | p50 ms | p99 ms | backend calls | ideal | calls / ideal | server CPU | client CPU |"
+        "| workload | variant | requests | requests/s | p50 ms | p99 ms | backend calls | ideal (windows) | calls / ideal | perfect TTL cache | calls / perfect | server CPU | client CPU |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for m in &results {
         println!(
-            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {:.2}x | {} | {} |",
+            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {:.2}x | {} | {:.2}x | {} | {} |",
             m.workload,
             m.variant.name(),
             m.requests,
@@ -491,6 +522,8 @@ fn main() -> Result<(), Error> {
             m.backend_calls,
             m.ideal,
             m.backend_calls as f64 / m.ideal.max(1) as f64,
+            m.perfect,
+            m.backend_calls as f64 / m.perfect.max(1) as f64,
             percent(m.busy.0),
             percent(m.busy.1),
         );
@@ -513,19 +546,22 @@ fn main() -> Result<(), Error> {
     );
     let check = |ok: bool| if ok { "met" } else { "missed" };
     let ratio = |m: &Measured| m.backend_calls as f64 / m.ideal.max(1) as f64;
+    let to_perfect = |m: &Measured| m.backend_calls as f64 / m.perfect.max(1) as f64;
     println!();
-    println!("| target | measured | |");
+    println!("| target (shared-calls) | measured | |");
     println!("|---|---:|---|");
-    println!(
-        "| backend calls ≤ 1.05x ideal on (a) | {:.2}x | {} |",
-        ratio(a),
-        check(ratio(a) <= 1.05)
-    );
-    println!(
-        "| backend calls ≤ 1.05x ideal on (b) | {:.2}x | {} |",
-        ratio(b),
-        check(ratio(b) <= 1.05)
-    );
+    for (name, m) in [("(a)", a), ("(b)", b)] {
+        println!(
+            "| backend calls ≤ 1.05x ideal (windows) on {name} | {:.2}x | {} |",
+            ratio(m),
+            check(ratio(m) <= 1.05)
+        );
+        println!(
+            "| backend calls ≤ 1.05x a perfect TTL cache on {name} | {:.2}x | {} |",
+            to_perfect(m),
+            check(to_perfect(m) <= 1.05)
+        );
+    }
     let vs_bare = c.per_second / c_bare.per_second;
     let vs_peer = c.per_second / c_peer.per_second;
     println!(
