@@ -30,23 +30,27 @@ type Ours = Cache<u64, Value>;
 /// Keys present in every cache of the hit path; lookups cycle through them.
 const PRESENT: u64 = 1_024;
 
-/// Mean time per operation of each measured function, from every sample
-/// criterion took (warm-up included), for the summary table.
+/// Time per operation of every sample criterion took of each function
+/// (warm-up included), for the summary table, which shows their median: a
+/// shared machine's noise moves the mean more than the median.
 #[derive(Default)]
-struct Means(Mutex<BTreeMap<&'static str, (Duration, u64)>>);
+struct Samples(Mutex<BTreeMap<&'static str, Vec<f64>>>);
 
-impl Means {
+impl Samples {
     fn record(&self, name: &'static str, elapsed: Duration, ops: u64) {
-        let mut means = self.0.lock().unwrap();
-        let (total, count) = means.entry(name).or_default();
-        *total += elapsed;
-        *count += ops;
+        let ns_per_op = elapsed.as_nanos() as f64 / ops as f64;
+        self.0
+            .lock()
+            .unwrap()
+            .entry(name)
+            .or_default()
+            .push(ns_per_op);
     }
 
-    fn ns_per_op(&self, name: &str) -> f64 {
-        let means = self.0.lock().unwrap();
-        let (total, count) = means[name];
-        total.as_nanos() as f64 / count as f64
+    fn median(&self, name: &str) -> f64 {
+        let mut samples = self.0.lock().unwrap()[name].clone();
+        samples.sort_by(f64::total_cmp);
+        samples[samples.len() / 2]
     }
 }
 
@@ -72,7 +76,7 @@ fn moka_like_the_tier() -> moka::sync::Cache<u64, Arc<(Value, tokio::time::Insta
         .build()
 }
 
-fn hit_path(c: &mut Criterion, means: &Means) {
+fn hit_path(c: &mut Criterion, samples: &Samples) {
     let ours: Ours = Cache::builder()
         .max_entries(10_000)
         .ttl(Duration::from_secs(3_600))
@@ -107,7 +111,7 @@ fn hit_path(c: &mut Criterion, means: &Means) {
                 black_box(raw_sync.get(&(i % PRESENT)));
             }
             let elapsed = start.elapsed();
-            means.record("moka sync get", elapsed, iters);
+            samples.record("moka sync get", elapsed, iters);
             elapsed
         })
     });
@@ -118,7 +122,7 @@ fn hit_path(c: &mut Criterion, means: &Means) {
                 black_box(tier_like.get(&(i % PRESENT)));
             }
             let elapsed = start.elapsed();
-            means.record("moka sync get, set up as our store", elapsed, iters);
+            samples.record("moka sync get, set up as our store", elapsed, iters);
             elapsed
         })
     });
@@ -129,7 +133,7 @@ fn hit_path(c: &mut Criterion, means: &Means) {
                 black_box(tokio::time::Instant::now());
             }
             let elapsed = start.elapsed();
-            means.record("tokio Instant::now", elapsed, iters);
+            samples.record("tokio Instant::now", elapsed, iters);
             elapsed
         })
     });
@@ -140,7 +144,7 @@ fn hit_path(c: &mut Criterion, means: &Means) {
                 black_box(ours.get(&(i % PRESENT)));
             }
             let elapsed = start.elapsed();
-            means.record("ours get", elapsed, iters);
+            samples.record("ours get", elapsed, iters);
             elapsed
         })
     });
@@ -152,7 +156,7 @@ fn hit_path(c: &mut Criterion, means: &Means) {
                     black_box(raw_future.get(&(i % PRESENT)).await);
                 }
                 let elapsed = start.elapsed();
-                means.record("moka future get", elapsed, iters);
+                samples.record("moka future get", elapsed, iters);
                 elapsed
             })
         })
@@ -169,7 +173,7 @@ fn hit_path(c: &mut Criterion, means: &Means) {
                     black_box(lookup.unwrap());
                 }
                 let elapsed = start.elapsed();
-                means.record("ours get_or_load", elapsed, iters);
+                samples.record("ours get_or_load", elapsed, iters);
                 elapsed
             })
         })
@@ -182,6 +186,8 @@ fn hit_path(c: &mut Criterion, means: &Means) {
 /// task `t` asks for key `base + r * GROUPS + t % GROUPS`, so `TASKS /
 /// GROUPS` tasks ask for each key, roughly at the same time, and every key
 /// is new. A load yields once to the runtime, as a call to a backend would.
+/// Both caches are emptied between rounds, outside the timed part, so that
+/// moka's admission policy never refuses a new key of a full cache.
 const TASKS: u64 = 64;
 const GROUPS: u64 = 8;
 const CALLS: u64 = 64;
@@ -251,7 +257,7 @@ async fn miss_round_moka(
     counts.keys.fetch_add(GROUPS * CALLS, Ordering::Relaxed);
 }
 
-fn miss_with_collapse(c: &mut Criterion, means: &Means) -> ([(String, f64); 2], String) {
+fn miss_with_collapse(c: &mut Criterion, samples: &Samples) -> ([(String, f64); 2], String) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -274,23 +280,29 @@ fn miss_with_collapse(c: &mut Criterion, means: &Means) -> ([(String, f64); 2], 
         .throughput(Throughput::Elements(TASKS * CALLS));
     group.bench_function("moka::future::Cache::get_with", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
+            let mut elapsed = Duration::ZERO;
             for _ in 0..iters {
+                let start = Instant::now();
                 runtime.block_on(miss_round_moka(&moka, fresh_base(), &moka_counts));
+                elapsed += start.elapsed();
+                moka.invalidate_all();
+                runtime.block_on(moka.run_pending_tasks());
             }
-            let elapsed = start.elapsed();
-            means.record("moka get_with miss", elapsed, iters * TASKS * CALLS);
+            samples.record("moka get_with miss", elapsed, iters * TASKS * CALLS);
             elapsed
         })
     });
     group.bench_function("Cache::get_or_load", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
+            let mut elapsed = Duration::ZERO;
             for _ in 0..iters {
+                let start = Instant::now();
                 runtime.block_on(miss_round_ours(&ours, fresh_base(), &ours_counts));
+                elapsed += start.elapsed();
+                ours.invalidate_all();
+                ours.run_pending_tasks();
             }
-            let elapsed = start.elapsed();
-            means.record("ours get_or_load miss", elapsed, iters * TASKS * CALLS);
+            samples.record("ours get_or_load miss", elapsed, iters * TASKS * CALLS);
             elapsed
         })
     });
@@ -427,21 +439,21 @@ fn stampedes() -> Vec<StampedeRow> {
 }
 
 fn main() {
-    let means = Means::default();
+    let samples = Samples::default();
     let mut criterion = Criterion::default().configure_from_args();
-    hit_path(&mut criterion, &means);
-    let (collapse, breakdown) = miss_with_collapse(&mut criterion, &means);
+    hit_path(&mut criterion, &samples);
+    let (collapse, breakdown) = miss_with_collapse(&mut criterion, &samples);
     criterion.final_summary();
     if std::env::args().any(|arg| arg == "--profile-time" || arg == "--list") {
         return; // profiling one function, or listing: no summary
     }
     let rows = stampedes();
 
-    println!("\nSummary (means over every sample of this run)\n");
+    println!("\nSummary (medians over the samples of this run)\n");
     println!("| hit path | ns/op | vs moka |");
     println!("|---|---:|---:|");
-    let sync = means.ns_per_op("moka sync get");
-    let future = means.ns_per_op("moka future get");
+    let sync = samples.median("moka sync get");
+    let future = samples.median("moka future get");
     for (name, base) in [
         ("moka sync get", sync),
         ("moka sync get, set up as our store", sync),
@@ -450,7 +462,7 @@ fn main() {
         ("moka future get", future),
         ("ours get_or_load", future),
     ] {
-        let ns = means.ns_per_op(name);
+        let ns = samples.median(name);
         println!("| {name} | {ns:.1} | {:.2}x |", ns / base);
     }
     println!("\n| miss with collapse (64 tasks, 2 workers, 8 per key) | ns/call | loads per key |");
@@ -458,7 +470,7 @@ fn main() {
     for (name, loads_per_key) in &collapse {
         println!(
             "| {name} | {:.1} | {loads_per_key:.2} |",
-            means.ns_per_op(name)
+            samples.median(name)
         );
     }
     println!("\n{breakdown}");
