@@ -101,7 +101,6 @@ where
     pub(crate) fn new(capacity: Capacity<K, V>, counters: Arc<Counters>) -> Self {
         let builder = moka::sync::Cache::builder()
             .expire_after(KeepFor)
-            .support_invalidation_closures()
             .eviction_listener(move |_, _, cause| {
                 if cause == moka::notification::RemovalCause::Size {
                     counters.evictions.add();
@@ -160,10 +159,13 @@ where
     }
 
     fn invalidate_if(&self, predicate: Box<dyn Fn(&K) -> bool + Send + Sync + 'static>) {
-        // Only fails when closures are not supported, which `new` enables.
-        let _ = self
-            .cache
-            .invalidate_entries_if(move |key, _| predicate(key));
+        // A walk over the entries, rather than moka's invalidation closures,
+        // which would tax every read to serve this rare call.
+        for (key, _) in self.cache.iter() {
+            if predicate(&key) {
+                self.cache.invalidate(&*key);
+            }
+        }
     }
 
     fn size(&self) -> (u64, u64) {
