@@ -310,10 +310,11 @@ fn main() -> Result<(), Error> {
         }),
         ("backend calls", |r| thousands(r.backend_calls)),
         ("backend calls per request", |r| {
-            format!(
-                "{:.4} %",
-                100.0 * r.backend_calls as f64 / r.requests.max(1) as f64
-            )
+            let percent = 100.0 * r.backend_calls as f64 / r.requests.max(1) as f64;
+            match percent >= 1.0 {
+                true => format!("{percent:.1} %"),
+                false => format!("{percent:.4} %"),
+            }
         }),
         ("backend peak concurrency", |r| thousands(r.peak_in_flight)),
         ("latency p50", |r| ms(percentile(&r.latencies_us, 50.0))),
