@@ -7,6 +7,7 @@
 //! ```sh
 //! cargo bench --bench e2e             # the whole run, about a minute
 //! cargo bench --bench e2e -- --quick  # 1 s per run, to try it out
+//! cargo bench --bench e2e -- --in-process  # only the hit path, without the network
 //! ```
 //!
 //! Workloads:
@@ -452,6 +453,9 @@ fn ms(d: Duration) -> String {
 
 fn main() -> Result<(), Error> {
     let quick = std::env::args().any(|arg| arg == "--quick");
+    if std::env::args().any(|arg| arg == "--in-process") {
+        return print_in_process(if quick { 100_000 } else { 1_000_000 });
+    }
     let duration = if quick {
         Duration::from_secs(1)
     } else {
@@ -580,7 +584,11 @@ fn main() -> Result<(), Error> {
         check(a.p99 <= limit)
     );
 
-    let iterations = if quick { 100_000 } else { 1_000_000 };
+    print_in_process(if quick { 100_000 } else { 1_000_000 })
+}
+
+/// The hit path of each variant in-process, as a markdown table.
+fn print_in_process(iterations: u32) -> Result<(), Error> {
     println!();
     println!("In-process hit path (one thread, no network, one cached key):");
     println!();

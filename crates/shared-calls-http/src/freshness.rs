@@ -387,20 +387,26 @@ pub fn classify_request(rules: &Rules, method: &Method, headers: &HeaderMap) -> 
     if method != Method::GET && method != Method::HEAD {
         return Bypass(BypassReason::Method);
     }
-    if headers.contains_key(UPGRADE) {
+    // One pass over the request's header names (a handful, usually) rather
+    // than a lookup per rule: this runs for every request, hits included.
+    let found = RequestHeaders::scan(headers);
+    if found.upgrade {
         return Bypass(BypassReason::Upgrade);
     }
-    if has_body(headers) {
+    if found.body_framing && has_body(headers) {
         return Bypass(BypassReason::Body);
     }
-    if headers.contains_key(RANGE) {
+    if found.range {
         return Bypass(BypassReason::Range);
     }
-    if CONDITIONALS.iter().any(|h| headers.contains_key(h)) {
+    if found.conditional {
         return Bypass(BypassReason::Conditional);
     }
-    if unkeyed_credentials(rules, headers) {
+    if found.credentials && !rules.credentials_in_key {
         return Bypass(BypassReason::Credentials);
+    }
+    if !found.cache_control && !found.pragma {
+        return RequestDecision::Collapse;
     }
     let cc = CacheControl::from_headers_lenient(headers);
     if cc.no_store() {
@@ -409,11 +415,47 @@ pub fn classify_request(rules: &Rules, method: &Method, headers: &HeaderMap) -> 
     if rules.honour_request_no_cache
         && (cc.no_cache()
             || cc.max_age() == Some(Duration::ZERO)
-            || (!headers.contains_key(CACHE_CONTROL) && pragma_no_cache(headers)))
+            || (!found.cache_control && pragma_no_cache(headers)))
     {
         return Bypass(BypassReason::NoCache);
     }
     RequestDecision::Collapse
+}
+
+/// Which of the headers that [`classify_request`] cares about a request has.
+#[derive(Default)]
+struct RequestHeaders {
+    upgrade: bool,
+    body_framing: bool,
+    range: bool,
+    conditional: bool,
+    credentials: bool,
+    cache_control: bool,
+    pragma: bool,
+}
+
+impl RequestHeaders {
+    fn scan(headers: &HeaderMap) -> Self {
+        let mut found = Self::default();
+        for name in headers.keys() {
+            if name == UPGRADE {
+                found.upgrade = true;
+            } else if name == TRANSFER_ENCODING || name == CONTENT_LENGTH {
+                found.body_framing = true;
+            } else if name == RANGE {
+                found.range = true;
+            } else if CONDITIONALS.contains(name) {
+                found.conditional = true;
+            } else if name == AUTHORIZATION || name == COOKIE {
+                found.credentials = true;
+            } else if name == CACHE_CONTROL {
+                found.cache_control = true;
+            } else if name == PRAGMA {
+                found.pragma = true;
+            }
+        }
+        found
+    }
 }
 
 /// `Authorization` or `Cookie` that the key does not include

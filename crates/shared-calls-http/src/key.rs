@@ -4,7 +4,7 @@ use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::Request;
-use http::header::HOST;
+use http::header::{FORWARDED, HOST, HeaderName};
 
 /// The key of a stored HTTP answer: opaque bytes, cheap to clone.
 ///
@@ -52,7 +52,11 @@ impl From<Bytes> for HttpKey {
 
 /// Headers that change what an origin behind a proxy answers without being
 /// part of the URI; keyed so that one value's answer never reaches another.
-const ROUTING_HEADERS: [&str; 3] = ["x-forwarded-host", "x-forwarded-proto", "forwarded"];
+const ROUTING_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-proto"),
+    FORWARDED,
+];
 
 /// The default key: the resource a `GET` would retrieve — scheme (`http` when
 /// the request line has none), authority
@@ -83,11 +87,11 @@ pub fn default_key<B>(request: &Request<B>) -> Option<HttpKey> {
     key.put_slice(b"://");
     key.put_slice(authority);
     key.put_slice(path.as_bytes());
-    for name in ROUTING_HEADERS {
+    for name in &ROUTING_HEADERS {
         for value in request.headers().get_all(name) {
             // A separator that cannot occur in a header value.
             key.put_u8(b'\n');
-            key.put_slice(name.as_bytes());
+            key.put_slice(name.as_str().as_bytes());
             key.put_u8(b':');
             key.put_slice(value.as_bytes());
         }

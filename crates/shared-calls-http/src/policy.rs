@@ -22,6 +22,7 @@ use crate::shared::{Failure, HttpFailure, HttpShared, Shared, StoredResponse, Ta
 use crate::status;
 
 const X_CACHE_STATUS: HeaderName = HeaderName::from_static("x-cache-status");
+const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
 /// The HTTP policy: RFC 9111 rules for a shared cache, bodies buffered up to
 /// a limit with their trailers, `Cache-Status` on every answer.
@@ -137,29 +138,56 @@ impl HttpPolicy {
         method: &Method,
     ) -> Response<SharedBody<B>> {
         let mut response = stored.to_response(method != Method::HEAD);
-        if answer.outcome.is_from_cache() || answer.outcome == Outcome::Collapsed {
-            response.headers_mut().insert(
-                http::header::AGE,
-                freshness::age_header_value(stored.initial_age + answer.age),
-            );
+        let (age, cache_status) = if answer.outcome == Outcome::Hit {
+            let headers = stored.hit_headers(answer.age, answer.fresh_for, self.id(), |age| {
+                (
+                    freshness::age_header_value(age),
+                    self.status_entry(answer, None),
+                )
+            });
+            (Some(headers.age), headers.cache_status)
+        } else {
+            let cached = answer.outcome.is_from_cache() || answer.outcome == Outcome::Collapsed;
+            let age = cached.then(|| freshness::age_header_value(stored.initial_age + answer.age));
+            (age, self.status_entry(answer, None))
+        };
+        if let Some(age) = age {
+            response.headers_mut().insert(http::header::AGE, age);
         }
-        self.mark(&mut response, answer, None);
+        self.mark_with(&mut response, answer.outcome, cache_status);
         response
+    }
+
+    /// Which policy this is, to tell whose header values an entry remembers.
+    fn id(&self) -> usize {
+        Arc::as_ptr(&self.settings) as usize
+    }
+
+    /// This cache's `Cache-Status` entry for an answer, if it sends one.
+    fn status_entry(&self, answer: &Answer, detail: Option<&str>) -> Option<HeaderValue> {
+        let name = self.settings.cache_status.as_ref()?;
+        Some(status::cache_status(name, answer, detail))
     }
 
     /// Adds the outcome: extension, `Cache-Status`, `X-Cache-Status`.
     fn mark<B>(&self, response: &mut Response<B>, answer: &Answer, detail: Option<&str>) {
-        response.extensions_mut().insert(answer.outcome);
-        if let Some(name) = &self.settings.cache_status {
-            response.headers_mut().append(
-                http::header::HeaderName::from_static("cache-status"),
-                status::cache_status(name, answer, detail),
-            );
+        self.mark_with(response, answer.outcome, self.status_entry(answer, detail));
+    }
+
+    fn mark_with<B>(
+        &self,
+        response: &mut Response<B>,
+        outcome: Outcome,
+        cache_status: Option<HeaderValue>,
+    ) {
+        response.extensions_mut().insert(outcome);
+        if let Some(cache_status) = cache_status {
+            response.headers_mut().append(CACHE_STATUS, cache_status);
         }
         if self.settings.x_cache_status {
             response
                 .headers_mut()
-                .insert(X_CACHE_STATUS, status::x_cache_status(answer.outcome));
+                .insert(X_CACHE_STATUS, status::x_cache_status(outcome));
         }
     }
 

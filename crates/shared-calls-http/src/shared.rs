@@ -23,6 +23,19 @@ pub(crate) struct StoredResponse {
     pub(crate) vary: Option<VaryKey>,
     /// Its `Age` when it arrived.
     pub(crate) initial_age: Duration,
+    /// The `Age` and `Cache-Status` of its hits in the last second it was
+    /// hit: a hot entry answers many hits a second with the same two values.
+    hit_headers: Mutex<Option<HitHeaders>>,
+}
+
+/// Header values of a hit, and what they were made for.
+#[derive(Clone)]
+pub(crate) struct HitHeaders {
+    /// Age and remaining freshness in whole seconds, and which policy's
+    /// `Cache-Status` name.
+    made_for: (u64, u64, usize),
+    pub(crate) age: HeaderValue,
+    pub(crate) cache_status: Option<HeaderValue>,
 }
 
 impl StoredResponse {
@@ -44,7 +57,38 @@ impl StoredResponse {
             body,
             vary,
             initial_age,
+            hit_headers: Mutex::new(None),
         }
+    }
+
+    /// The header values of a hit `age` after it was stored, with `fresh_for`
+    /// left, made by `make` unless they were made for the same second.
+    pub(crate) fn hit_headers(
+        &self,
+        age: Duration,
+        fresh_for: Duration,
+        policy: usize,
+        make: impl FnOnce(Duration) -> (HeaderValue, Option<HeaderValue>),
+    ) -> HitHeaders {
+        let age = self.initial_age + age;
+        let made_for = (age.as_secs(), fresh_for.as_secs(), policy);
+        // Contention means another hit is busy with it: just make our own.
+        let mut memo = self.hit_headers.try_lock().ok();
+        if let Some(Some(headers)) = memo.as_deref()
+            && headers.made_for == made_for
+        {
+            return headers.clone();
+        }
+        let (age, cache_status) = make(age);
+        let headers = HitHeaders {
+            made_for,
+            age,
+            cache_status,
+        };
+        if let Some(memo) = memo.as_deref_mut() {
+            *memo = Some(headers.clone());
+        }
+        headers
     }
 
     /// Whether it may answer a request with these headers.
