@@ -8,6 +8,7 @@
 //! cargo bench --bench e2e             # the whole run, about a minute
 //! cargo bench --bench e2e -- --quick  # 1 s per run, to try it out
 //! cargo bench --bench e2e -- --in-process  # only the hit path, without the network
+//! cargo bench --bench e2e -- --only '(c)'  # the runs whose names contain '(c)'
 //! ```
 //!
 //! Workloads:
@@ -490,9 +491,18 @@ fn main() -> Result<(), Error> {
         duration.as_secs_f64()
     );
     println!("load average before: {}", load_average());
+    // `--only TEXT`: the runs whose workload or variant name contains TEXT.
+    let only = std::env::args().skip_while(|arg| arg != "--only").nth(1);
     let mut results = Vec::new();
     for workload in &workloads {
         for variant in Variant::ALL {
+            let name = format!("{} {}", workload.name, variant.name());
+            if only
+                .as_ref()
+                .is_some_and(|only| !name.contains(only.as_str()))
+            {
+                continue;
+            }
             let measured = measure(workload, variant)?;
             eprintln!(
                 "  {:<54} {:<24} {:>9.0} req/s  p50 {:>6} ms  p99 {:>6} ms  backend {:>7} (ideal {})",
@@ -533,6 +543,9 @@ fn main() -> Result<(), Error> {
         );
     }
 
+    if only.is_some() {
+        return Ok(());
+    }
     let find = |workload: &str, variant: Variant| {
         results
             .iter()
