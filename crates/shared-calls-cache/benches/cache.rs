@@ -47,8 +47,11 @@ impl Samples {
             .push(ns_per_op);
     }
 
+    /// NaN when the group did not run (a filter was given).
     fn median(&self, name: &str) -> f64 {
-        let mut samples = self.0.lock().unwrap()[name].clone();
+        let Some(mut samples) = self.0.lock().unwrap().get(name).cloned() else {
+            return f64::NAN;
+        };
         samples.sort_by(f64::total_cmp);
         samples[samples.len() / 2]
     }
