@@ -74,7 +74,6 @@ fn moka_like_the_tier() -> moka::sync::Cache<u64, Arc<(Value, tokio::time::Insta
     moka::sync::Cache::builder()
         .max_capacity(10_000)
         .expire_after(Lifetime)
-        .support_invalidation_closures()
         .eviction_listener(|_, _, _| {})
         .build()
 }
