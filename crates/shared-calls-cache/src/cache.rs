@@ -7,7 +7,7 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::Arc;
 
-use shared_calls_flight::{Abandoned, FlightError, Group, Source};
+use shared_calls_flight::{Abandoned, Call, FlightError, Group, Source};
 use tokio::time::Instant;
 
 use crate::builder::{CacheBuilder, Config};
@@ -295,12 +295,7 @@ where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
-        let owned = key.to_owned();
-        let cache = self.clone();
-        let call = self
-            .inner
-            .flights
-            .call_with(key, move |source| cache.flight_work(owned, load, source));
+        let call = self.join_flight(key, load);
         let (flown, source) = match call.await {
             Ok(flown) => flown,
             Err(error) => return (Err(flight_error(error)), Outcome::Miss),
@@ -316,6 +311,21 @@ where
         let result =
             flown.and_then(|loaded| answer(&loaded.entry, outcome, loaded.stored, Instant::now()));
         (result, outcome)
+    }
+
+    /// Leads or joins the key's flight, whose work loads with `load`.
+    fn join_flight<Q, F, Fut>(&self, key: &Q, load: F) -> Call<K, Flown<V, E>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
+    {
+        let owned = key.to_owned();
+        let cache = self.clone();
+        self.inner
+            .flights
+            .call_with(key, move |source| cache.flight_work(owned, load, source))
     }
 
     /// The work of a flight (`source` is `Fresh`), or of a caller that stopped
@@ -385,12 +395,7 @@ where
             return;
         }
         self.inner.counters.refreshes.add();
-        let owned = key.to_owned();
-        let cache = self.clone();
-        let call = self
-            .inner
-            .flights
-            .call_with(key, move |source| cache.flight_work(owned, load, source));
+        let call = self.join_flight(key, load);
         runtime.spawn(async move {
             let refreshed = matches!(call.await, Ok((Ok(Loaded { stored: true, .. }), _)));
             if !refreshed {
