@@ -157,7 +157,11 @@ pub trait ServicePolicy<Req, S: Service<Req>>: Policy {
         request
     }
 
-    /// The leader's inner response, made shareable, with how to store it.
+    /// The leader's inner response, made shareable, with how to store it:
+    /// a [`Fetch::value`], with a TTL, stale windows or `do_not_store` as
+    /// the response says. A layer has no use for [`Fetch::absent`]: every
+    /// caller would be answered [`Rejected::Unshareable`] until the negative
+    /// TTL passes.
     fn share(&self, response: S::Response, context: &Self::Context) -> Self::Share;
 
     /// The leader's inner error, made shareable.
