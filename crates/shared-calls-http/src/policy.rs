@@ -130,6 +130,22 @@ impl HttpPolicy {
         self.with(|settings| settings.grpc = enabled)
     }
 
+    /// Whether a request is a buffered unary gRPC call, and why it is not
+    /// shared, if it is not: the one decision behind `admit` and `context`.
+    fn classify<B>(&self, request: &Request<B>) -> (bool, Option<BypassReason>) {
+        if self.settings.grpc && grpc::is_buffered_unary(request) {
+            // Credentials (`authorization` metadata) bypass as they do in HTTP.
+            let credentials =
+                freshness::unkeyed_credentials(&self.settings.rules, request.headers());
+            return (true, credentials.then_some(BypassReason::Credentials));
+        }
+        let rules = &self.settings.rules;
+        match freshness::classify_request(rules, request.method(), request.headers()) {
+            RequestDecision::Collapse => (false, None),
+            RequestDecision::Bypass(reason) => (false, Some(reason)),
+        }
+    }
+
     /// Answers for a shared or stored response.
     fn answer<B: Body>(
         &self,
@@ -269,37 +285,15 @@ where
         Pin<Box<dyn Future<Output = Result<Fetch<HttpShared>, HttpFailure>> + Send + 'static>>;
 
     fn admit(&self, request: &Request<ReqB>) -> Admission {
-        if self.settings.grpc && grpc::is_buffered_unary(request) {
-            // Credentials (`authorization` metadata) bypass as they do in HTTP.
-            return match freshness::unkeyed_credentials(&self.settings.rules, request.headers()) {
-                true => Admission::Bypass,
-                false => Admission::Share,
-            };
-        }
-        match freshness::classify_request(&self.settings.rules, request.method(), request.headers())
-        {
-            RequestDecision::Collapse => Admission::Share,
-            RequestDecision::Bypass(_) if is_unsafe(request.method()) => {
-                Admission::BypassAndInvalidate
-            }
-            RequestDecision::Bypass(_) => Admission::Bypass,
+        match self.classify(request) {
+            (_, None) => Admission::Share,
+            (false, Some(_)) if is_unsafe(request.method()) => Admission::BypassAndInvalidate,
+            (_, Some(_)) => Admission::Bypass,
         }
     }
 
     fn context(&self, request: &Request<ReqB>) -> HttpContext {
-        let grpc = self.settings.grpc && grpc::is_buffered_unary(request);
-        let bypass = match grpc {
-            true => freshness::unkeyed_credentials(&self.settings.rules, request.headers())
-                .then_some(BypassReason::Credentials),
-            false => match freshness::classify_request(
-                &self.settings.rules,
-                request.method(),
-                request.headers(),
-            ) {
-                RequestDecision::Collapse => None,
-                RequestDecision::Bypass(reason) => Some(reason),
-            },
-        };
+        let (grpc, bypass) = self.classify(request);
         HttpContext {
             method: request.method().clone(),
             headers: bypass.is_none().then(|| request.headers().clone()),
