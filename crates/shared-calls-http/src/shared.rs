@@ -124,21 +124,20 @@ impl StoredResponse {
 
     /// Roughly how many bytes it holds, for a cache bounded by weight.
     pub(crate) fn weight(&self) -> u32 {
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|(name, value)| name.as_str().len() + value.len() + 32)
-            .sum();
-        let trailers: usize = self.body.trailers().map_or(0, |trailers| {
-            trailers
-                .iter()
-                .map(|(name, value)| name.as_str().len() + value.len() + 32)
-                .sum()
-        });
+        let headers = header_weight(&self.headers);
+        let trailers = self.body.trailers().map_or(0, header_weight);
         // The request header values it was selected with are held too.
         let vary = self.vary.as_ref().map_or(0, VaryKey::weight);
         u32::try_from(self.body.data().len() + headers + trailers + vary + 128).unwrap_or(u32::MAX)
     }
+}
+
+/// Roughly the bytes a header map holds.
+fn header_weight(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 32)
+        .sum()
 }
 
 /// A value that only one caller may take: a streamed response or an inner
