@@ -61,10 +61,19 @@ fn value(key: u64) -> Value {
     Arc::from(format!("value of {key}").as_str())
 }
 
-/// A moka cache set up as this crate's store is: per-entry expiry, an
-/// eviction listener and invalidation closures, values behind an `Arc` with
-/// their lifetimes. Not a peer: it shows what the store costs by itself.
+/// A moka cache set up as this crate's store is: an eviction listener, values
+/// behind an `Arc` with their lifetimes. Not a peer: it shows what the store
+/// costs by itself.
 fn moka_like_the_tier() -> moka::sync::Cache<u64, Arc<(Value, tokio::time::Instant)>> {
+    moka::sync::Cache::builder()
+        .max_capacity(10_000)
+        .eviction_listener(|_, _, _| {})
+        .build()
+}
+
+/// A moka cache with a per-entry `Expiry`, which the store does without: it
+/// shows what that hook costs every read.
+fn moka_with_expiry() -> moka::sync::Cache<u64, Value> {
     struct Lifetime;
     impl<K, V> moka::Expiry<K, V> for Lifetime {
         fn expire_after_create(&self, _: &K, _: &V, _: Instant) -> Option<Duration> {
@@ -74,7 +83,6 @@ fn moka_like_the_tier() -> moka::sync::Cache<u64, Arc<(Value, tokio::time::Insta
     moka::sync::Cache::builder()
         .max_capacity(10_000)
         .expire_after(Lifetime)
-        .eviction_listener(|_, _, _| {})
         .build()
 }
 
@@ -86,6 +94,7 @@ fn hit_path(c: &mut Criterion, samples: &Samples) {
     let raw_sync: moka::sync::Cache<u64, Value> = moka::sync::Cache::new(10_000);
     let raw_future: moka::future::Cache<u64, Value> = moka::future::Cache::new(10_000);
     let tier_like = moka_like_the_tier();
+    let with_expiry = moka_with_expiry();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -93,11 +102,13 @@ fn hit_path(c: &mut Criterion, samples: &Samples) {
         ours.insert(key, Fetch::value(value(key)));
         raw_sync.insert(key, value(key));
         tier_like.insert(key, Arc::new((value(key), tokio::time::Instant::now())));
+        with_expiry.insert(key, value(key));
         runtime.block_on(raw_future.insert(key, value(key)));
     }
     ours.run_pending_tasks();
     raw_sync.run_pending_tasks();
     tier_like.run_pending_tasks();
+    with_expiry.run_pending_tasks();
     runtime.block_on(raw_future.run_pending_tasks());
 
     let mut group = c.benchmark_group("hit");
@@ -125,6 +136,17 @@ fn hit_path(c: &mut Criterion, samples: &Samples) {
             }
             let elapsed = start.elapsed();
             samples.record("moka sync get, set up as our store", elapsed, iters);
+            elapsed
+        })
+    });
+    group.bench_function("moka::sync::Cache::get, per-entry expiry", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                black_box(with_expiry.get(&(i % PRESENT)));
+            }
+            let elapsed = start.elapsed();
+            samples.record("moka sync get, per-entry expiry", elapsed, iters);
             elapsed
         })
     });
@@ -459,6 +481,7 @@ fn main() {
     for (name, base) in [
         ("moka sync get", sync),
         ("moka sync get, set up as our store", sync),
+        ("moka sync get, per-entry expiry", sync),
         ("tokio Instant::now", sync),
         ("ours get", sync),
         ("moka future get", future),

@@ -15,7 +15,7 @@ use crate::fetch::{Content, Entry, Fetch, Phase};
 use crate::generations::{Generation, Generations};
 use crate::stats::{Counters, Stats};
 use crate::tier::{Capacity, MokaTier, Tier};
-use crate::{LoadError, Lookup, Outcome};
+use crate::{LoadError, Lookup, Outcome, Timing};
 
 /// What a flight hands its waiters: the entry it loaded (or found), or why not.
 type Flown<V, E> = Result<Loaded<V>, LoadError<E>>;
@@ -509,8 +509,11 @@ fn answer<V: Clone, E>(
             value: value.clone(),
             outcome,
             stored,
-            age: now.saturating_duration_since(entry.loaded_at),
-            fresh_for: entry.fresh_until.saturating_duration_since(now),
+            timing: Timing {
+                loaded_at: entry.loaded_at,
+                fresh_until: entry.fresh_until,
+                looked_up_at: now,
+            },
         }),
         Content::Absent | Content::HitForMiss => Err(LoadError::NotFound),
     }

@@ -175,13 +175,6 @@ impl<V> Entry<V> {
         now < self.error_until
     }
 
-    /// How long the store should keep the entry: until its last window ends.
-    pub(crate) fn keep_for(&self, now: Instant) -> Duration {
-        self.stale_until
-            .max(self.error_until)
-            .saturating_duration_since(now)
-    }
-
     /// Claims the right to refresh this stale entry; true for one caller.
     pub(crate) fn claim_refresh(&self) -> bool {
         !self.refreshing.swap(true, Ordering::AcqRel)

@@ -52,5 +52,5 @@ mod tier;
 pub use builder::CacheBuilder;
 pub use cache::Cache;
 pub use fetch::Fetch;
-pub use outcome::{LoadError, Lookup, Outcome};
+pub use outcome::{LoadError, Lookup, Outcome, Timing};
 pub use stats::Stats;

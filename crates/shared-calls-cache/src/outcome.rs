@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// How a value reached its caller.
 ///
@@ -67,8 +68,7 @@ pub struct Lookup<V> {
     pub(crate) value: V,
     pub(crate) outcome: Outcome,
     pub(crate) stored: bool,
-    pub(crate) age: Duration,
-    pub(crate) fresh_for: Duration,
+    pub(crate) timing: Timing,
 }
 
 impl<V> Lookup<V> {
@@ -94,13 +94,43 @@ impl<V> Lookup<V> {
 
     /// How long ago the value was loaded (zero for a value just loaded).
     pub fn age(&self) -> Duration {
-        self.age
+        self.timing.age()
     }
 
     /// How much longer the stored entry stays fresh (zero when stale or not
     /// stored).
     pub fn fresh_for(&self) -> Duration {
-        self.fresh_for
+        self.timing.fresh_for()
+    }
+
+    /// The [age](Self::age) and [remaining freshness](Self::fresh_for) of
+    /// the value, to keep after the value has been taken.
+    pub fn timing(&self) -> Timing {
+        self.timing
+    }
+}
+
+/// When a looked-up value was loaded and until when it is fresh, as seen at
+/// the lookup. The durations are worked out only when asked for: a hit that
+/// never reports them does not pay for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub(crate) loaded_at: Instant,
+    pub(crate) fresh_until: Instant,
+    pub(crate) looked_up_at: Instant,
+}
+
+impl Timing {
+    /// How long before the lookup the value was loaded.
+    pub fn age(&self) -> Duration {
+        self.looked_up_at.saturating_duration_since(self.loaded_at)
+    }
+
+    /// How much longer after the lookup the stored entry stays fresh (zero
+    /// when stale or not stored).
+    pub fn fresh_for(&self) -> Duration {
+        self.fresh_until
+            .saturating_duration_since(self.looked_up_at)
     }
 }
 

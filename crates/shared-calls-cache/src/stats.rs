@@ -94,7 +94,8 @@ pub struct Stats {
     pub load_failures: u64,
     /// Entries evicted to respect the capacity.
     pub evictions: u64,
-    /// Entries stored now (eventually consistent).
+    /// Entries stored now (eventually consistent), including expired ones
+    /// that no load has replaced and capacity has not evicted yet.
     pub entries: u64,
     /// Their total weight: entries, or the weigher's unit (eventually consistent).
     pub weight: u64,

@@ -106,12 +106,6 @@ async fn a_thousand_concurrent_misses_load_once() {
 /// at the end of the run (±1): a load due right at the boundary starts or
 /// not depending on whether a caller's tick falls before the end check. The
 /// spacing assertion has no tolerance below the period.
-///
-/// (Why 1 s and not 100 ms: freshness follows tokio's paused clock, but moka
-/// reclaims entries on the real clock after their lifetime. With a 100 ms
-/// lifetime a slow, shared machine can take longer than that in real time to
-/// run 110 ms of virtual time, and moka drops the entry early. 1 s leaves a
-/// wide margin: the whole test takes a fraction of a second.)
 #[tokio::test(start_paused = true)]
 async fn a_hot_key_at_expiry_loads_once_per_expiry() {
     const CALLERS: usize = 50;

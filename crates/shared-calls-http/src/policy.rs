@@ -155,7 +155,7 @@ impl HttpPolicy {
     ) -> Response<SharedBody<B>> {
         let mut response = stored.to_response(method != Method::HEAD);
         let (age, cache_status) = if answer.outcome == Outcome::Hit {
-            let headers = stored.hit_headers(answer.age, answer.fresh_for, self.id(), |age| {
+            let headers = stored.hit_headers(answer.age(), answer.fresh_for(), self.id(), |age| {
                 (
                     freshness::age_header_value(age),
                     self.status_entry(answer, None),
@@ -164,7 +164,8 @@ impl HttpPolicy {
             (Some(headers.age), headers.cache_status)
         } else {
             let cached = answer.outcome.is_from_cache() || answer.outcome == Outcome::Collapsed;
-            let age = cached.then(|| freshness::age_header_value(stored.initial_age + answer.age));
+            let age =
+                cached.then(|| freshness::age_header_value(stored.initial_age + answer.age()));
             (age, self.status_entry(answer, None))
         };
         if let Some(age) = age {

@@ -12,7 +12,7 @@ pub(crate) fn cache_status(name: &str, answer: &Answer, detail: Option<&str>) ->
     value.push_str(name);
     match answer.outcome {
         Outcome::Hit => {
-            let _ = write!(value, "; hit; ttl={}", answer.fresh_for.as_secs());
+            let _ = write!(value, "; hit; ttl={}", answer.fresh_for().as_secs());
         }
         Outcome::Stale => value.push_str("; hit; fwd=stale; detail=stale-while-revalidate"),
         Outcome::StaleIfError => value.push_str("; fwd=stale; detail=stale-if-error"),
@@ -23,7 +23,7 @@ pub(crate) fn cache_status(name: &str, answer: &Answer, detail: Option<&str>) ->
                 value.push_str("; collapsed");
             }
             if answer.stored {
-                let _ = write!(value, "; stored; ttl={}", answer.fresh_for.as_secs());
+                let _ = write!(value, "; stored; ttl={}", answer.fresh_for().as_secs());
             }
             match answer.outcome {
                 Outcome::Pass => value.push_str("; detail=hit-for-miss"),

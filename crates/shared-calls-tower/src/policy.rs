@@ -7,7 +7,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared_calls_cache::{Fetch, Lookup, Outcome};
+use shared_calls_cache::{Fetch, Lookup, Outcome, Timing};
 use tower_service::Service;
 
 /// The storage side of a policy: what is keyed, shared and stored.
@@ -59,10 +59,9 @@ pub enum Admission {
 pub struct Answer {
     /// What happened.
     pub outcome: Outcome,
-    /// How long ago the answer was loaded.
-    pub age: Duration,
-    /// How much longer the stored answer stays fresh (zero if not stored).
-    pub fresh_for: Duration,
+    /// When the answer was loaded and until when it is fresh; none for an
+    /// answer the cache did not give.
+    pub(crate) timing: Option<Timing>,
     /// Whether the load behind this answer stored it.
     pub stored: bool,
     /// Whether this caller's own inner call produced the answer (it led the
@@ -81,8 +80,7 @@ impl Answer {
     pub fn of(outcome: Outcome) -> Self {
         Self {
             outcome,
-            age: Duration::ZERO,
-            fresh_for: Duration::ZERO,
+            timing: None,
             stored: false,
             own_call: true,
         }
@@ -91,11 +89,21 @@ impl Answer {
     pub(crate) fn from_lookup<V>(lookup: &Lookup<V>, own_call: bool) -> Self {
         Self {
             outcome: lookup.outcome(),
-            age: lookup.age(),
-            fresh_for: lookup.fresh_for(),
+            timing: Some(lookup.timing()),
             stored: lookup.stored(),
             own_call,
         }
+    }
+
+    /// How long ago the answer was loaded (zero for one just loaded).
+    pub fn age(&self) -> Duration {
+        self.timing.map_or(Duration::ZERO, |timing| timing.age())
+    }
+
+    /// How much longer the stored answer stays fresh (zero if not stored).
+    pub fn fresh_for(&self) -> Duration {
+        self.timing
+            .map_or(Duration::ZERO, |timing| timing.fresh_for())
     }
 }
 
