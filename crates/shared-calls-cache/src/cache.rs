@@ -20,22 +20,12 @@ use crate::{LoadError, Lookup, Outcome, Timing};
 /// What a flight hands its waiters: the entry it loaded (or found), or why not.
 type Flown<V, E> = Result<Loaded<V>, LoadError<E>>;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Loaded<V> {
-    entry: Arc<Entry<V>>,
+    entry: Entry<V>,
     /// The outcome for the caller whose work ran.
     outcome: Outcome,
     stored: bool,
-}
-
-impl<V> Clone for Loaded<V> {
-    fn clone(&self) -> Self {
-        Self {
-            entry: self.entry.clone(),
-            outcome: self.outcome,
-            stored: self.stored,
-        }
-    }
 }
 
 /// A read-through cache: fresh hits answer from memory; misses load through
@@ -180,20 +170,17 @@ where
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
         let now = Instant::now();
-        let stored = self.inner.tier.get(key);
-        let (result, outcome) = match stored
-            .as_ref()
-            .map(|entry| (entry, entry.phase(now), &entry.content))
-        {
-            Some((_, Phase::Fresh, Content::HitForMiss)) => self.pass(key.to_owned(), load).await,
-            Some((entry, Phase::Fresh, _)) => {
-                (answer(entry, Outcome::Hit, false, now), Outcome::Hit)
-            }
-            Some((entry, Phase::Stale, Content::Value(_))) => {
-                self.refresh_in_background(key, entry.clone(), load);
-                (answer(entry, Outcome::Stale, false, now), Outcome::Stale)
-            }
-            _ => self.load_in_flight(key, load).await,
+        let (result, outcome) = match self.inner.tier.get(key) {
+            Some(entry) => match (entry.phase(now), &entry.content) {
+                (Phase::Fresh, Content::HitForMiss) => self.pass(key.to_owned(), load).await,
+                (Phase::Fresh, _) => (answer(entry, Outcome::Hit, false, now), Outcome::Hit),
+                (Phase::Stale, Content::Value(_)) => {
+                    self.refresh_in_background(key, load);
+                    (answer(entry, Outcome::Stale, false, now), Outcome::Stale)
+                }
+                _ => self.load_in_flight(key, load).await,
+            },
+            None => self.load_in_flight(key, load).await,
         };
         // Errors and "not found" count under the outcome of the lookup that
         // produced them, like values.
@@ -214,7 +201,7 @@ where
         if entry.phase(now) != Phase::Fresh {
             return None;
         }
-        let lookup = answer::<V, E>(&entry, Outcome::Hit, false, now).ok()?;
+        let lookup = answer::<V, E>(entry, Outcome::Hit, false, now).ok()?;
         self.inner.counters.record(Outcome::Hit);
         Some(lookup)
     }
@@ -309,7 +296,7 @@ where
             (_, outcome) => outcome,
         };
         let result =
-            flown.and_then(|loaded| answer(&loaded.entry, outcome, loaded.stored, Instant::now()));
+            flown.and_then(|loaded| answer(loaded.entry, outcome, loaded.stored, Instant::now()));
         (result, outcome)
     }
 
@@ -375,13 +362,16 @@ where
             loaded.outcome
         };
         (
-            answer(&loaded.entry, outcome, loaded.stored, Instant::now()),
+            answer(loaded.entry, outcome, loaded.stored, Instant::now()),
             outcome,
         )
     }
 
-    /// Starts one refresh of a stale entry, unless one already runs.
-    fn refresh_in_background<Q, F, Fut>(&self, key: &Q, entry: Arc<Entry<V>>, load: F)
+    /// Starts a refresh of a stale entry, unless a load of its key is in
+    /// flight already (its result will replace the entry). Two stale readers
+    /// racing here may both start one; the second joins the first's flight,
+    /// or finds the refreshed entry when its flight looks in the store.
+    fn refresh_in_background<Q, F, Fut>(&self, key: &Q, load: F)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
@@ -391,17 +381,15 @@ where
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        if !entry.claim_refresh() {
+        if self.inner.flights.contains(key) {
             return;
         }
-        self.inner.counters.refreshes.add();
-        let call = self.join_flight(key, load);
-        runtime.spawn(async move {
-            let refreshed = matches!(call.await, Ok((Ok(Loaded { stored: true, .. }), _)));
-            if !refreshed {
-                entry.release_refresh();
-            }
+        let counters = self.inner.counters.clone();
+        let call = self.join_flight(key, move || {
+            counters.refreshes.add();
+            load()
         });
+        runtime.spawn(call);
     }
 
     /// Turns a load's result into what its waiters receive, storing it when
@@ -418,7 +406,7 @@ where
         match fetched {
             Ok(mut fetch) => {
                 let content = fetch.value.take().map_or(Content::Absent, Content::Value);
-                let entry = Arc::new(Entry::new(&fetch, content, &self.inner.config, now));
+                let entry = Entry::new(&fetch, content, &self.inner.config, now);
                 let stored = match (may_store, fetch.store) {
                     (false, _) => false,
                     (true, true) => self.store(key, hash, generation, &entry),
@@ -471,7 +459,7 @@ where
 
     /// Stores `entry` unless `key` was invalidated since `generation`; an
     /// invalidation racing the insert undoes it. Returns whether it stays.
-    fn store(&self, key: K, hash: u64, generation: Generation, entry: &Arc<Entry<V>>) -> bool {
+    fn store(&self, key: K, hash: u64, generation: Generation, entry: &Entry<V>) -> bool {
         let generations = &self.inner.generations;
         if !generations.is_current(hash, generation) {
             return false;
@@ -487,33 +475,29 @@ where
     fn mark_hit_for_miss(&self, key: K, hash: u64, generation: Generation, now: Instant) {
         let ttl = self.inner.config.hit_for_miss;
         if !ttl.is_zero() {
-            self.store(
-                key,
-                hash,
-                generation,
-                &Arc::new(Entry::hit_for_miss(ttl, now)),
-            );
+            self.store(key, hash, generation, &Entry::hit_for_miss(ttl, now));
         }
     }
 }
 
 /// What a caller receives from an entry.
-fn answer<V: Clone, E>(
-    entry: &Entry<V>,
+fn answer<V, E>(
+    entry: Entry<V>,
     outcome: Outcome,
     stored: bool,
     now: Instant,
 ) -> Result<Lookup<V>, LoadError<E>> {
-    match &entry.content {
+    let timing = Timing {
+        loaded_at: entry.loaded_at,
+        fresh_until: entry.fresh_until,
+        looked_up_at: now,
+    };
+    match entry.content {
         Content::Value(value) => Ok(Lookup {
-            value: value.clone(),
+            value,
             outcome,
             stored,
-            timing: Timing {
-                loaded_at: entry.loaded_at,
-                fresh_until: entry.fresh_until,
-                looked_up_at: now,
-            },
+            timing,
         }),
         Content::Absent | Content::HitForMiss => Err(LoadError::NotFound),
     }

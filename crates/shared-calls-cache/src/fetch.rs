@@ -1,6 +1,5 @@
 //! What a loader returns, and the stored entry made from it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -88,7 +87,7 @@ impl<V> Fetch<V> {
 }
 
 /// What a stored entry holds.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Content<V> {
     Value(V),
     Absent,
@@ -107,16 +106,15 @@ pub(crate) enum Phase {
     Expired,
 }
 
-/// A stored entry; shared (`Arc`) between the cache and its readers.
-#[derive(Debug)]
+/// A stored entry. The store hands each reader its own copy, so that a hit
+/// costs one clone of the value and nothing else.
+#[derive(Debug, Clone)]
 pub(crate) struct Entry<V> {
     pub(crate) content: Content<V>,
     pub(crate) loaded_at: Instant,
     pub(crate) fresh_until: Instant,
     stale_until: Instant,
     error_until: Instant,
-    /// Set while a background refresh of this entry runs.
-    refreshing: AtomicBool,
 }
 
 impl<V> Entry<V> {
@@ -142,7 +140,6 @@ impl<V> Entry<V> {
             fresh_until,
             stale_until: fresh_until + stale_while_revalidate,
             error_until: fresh_until + stale_if_error,
-            refreshing: AtomicBool::new(false),
         }
     }
 
@@ -154,7 +151,6 @@ impl<V> Entry<V> {
             fresh_until: now + ttl,
             stale_until: now + ttl,
             error_until: now + ttl,
-            refreshing: AtomicBool::new(false),
         }
     }
 
@@ -173,15 +169,5 @@ impl<V> Entry<V> {
     /// Whether the entry may answer for a failed load at `now`.
     pub(crate) fn may_answer_error(&self, now: Instant) -> bool {
         now < self.error_until
-    }
-
-    /// Claims the right to refresh this stale entry; true for one caller.
-    pub(crate) fn claim_refresh(&self) -> bool {
-        !self.refreshing.swap(true, Ordering::AcqRel)
-    }
-
-    /// A failed refresh lets the next stale reader try again.
-    pub(crate) fn release_refresh(&self) {
-        self.refreshing.store(false, Ordering::Release);
     }
 }

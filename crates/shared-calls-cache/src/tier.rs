@@ -15,15 +15,15 @@ use crate::stats::Counters;
 
 /// One storage tier.
 pub(crate) trait Tier<K, V>: Send + Sync + 'static {
-    fn get<Q>(&self, key: &Q) -> Option<Arc<Entry<V>>>
+    fn get<Q>(&self, key: &Q) -> Option<Entry<V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized;
 
-    fn insert(&self, key: K, entry: Arc<Entry<V>>);
+    fn insert(&self, key: K, entry: Entry<V>);
 
-    /// Removes the entry of `key` only if it is still `entry`.
-    fn remove_if_same(&self, key: &K, entry: &Arc<Entry<V>>);
+    /// Removes the entry of `key` only if it is still the one `entry` copies.
+    fn remove_if_same(&self, key: &K, entry: &Entry<V>);
 
     fn invalidate<Q>(&self, key: &Q)
     where
@@ -71,13 +71,13 @@ impl<K, V> Clone for Capacity<K, V> {
 /// stays within the configured bound, and freshness follows tokio's clock
 /// alone, paused or not.
 pub(crate) struct MokaTier<K, V> {
-    cache: moka::sync::Cache<K, Arc<Entry<V>>>,
+    cache: moka::sync::Cache<K, Entry<V>>,
 }
 
 impl<K, V> MokaTier<K, V>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
-    V: Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
 {
     pub(crate) fn new(capacity: Capacity<K, V>, counters: Arc<Counters>) -> Self {
         let builder = moka::sync::Cache::builder().eviction_listener(move |_, _, cause| {
@@ -89,7 +89,7 @@ where
             Capacity::Entries(max) => builder.max_capacity(max).build(),
             Capacity::Weight { max, weigher } => builder
                 .max_capacity(max)
-                .weigher(move |key: &K, entry: &Arc<Entry<V>>| match &entry.content {
+                .weigher(move |key: &K, entry: &Entry<V>| match &entry.content {
                     crate::fetch::Content::Value(value) => weigher(key, value).max(1),
                     _ => 1,
                 })
@@ -102,9 +102,9 @@ where
 impl<K, V> Tier<K, V> for MokaTier<K, V>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
-    V: Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
 {
-    fn get<Q>(&self, key: &Q) -> Option<Arc<Entry<V>>>
+    fn get<Q>(&self, key: &Q) -> Option<Entry<V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -112,15 +112,17 @@ where
         self.cache.get(key)
     }
 
-    fn insert(&self, key: K, entry: Arc<Entry<V>>) {
+    fn insert(&self, key: K, entry: Entry<V>) {
         self.cache.insert(key, entry);
     }
 
-    fn remove_if_same(&self, key: &K, entry: &Arc<Entry<V>>) {
+    fn remove_if_same(&self, key: &K, entry: &Entry<V>) {
         self.cache
             .entry_by_ref(key)
             .and_compute_with(|current| match current {
-                Some(current) if Arc::ptr_eq(current.value(), entry) => Op::Remove,
+                // Two loads of one key never end at the same instant, bar a
+                // paused clock; and removing a newer entry only costs a load.
+                Some(current) if current.value().loaded_at == entry.loaded_at => Op::Remove,
                 _ => Op::Nop,
             });
     }

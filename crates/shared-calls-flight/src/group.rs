@@ -201,6 +201,20 @@ impl<K, T> Group<K, T> {
     }
 }
 
+impl<K: Hash + Eq, T> Group<K, T> {
+    /// Whether a call for `key` is in flight now.
+    pub fn contains<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.inner.hasher.hash_one(key);
+        lock(self.inner.shard(hash))
+            .get(&hash)
+            .is_some_and(|flight| flight.key.borrow() == key)
+    }
+}
+
 impl<K, T> Group<K, T>
 where
     K: Hash + Eq + Send + Sync + 'static,

@@ -696,11 +696,14 @@ async fn distinct_keys_never_wait_for_each_other() {
             );
         }
         assert_eq!(group.len(), 1, "only the stuck key is in flight");
+        assert!(group.contains("stuck"));
+        assert!(!group.contains("free 0"));
         blocked.abort();
         assert!(bounded(blocked).await.unwrap_err().is_cancelled());
         assert!(stuck.dropped());
         assert_eq!(stuck.finished(), 0);
         assert!(group.is_empty());
+        assert!(!group.contains("stuck"));
     }
 }
 
