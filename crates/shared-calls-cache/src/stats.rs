@@ -88,7 +88,7 @@ pub struct Stats {
     pub passes: u64,
     /// Lookups that stopped waiting after the lock timeout.
     pub lock_timeouts: u64,
-    /// Background refreshes started.
+    /// Background refreshes whose load ran.
     pub refreshes: u64,
     /// Loads that failed or panicked (once per load, not per waiter).
     pub load_failures: u64,
