@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput};
 use shared_calls_cache::{Cache, Fetch};
 
 type Value = Arc<str>;
@@ -86,6 +87,27 @@ fn moka_with_expiry() -> moka::sync::Cache<u64, Value> {
         .build()
 }
 
+/// Times `lookup` over the present keys, one after the other, on this thread.
+fn sync_lookup(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    samples: &Samples,
+    name: &str,
+    label: &'static str,
+    lookup: impl Fn(u64),
+) {
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                lookup(i % PRESENT);
+            }
+            let elapsed = start.elapsed();
+            samples.record(label, elapsed, iters);
+            elapsed
+        })
+    });
+}
+
 fn hit_path(c: &mut Criterion, samples: &Samples) {
     let ours: Ours = Cache::builder()
         .max_entries(10_000)
@@ -117,60 +139,44 @@ fn hit_path(c: &mut Criterion, samples: &Samples) {
         .measurement_time(Duration::from_secs(3))
         .throughput(Throughput::Elements(1));
 
-    group.bench_function("moka::sync::Cache::get", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for i in 0..iters {
-                black_box(raw_sync.get(&(i % PRESENT)));
-            }
-            let elapsed = start.elapsed();
-            samples.record("moka sync get", elapsed, iters);
-            elapsed
-        })
-    });
-    group.bench_function("moka::sync::Cache::get, set up as our store", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for i in 0..iters {
-                black_box(tier_like.get(&(i % PRESENT)));
-            }
-            let elapsed = start.elapsed();
-            samples.record("moka sync get, set up as our store", elapsed, iters);
-            elapsed
-        })
-    });
-    group.bench_function("moka::sync::Cache::get, per-entry expiry", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for i in 0..iters {
-                black_box(with_expiry.get(&(i % PRESENT)));
-            }
-            let elapsed = start.elapsed();
-            samples.record("moka sync get, per-entry expiry", elapsed, iters);
-            elapsed
-        })
-    });
-    group.bench_function("tokio::time::Instant::now", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                black_box(tokio::time::Instant::now());
-            }
-            let elapsed = start.elapsed();
-            samples.record("tokio Instant::now", elapsed, iters);
-            elapsed
-        })
-    });
-    group.bench_function("Cache::get", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for i in 0..iters {
-                black_box(ours.get(&(i % PRESENT)));
-            }
-            let elapsed = start.elapsed();
-            samples.record("ours get", elapsed, iters);
-            elapsed
-        })
+    sync_lookup(
+        &mut group,
+        samples,
+        "moka::sync::Cache::get",
+        "moka sync get",
+        |key| {
+            black_box(raw_sync.get(&key));
+        },
+    );
+    sync_lookup(
+        &mut group,
+        samples,
+        "moka::sync::Cache::get, set up as our store",
+        "moka sync get, set up as our store",
+        |key| {
+            black_box(tier_like.get(&key));
+        },
+    );
+    sync_lookup(
+        &mut group,
+        samples,
+        "moka::sync::Cache::get, per-entry expiry",
+        "moka sync get, per-entry expiry",
+        |key| {
+            black_box(with_expiry.get(&key));
+        },
+    );
+    sync_lookup(
+        &mut group,
+        samples,
+        "tokio::time::Instant::now",
+        "tokio Instant::now",
+        |_| {
+            black_box(tokio::time::Instant::now());
+        },
+    );
+    sync_lookup(&mut group, samples, "Cache::get", "ours get", |key| {
+        black_box(ours.get(&key));
     });
     group.bench_function("moka::future::Cache::get", |b| {
         b.iter_custom(|iters| {
