@@ -47,6 +47,21 @@ impl Peer for Ours {
     }
 }
 
+struct Bare;
+
+impl Peer for Bare {
+    const NAME: &'static str = "bare";
+    fn new() -> Self {
+        Self
+    }
+    fn call<F>(&self, _key: u64, work: F) -> impl Future<Output = u64> + Send
+    where
+        F: Future<Output = u64> + Send + 'static,
+    {
+        work
+    }
+}
+
 struct AsyncSingleflight(async_singleflight::UnaryGroup<u64, u64>);
 
 impl Peer for AsyncSingleflight {
@@ -378,11 +393,13 @@ fn main() {
         .measurement_time(Duration::from_secs(3))
         .sample_size(30)
         .configure_from_args();
+    solo::<Bare>(&mut c);
     solo::<Ours>(&mut c);
     solo::<AsyncSingleflight>(&mut c);
     solo::<SingleflightAsync>(&mut c);
     solo::<SharedMap>(&mut c);
     solo::<MokaGetWith>(&mut c);
+    hot::<Bare>(&mut c);
     hot::<Ours>(&mut c);
     hot::<AsyncSingleflight>(&mut c);
     hot::<SingleflightAsync>(&mut c);

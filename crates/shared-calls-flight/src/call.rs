@@ -7,8 +7,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::FlightError;
-use crate::flight::{Flight, Output, Work, poll_work};
-use crate::group::Config;
+use crate::flight::{Flight, Output, Work, complete, hand_off, poll_work};
+use crate::shard::Ticket;
 use crate::sync::{Arc, Exclusive};
 
 /// Where a caller's value came from: go-zero's `DoEx` flag.
@@ -46,7 +46,7 @@ type MakeWork<T> = Exclusive<Box<dyn FnOnce(Source) -> Work<T> + Send + 'static>
 enum State<K, T> {
     /// Polling the flight's work: the leader, or a follower that took over.
     Drive {
-        flight: Arc<Flight<K, T>>,
+        ticket: Ticket<K, T>,
         work: Exclusive<Work<T>>,
         source: Source,
     },
@@ -84,25 +84,20 @@ where
     T: Clone + Send + Sync + 'static,
 {
     pub(crate) fn lead(
-        flight: Arc<Flight<K, T>>,
+        ticket: Ticket<K, T>,
         work: impl Future<Output = T> + Send + 'static,
     ) -> Self {
         let work: Work<T> = Box::pin(work);
         Self {
             state: State::Drive {
-                flight,
+                ticket,
                 work: Exclusive::new(work),
                 source: Source::Fresh,
             },
         }
     }
 
-    pub(crate) fn follow<W, F>(
-        flight: Arc<Flight<K, T>>,
-        slot: usize,
-        make_work: W,
-        config: &Config,
-    ) -> Self
+    pub(crate) fn follow<W, F>(flight: Arc<Flight<K, T>>, slot: usize, make_work: W) -> Self
     where
         W: FnOnce(Source) -> F + Send + 'static,
         F: Future<Output = T> + Send + 'static,
@@ -122,8 +117,10 @@ where
             },
         };
         #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
-        if let Some(wait) = config.wait_timeout
-            && let State::Wait { timeout, .. } = &mut call.state
+        if let State::Wait {
+            flight, timeout, ..
+        } = &mut call.state
+            && let Some(wait) = flight.ticket.config().wait_timeout
         {
             let deadline = Box::pin(tokio::time::sleep(wait));
             let make_work: Box<dyn FnOnce(Source) -> Work<T> + Send> =
@@ -131,17 +128,8 @@ where
             *timeout = Some((Exclusive::new(make_work), deadline));
         }
         #[cfg(not(all(feature = "tokio", not(shared_calls_loom))))]
-        let _ = (make_work, config);
+        drop(make_work);
         call
-    }
-
-    pub(crate) fn alone(work: impl Future<Output = T> + Send + 'static) -> Self {
-        Self {
-            state: State::Alone {
-                work: Exclusive::new(Box::pin(work)),
-                source: Source::Fresh,
-            },
-        }
     }
 
     pub(crate) fn refused() -> Self {
@@ -156,19 +144,17 @@ where
             unreachable!("poll_drive outside Drive")
         };
         let output = std::task::ready!(poll_work(work.get_mut(), cx));
-        let State::Drive { flight, source, .. } =
+        let State::Drive { ticket, source, .. } =
             std::mem::replace(&mut self.state, State::Finished)
         else {
             unreachable!()
         };
-        let resume = source == Source::Fresh && flight.config().resume_panics;
+        let resume = source == Source::Fresh && ticket.config().resume_panics;
         match output {
-            Ok(value) => {
-                Poll::Ready(Flight::complete(&flight, Ok(value)).map(|value| (value, source)))
-            }
+            Ok(value) => Poll::Ready(complete(&ticket, Ok(value)).map(|value| (value, source))),
             Err(payload) => {
                 let error = FlightError::from_panic(&*payload);
-                drop(Flight::complete(&flight, Err(error.clone())));
+                drop(complete(&ticket, Err(error.clone())));
                 if resume {
                     std::panic::resume_unwind(payload);
                 }
@@ -219,7 +205,7 @@ where
                     unreachable!()
                 };
                 self.state = State::Drive {
-                    flight,
+                    ticket: flight.ticket.clone(),
                     work: Exclusive::new(work),
                     source: Source::Shared,
                 };
@@ -324,9 +310,7 @@ where
 {
     fn drop(&mut self) {
         match std::mem::replace(&mut self.state, State::Finished) {
-            State::Drive { flight, work, .. } => {
-                Flight::hand_off(&flight, work.into_inner(), true);
-            }
+            State::Drive { ticket, work, .. } => hand_off(&ticket, work.into_inner(), true),
             State::Wait { flight, slot, .. } => Flight::leave(&flight, slot),
             State::Alone { .. } | State::Refused | State::Finished => {}
         }

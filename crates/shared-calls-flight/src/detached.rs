@@ -1,12 +1,12 @@
 //! Abandoned flights finished on a detached tokio task.
 
-use crate::flight::{Flight, Work};
-use crate::sync::Arc;
+use crate::flight::Work;
+use crate::shard::Ticket;
 
-/// Spawns a task that drives `work` to completion for `flight`, or gives the
-/// work back when there is no tokio runtime to spawn on.
+/// Spawns a task that drives `work` to completion for the flight behind
+/// `ticket`, or gives the work back when there is no tokio runtime to spawn on.
 #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
-pub(crate) fn spawn<K, T>(flight: Arc<Flight<K, T>>, work: Work<T>) -> Result<(), Work<T>>
+pub(crate) fn spawn<K, T>(ticket: Ticket<K, T>, work: Work<T>) -> Result<(), Work<T>>
 where
     K: Send + Sync + 'static,
     T: Clone + Send + Sync + 'static,
@@ -14,7 +14,7 @@ where
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => {
             runtime.spawn(Detached {
-                flight,
+                ticket,
                 work: Some(work),
             });
             Ok(())
@@ -24,7 +24,7 @@ where
 }
 
 #[cfg(any(not(feature = "tokio"), shared_calls_loom))]
-pub(crate) fn spawn<K, T>(_: Arc<Flight<K, T>>, work: Work<T>) -> Result<(), Work<T>> {
+pub(crate) fn spawn<K, T>(_: Ticket<K, T>, work: Work<T>) -> Result<(), Work<T>> {
     Err(work)
 }
 
@@ -36,7 +36,7 @@ where
     K: Send + Sync + 'static,
     T: Clone + Send + Sync + 'static,
 {
-    flight: Arc<Flight<K, T>>,
+    ticket: Ticket<K, T>,
     work: Option<Work<T>>,
 }
 
@@ -58,7 +58,7 @@ where
         let output = std::task::ready!(crate::flight::poll_work(work, cx));
         self.work = None;
         let output = output.map_err(|payload| crate::FlightError::from_panic(&*payload));
-        drop(Flight::complete(&self.flight, output));
+        drop(crate::flight::complete(&self.ticket, output));
         std::task::Poll::Ready(())
     }
 }
@@ -72,7 +72,7 @@ where
     fn drop(&mut self) {
         // The runtime is shutting down: hand the work to a waiter, if any.
         if let Some(work) = self.work.take() {
-            Flight::hand_off(&self.flight, work, false);
+            crate::flight::hand_off(&self.ticket, work, false);
         }
     }
 }

@@ -1,11 +1,13 @@
-//! One flight: the state shared by the waiters of one key's call.
+//! One flight: the state shared by the waiters of one key's call, and what
+//! ends it.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Waker;
 
 use crate::FlightError;
-use crate::group::{Abandoned, Config, Inner};
+use crate::group::Abandoned;
+use crate::shard::Ticket;
 use crate::sync::{Arc, Mutex, MutexGuard, lock};
 
 /// The work of a flight, boxed so that it can move from one waiter to another.
@@ -14,10 +16,9 @@ pub(crate) type Work<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// What every waiter of a flight receives.
 pub(crate) type Output<T> = Result<T, FlightError>;
 
+/// The state a flight's followers share with whoever drives its work.
 pub(crate) struct Flight<K, T> {
-    pub(crate) key: K,
-    pub(crate) hash: u64,
-    group: Arc<Inner<K, T>>,
+    pub(crate) ticket: Ticket<K, T>,
     state: Mutex<State<T>>,
 }
 
@@ -33,11 +34,9 @@ pub(crate) struct State<T> {
 }
 
 impl<K, T> Flight<K, T> {
-    pub(crate) fn new(key: K, hash: u64, group: Arc<Inner<K, T>>) -> Self {
+    pub(crate) fn new(ticket: Ticket<K, T>) -> Self {
         Self {
-            key,
-            hash,
-            group,
+            ticket,
             state: Mutex::new(State {
                 done: None,
                 waiters: Waiters::default(),
@@ -47,34 +46,25 @@ impl<K, T> Flight<K, T> {
         }
     }
 
-    pub(crate) fn config(&self) -> &Config {
-        &self.group.config
-    }
-
     pub(crate) fn state(&self) -> MutexGuard<'_, State<T>> {
         lock(&self.state)
     }
 
-    /// Registers a follower; the caller holds this flight's shard lock, so
-    /// the flight is still running. `None` when the key has too many waiters.
-    pub(crate) fn join(&self, config: &Config) -> Option<usize> {
+    /// Registers a follower; the caller holds the shard lock, so the flight
+    /// is still running. `None` when the key has too many waiters.
+    pub(crate) fn join(&self) -> Option<usize> {
         let mut state = self.state();
-        (state.waiters.len() < config.max_waiters).then(|| state.waiters.insert())
+        (state.waiters.len() < self.ticket.config().max_waiters).then(|| state.waiters.insert())
     }
 
-    /// Publishes the output of a completed flight to its waiters and forgets
-    /// the key. Returns the poller's own copy.
-    pub(crate) fn complete(this: &Arc<Self>, output: Output<T>) -> Output<T>
+    /// Publishes the output of the completed flight to its waiters. Returns
+    /// the driver's own copy.
+    fn publish(this: Arc<Self>, output: Output<T>) -> Output<T>
     where
         T: Clone,
     {
-        let removed = {
-            let mut map = lock(this.group.shard(this.hash));
-            Inner::remove_if_current(&mut map, this)
-        };
-        drop(removed);
         // Nobody else holds the flight: nobody to share with.
-        if Arc::strong_count(this) == 1 {
+        if Arc::strong_count(&this) == 1 {
             return output;
         }
         let mut state = this.state();
@@ -90,44 +80,17 @@ impl<K, T> Flight<K, T> {
         (*shared).clone()
     }
 
-    /// The poller of `work` went away before it completed: hand the work to
-    /// a waiter, or, when none is left, abandon the flight.
-    ///
-    /// `may_detach` is false for a detached task itself, which must not
-    /// respawn itself when its runtime drops it.
-    pub(crate) fn hand_off(this: &Arc<Self>, work: Work<T>, may_detach: bool)
-    where
-        K: Send + Sync + 'static,
-        T: Clone + Send + Sync + 'static,
-    {
-        // Lock order: shard, then flight. Holding the shard keeps followers
-        // from joining while we decide that nobody is left.
-        let mut map = lock(this.group.shard(this.hash));
-        let mut state = this.state();
-        if let Some((heir, waker)) = state.waiters.first() {
-            state.orphan = Some(work);
-            state.heir = Some(heir);
-            drop(state);
-            drop(map);
-            if let Some(waker) = waker {
-                waker.wake();
-            }
-            return;
-        }
-        if may_detach && this.config().abandoned != Abandoned::Cancel {
-            drop(state);
-            drop(map);
-            if let Err(work) = crate::detached::spawn(this.clone(), work) {
-                Self::hand_off(this, work, false);
-            }
-            return;
-        }
-        let removed = Inner::remove_if_current(&mut map, this);
-        drop(state);
-        drop(map);
-        // The work and the flight may run user code when dropped: unlocked.
-        drop(removed);
-        drop(work);
+    /// Gives orphaned work to a waiter, if one is left; the caller holds the
+    /// shard lock, so that no follower joins meanwhile. Returns the waker to
+    /// call once the locks are released.
+    fn offer(&self, work: Work<T>) -> Result<Option<Waker>, Work<T>> {
+        let mut state = self.state();
+        let Some((heir, waker)) = state.waiters.first() else {
+            return Err(work);
+        };
+        state.orphan = Some(work);
+        state.heir = Some(heir);
+        Ok(waker)
     }
 
     /// A waiter that does not poll the work leaves before the flight
@@ -150,9 +113,62 @@ impl<K, T> Flight<K, T> {
         let orphan = state.orphan.take();
         drop(state);
         if let Some(work) = orphan {
-            Self::hand_off(this, work, true);
+            hand_off(&this.ticket, work, true);
         }
     }
+}
+
+/// The work of the flight behind `ticket` ended with `output`: the key is
+/// forgotten and the output shared with the flight's waiters. Returns the
+/// driver's own copy.
+pub(crate) fn complete<K, T: Clone>(ticket: &Ticket<K, T>, output: Output<T>) -> Output<T> {
+    let entry = ticket.shard.lock().remove(ticket);
+    // Dropped unlocked: the key's destructor is user code.
+    match entry.and_then(|entry| entry.flight) {
+        Some(flight) => Flight::publish(flight, output),
+        None => output,
+    }
+}
+
+/// The poller of the work of the flight behind `ticket` went away before the
+/// work ended: the work goes to a waiter, or, when none is left, the flight
+/// is abandoned.
+///
+/// `may_detach` is false for a detached task itself, which must not respawn
+/// itself when its runtime drops it.
+pub(crate) fn hand_off<K, T>(ticket: &Ticket<K, T>, work: Work<T>, may_detach: bool)
+where
+    K: Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+{
+    // Lock order: shard, then flight.
+    let mut table = ticket.shard.lock();
+    let offered = match table.get(ticket).and_then(|entry| entry.flight.as_deref()) {
+        Some(flight) => flight.offer(work),
+        None => Err(work),
+    };
+    let work = match offered {
+        Ok(heir) => {
+            drop(table);
+            if let Some(waker) = heir {
+                waker.wake();
+            }
+            return;
+        }
+        Err(work) => work,
+    };
+    if may_detach && ticket.config().abandoned != Abandoned::Cancel {
+        drop(table);
+        if let Err(work) = crate::detached::spawn(ticket.clone(), work) {
+            hand_off(ticket, work, false);
+        }
+        return;
+    }
+    let removed = table.remove(ticket);
+    drop(table);
+    // The work and the key may run user code when dropped: unlocked.
+    drop(removed);
+    drop(work);
 }
 
 /// The wakers of the waiters that do not poll the work, in a slab so that a

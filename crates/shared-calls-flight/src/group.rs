@@ -1,15 +1,15 @@
 use std::borrow::Borrow;
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 #[cfg(feature = "tokio")]
 use std::time::Duration;
 
 use crate::call::Call;
 use crate::flight::Flight;
-use crate::sync::{Arc, Mutex, lock};
+use crate::shard::{Shard, Ticket};
+use crate::sync::Arc;
 
 /// What happens to a flight whose every waiter has gone away.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -36,63 +36,16 @@ pub(crate) struct Config {
     pub(crate) max_waiters: usize,
 }
 
-/// Flights of one shard, indexed by the key's 64-bit hash. The key itself is
-/// kept in the flight and compared on lookup; a different key whose hash
-/// collides with an in-flight one runs on its own rather than share.
-pub(crate) type FlightMap<K, T> = HashMap<u64, Arc<Flight<K, T>>, BuildHasherDefault<HashIsKey>>;
-
-/// Keys of [`FlightMap`] are hashes already: use them as they are.
-#[derive(Debug, Default)]
-pub(crate) struct HashIsKey(u64);
-
-impl Hasher for HashIsKey {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-    fn write_u64(&mut self, hash: u64) {
-        self.0 = hash;
-    }
-}
-
-/// A shard on its own cache line, so that cores working on different shards
-/// do not contend for one.
-#[repr(align(128))]
-pub(crate) struct Shard<K, T>(pub(crate) Mutex<FlightMap<K, T>>);
-
 pub(crate) struct Inner<K, T> {
-    shards: Box<[Shard<K, T>]>,
-    hasher: RandomState,
-    pub(crate) config: Config,
+    shards: Box<[Arc<Shard<K, T>>]>,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl<K, T> Inner<K, T> {
-    pub(crate) fn shard(&self, hash: u64) -> &Mutex<FlightMap<K, T>> {
-        // The map indexes with the low bits and tags with the top seven:
+    fn shard(&self, hash: u64) -> &Arc<Shard<K, T>> {
+        // The table indexes with the low bits and tags with the top seven:
         // choose the shard from the bits in between.
-        &self.shards[(hash >> 32) as usize & (self.shards.len() - 1)].0
-    }
-
-    /// Removes `flight` from the map if it is still the one registered for
-    /// its key (a `forget` may have put a newer flight there). The caller
-    /// drops what was removed after releasing the lock.
-    #[must_use]
-    pub(crate) fn remove_if_current(
-        map: &mut FlightMap<K, T>,
-        flight: &Arc<Flight<K, T>>,
-    ) -> Option<Arc<Flight<K, T>>> {
-        if map
-            .get(&flight.hash)
-            .is_some_and(|current| Arc::ptr_eq(current, flight))
-        {
-            map.remove(&flight.hash)
-        } else {
-            None
-        }
+        &self.shards[(hash >> 32) as usize & (self.shards.len() - 1)]
     }
 }
 
@@ -160,7 +113,7 @@ impl<K, T> fmt::Debug for Group<K, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Group")
             .field("in_flight", &self.len())
-            .field("config", &self.inner.config)
+            .field("config", &self.inner.shards[0].config)
             .finish()
     }
 }
@@ -183,21 +136,19 @@ impl<K, T> Group<K, T> {
         GroupBuilder::default()
     }
 
-    /// How many keys have a flight in progress.
+    /// How many keys have a flight in progress that new callers join
+    /// (forgotten flights are not counted).
     pub fn len(&self) -> usize {
         self.inner
             .shards
             .iter()
-            .map(|shard| lock(&shard.0).len())
+            .map(|shard| shard.lock().len())
             .sum()
     }
 
-    /// Whether no flight is in progress.
+    /// Whether no key has a flight in progress that new callers join.
     pub fn is_empty(&self) -> bool {
-        self.inner
-            .shards
-            .iter()
-            .all(|shard| lock(&shard.0).is_empty())
+        self.len() == 0
     }
 }
 
@@ -209,9 +160,7 @@ impl<K: Hash + Eq, T> Group<K, T> {
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.inner.hasher.hash_one(key);
-        lock(self.inner.shard(hash))
-            .get(&hash)
-            .is_some_and(|flight| flight.key.borrow() == key)
+        self.inner.shard(hash).lock().current(hash, key).is_some()
     }
 }
 
@@ -268,35 +217,44 @@ where
         F: Future<Output = T> + Send + 'static,
     {
         let hash = self.inner.hasher.hash_one(key);
-        let mut map = lock(self.inner.shard(hash));
-        let joined = match map.get(&hash) {
-            // The follower's handle is cloned under the shard lock, before
-            // the flight can complete: `Flight::complete` counts handles.
-            Some(flight) if flight.key.borrow() == key => match flight.join(&self.inner.config) {
-                Some(slot) => Joined::Follow(flight.clone(), slot),
-                None => Joined::Refused,
-            },
-            // A hash collision with another key: run alone rather than share.
-            Some(_) => Joined::Alone,
+        let shard = self.inner.shard(hash);
+        let mut table = shard.lock();
+        let joined = match table.current(hash, key) {
+            Some(entry) => {
+                let ticket = || Ticket {
+                    shard: shard.clone(),
+                    hash,
+                    id: entry.id,
+                };
+                let flight = entry
+                    .flight
+                    .get_or_insert_with(|| Arc::new(Flight::new(ticket())));
+                // The follower's handle is cloned under the shard lock,
+                // before the flight can complete: completion counts handles.
+                match flight.join() {
+                    Some(slot) => Joined::Follow(flight.clone(), slot),
+                    None => Joined::Refused,
+                }
+            }
             None => {
-                let flight = Arc::new(Flight::new(key.to_owned(), hash, self.inner.clone()));
-                map.insert(hash, flight.clone());
-                Joined::Lead(flight)
+                let id = table.insert(hash, key.to_owned());
+                Joined::Lead(Ticket {
+                    shard: shard.clone(),
+                    hash,
+                    id,
+                })
             }
         };
-        drop(map);
+        drop(table);
         // Calling, boxing or dropping `make_work` runs user code, which may
         // call into this group: never under the shard lock.
         match joined {
-            Joined::Lead(flight) => Call::lead(flight, make_work(crate::Source::Fresh)),
-            Joined::Follow(flight, slot) => {
-                Call::follow(flight, slot, make_work, &self.inner.config)
-            }
+            Joined::Lead(ticket) => Call::lead(ticket, make_work(crate::Source::Fresh)),
+            Joined::Follow(flight, slot) => Call::follow(flight, slot, make_work),
             Joined::Refused => {
                 drop(make_work);
                 Call::refused()
             }
-            Joined::Alone => Call::alone(make_work(crate::Source::Fresh)),
         }
     }
 
@@ -310,14 +268,12 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.inner.hasher.hash_one(key);
-        let mut map = lock(self.inner.shard(hash));
-        let is_key = map
-            .get(&hash)
-            .is_some_and(|flight| flight.key.borrow() == key);
-        // Drop the removed flight after the lock is released.
-        let removed = if is_key { map.remove(&hash) } else { None };
-        drop(map);
-        removed.is_some()
+        let mut table = self.inner.shard(hash).lock();
+        let Some(entry) = table.current(hash, key) else {
+            return false;
+        };
+        entry.forget();
+        true
     }
 }
 
@@ -326,26 +282,16 @@ impl<K, T> Group<K, T> {
     /// [`forget`](Self::forget) does for one key.
     pub fn forget_if(&self, predicate: impl Fn(&K) -> bool) {
         for shard in self.inner.shards.iter() {
-            let mut forgotten = Vec::new();
-            lock(&shard.0).retain(|_, flight| {
-                let keep = !predicate(&flight.key);
-                if !keep {
-                    forgotten.push(flight.clone());
-                }
-                keep
-            });
-            // Dropped after the lock is released.
-            drop(forgotten);
+            shard.lock().forget_if(&predicate);
         }
     }
 }
 
 /// How a new call relates to the flight of its key.
 enum Joined<K, T> {
-    Lead(Arc<Flight<K, T>>),
+    Lead(Ticket<K, T>),
     Follow(Arc<Flight<K, T>>, usize),
     Refused,
-    Alone,
 }
 
 /// Settings of a [`Group`].
@@ -430,14 +376,46 @@ impl<K, T> GroupBuilder<K, T> {
     /// Builds the group.
     pub fn build(self) -> Group<K, T> {
         let shards = (0..self.shards)
-            .map(|_| Shard(Mutex::new(FlightMap::default())))
+            .map(|_| Arc::new(Shard::new(self.config.clone())))
             .collect();
         Group {
             inner: Arc::new(Inner {
                 shards,
-                hasher: RandomState::new(),
-                config: self.config,
+                hasher: foldhash::fast::RandomState::default(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use super::Group;
+
+    /// Entries in the table, forgotten ones included.
+    fn entries<K, T>(group: &Group<K, T>) -> usize {
+        let shards = group.inner.shards.iter();
+        shards.map(|shard| shard.lock().entries()).sum()
+    }
+
+    #[test]
+    fn a_forgotten_flight_leaves_the_table_when_its_work_ends() {
+        let mut cx = Context::from_waker(Waker::noop());
+        let group: Group<u8, u8> = Group::new();
+        let mut old = pin!(group.call(&1, async {
+            futures::pending!();
+            1
+        }));
+        assert!(old.as_mut().poll(&mut cx).is_pending());
+        assert!(group.forget(&1));
+        let mut new = pin!(group.call(&1, async { 2 }));
+        assert_eq!((group.len(), entries(&group)), (1, 2));
+
+        assert_eq!(old.as_mut().poll(&mut cx), Poll::Ready(Ok(1)));
+        assert_eq!((group.len(), entries(&group)), (1, 1));
+        assert_eq!(new.as_mut().poll(&mut cx), Poll::Ready(Ok(2)));
+        assert_eq!(entries(&group), 0);
     }
 }

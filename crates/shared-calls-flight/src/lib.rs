@@ -44,6 +44,7 @@ mod detached;
 mod error;
 mod flight;
 mod group;
+mod shard;
 mod sync;
 
 pub use call::{Call, Source};

@@ -1,0 +1,143 @@
+//! The in-flight map: independently locked shards, each a table with one
+//! entry per flight, from the start of its work until the work ends.
+
+use std::borrow::Borrow;
+
+use hashbrown::HashTable;
+
+use crate::flight::Flight;
+use crate::group::Config;
+use crate::sync::{Arc, Mutex, MutexGuard, lock};
+
+pub(crate) struct Shard<K, T> {
+    table: Mutex<Table<K, T>>,
+    /// The group's settings, copied into every shard so that a call reaches
+    /// them through the shard it holds anyway.
+    pub(crate) config: Config,
+}
+
+impl<K, T> Shard<K, T> {
+    pub(crate) fn new(config: Config) -> Self {
+        Self {
+            table: Mutex::new(Table {
+                entries: HashTable::new(),
+                next_id: 0,
+            }),
+            config,
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Table<K, T>> {
+        lock(&self.table)
+    }
+}
+
+pub(crate) struct Table<K, T> {
+    entries: HashTable<Entry<K, T>>,
+    /// Tells apart the flights of one shard, including successive flights of
+    /// one key across [`Group::forget`](crate::Group::forget).
+    next_id: u64,
+}
+
+/// One flight's place in the map.
+pub(crate) struct Entry<K, T> {
+    key: K,
+    hash: u64,
+    pub(crate) id: u64,
+    /// Forgotten flights stay until their work ends, but new callers of the
+    /// key no longer join them.
+    forgotten: bool,
+    /// The state shared with followers, made when the first one joins: a
+    /// call that nobody joins allocates none.
+    pub(crate) flight: Option<Arc<Flight<K, T>>>,
+}
+
+impl<K, T> Entry<K, T> {
+    pub(crate) fn forget(&mut self) {
+        self.forgotten = true;
+    }
+}
+
+impl<K, T> Table<K, T> {
+    /// The flight that new callers of `key` join, if any.
+    pub(crate) fn current<Q>(&mut self, hash: u64, key: &Q) -> Option<&mut Entry<K, T>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.entries
+            .find_mut(hash, |entry| !entry.forgotten && entry.key.borrow() == key)
+    }
+
+    /// Starts a flight for `key`, which has none; returns its id.
+    pub(crate) fn insert(&mut self, hash: u64, key: K) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let entry = Entry {
+            key,
+            hash,
+            id,
+            forgotten: false,
+            flight: None,
+        };
+        self.entries.insert_unique(hash, entry, |entry| entry.hash);
+        id
+    }
+
+    pub(crate) fn get(&mut self, ticket: &Ticket<K, T>) -> Option<&mut Entry<K, T>> {
+        self.entries
+            .find_mut(ticket.hash, |entry| entry.id == ticket.id)
+    }
+
+    /// Removes the entry of a flight whose work ended. The caller drops it
+    /// after releasing the lock: dropping the key runs user code.
+    #[must_use]
+    pub(crate) fn remove(&mut self, ticket: &Ticket<K, T>) -> Option<Entry<K, T>> {
+        let found = self
+            .entries
+            .find_entry(ticket.hash, |entry| entry.id == ticket.id);
+        found.ok().map(|entry| entry.remove().0)
+    }
+
+    pub(crate) fn forget_if(&mut self, predicate: impl Fn(&K) -> bool) {
+        for entry in self.entries.iter_mut() {
+            if predicate(&entry.key) {
+                entry.forget();
+            }
+        }
+    }
+
+    /// How many keys have a flight that new callers join.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.iter().filter(|entry| !entry.forgotten).count()
+    }
+
+    /// Every entry, forgotten ones included.
+    #[cfg(test)]
+    pub(crate) fn entries(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// What drives a flight's work to its end holds: where the flight's entry is.
+pub(crate) struct Ticket<K, T> {
+    pub(crate) shard: Arc<Shard<K, T>>,
+    pub(crate) hash: u64,
+    pub(crate) id: u64,
+}
+
+impl<K, T> Clone for Ticket<K, T> {
+    fn clone(&self) -> Self {
+        Self {
+            shard: self.shard.clone(),
+            hash: self.hash,
+            id: self.id,
+        }
+    }
+}
+
+impl<K, T> Ticket<K, T> {
+    pub(crate) fn config(&self) -> &Config {
+        &self.shard.config
+    }
+}
