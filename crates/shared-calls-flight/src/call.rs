@@ -71,7 +71,7 @@ enum State<K, T> {
 /// What a waiting call does next.
 enum WaitNext<T> {
     /// The flight completed with this output.
-    Done(Arc<Output<T>>),
+    Done(Output<T>),
     /// It picks up the flight's orphaned work.
     Inherit(Work<T>),
     /// It goes on waiting.
@@ -174,29 +174,30 @@ where
         };
         let slot = *slot;
         // Decided under the flight's lock, acted upon after it.
-        let next = {
-            let mut state = flight.state();
-            if let Some(done) = &state.done {
-                WaitNext::Done(done.clone())
-            } else if let Some(work) = state.orphan.take() {
-                // Orphaned work goes to the first waiter that polls: the
-                // heir, which was woken for it, or any other polled first.
-                state.heir = None;
-                state.waiters.remove(slot);
-                WaitNext::Inherit(work)
-            } else {
-                state.waiters.register(slot, cx.waker());
-                WaitNext::Wait
+        let next = match flight.output.get() {
+            Some(output) => WaitNext::Done(output),
+            None => {
+                let mut state = flight.state();
+                // Checked again under the lock, which `publish` takes to
+                // collect the wakers after setting the output.
+                if let Some(output) = flight.output.get() {
+                    WaitNext::Done(output)
+                } else if let Some(work) = state.orphan.take() {
+                    // Orphaned work goes to the first waiter that polls: the
+                    // heir, which was woken for it, or any other polled first.
+                    state.heir = None;
+                    state.waiters.remove(slot);
+                    WaitNext::Inherit(work)
+                } else {
+                    state.waiters.register(slot, cx.waker());
+                    WaitNext::Wait
+                }
             }
         };
         match next {
-            WaitNext::Done(done) => {
-                let output = match &*done {
-                    Ok(value) => Ok((value.clone(), Source::Shared)),
-                    Err(error) => Err(error.clone()),
-                };
+            WaitNext::Done(output) => {
                 self.state = State::Finished;
-                return Poll::Ready(Some(output));
+                return Poll::Ready(Some(output.map(|value| (value, Source::Shared))));
             }
             WaitNext::Inherit(work) => {
                 let State::Wait { flight, .. } =

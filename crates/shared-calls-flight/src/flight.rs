@@ -8,7 +8,7 @@ use std::task::Waker;
 use crate::FlightError;
 use crate::group::Abandoned;
 use crate::shard::Ticket;
-use crate::sync::{Arc, Mutex, MutexGuard, lock};
+use crate::sync::{Arc, Mutex, MutexGuard, Once, lock};
 
 /// The work of a flight, boxed so that it can move from one waiter to another.
 pub(crate) type Work<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -19,12 +19,12 @@ pub(crate) type Output<T> = Result<T, FlightError>;
 /// The state a flight's followers share with whoever drives its work.
 pub(crate) struct Flight<K, T> {
     pub(crate) ticket: Ticket<K, T>,
+    /// The output, once the flight has completed: read without locking.
+    pub(crate) output: Once<Output<T>>,
     state: Mutex<State<T>>,
 }
 
 pub(crate) struct State<T> {
-    /// The output, once the flight has completed.
-    pub(crate) done: Option<Arc<Output<T>>>,
     /// Waiters that are not polling the work.
     pub(crate) waiters: Waiters,
     /// Work whose poller went away, waiting for `heir` to pick it up.
@@ -37,8 +37,8 @@ impl<K, T> Flight<K, T> {
     pub(crate) fn new(ticket: Ticket<K, T>) -> Self {
         Self {
             ticket,
+            output: Once::new(),
             state: Mutex::new(State {
-                done: None,
                 waiters: Waiters::default(),
                 orphan: None,
                 heir: None,
@@ -72,12 +72,11 @@ impl<K, T> Flight<K, T> {
             return output;
         }
         // Publish first: a panicking `T::clone` must hurt only its caller.
-        let shared = Arc::new(output);
-        state.done = Some(shared.clone());
+        this.output.set(output);
         let waiters = std::mem::take(&mut state.waiters);
         drop(state);
         waiters.wake_all();
-        (*shared).clone()
+        this.output.get().expect("set above")
     }
 
     /// Gives orphaned work to a waiter, if one is left; the caller holds the
@@ -102,7 +101,8 @@ impl<K, T> Flight<K, T> {
         T: Clone + Send + Sync + 'static,
     {
         let mut state = this.state();
-        if state.done.is_some() {
+        // Completed: the waiters were taken, slots and all.
+        if this.output.is_set() {
             return;
         }
         state.waiters.remove(slot);
