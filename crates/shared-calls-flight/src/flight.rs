@@ -39,7 +39,7 @@ impl<K, T> Flight<K, T> {
             ticket,
             output: Once::new(),
             state: Mutex::new(State {
-                waiters: Waiters::default(),
+                waiters: Waiters::with_capacity(8),
                 orphan: None,
                 heir: None,
             }),
@@ -181,6 +181,15 @@ pub(crate) struct Waiters {
 }
 
 impl Waiters {
+    /// Room for this many waiters before the first reallocation: a flight
+    /// is made for its first follower, and hot keys gather several.
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            slots: Vec::with_capacity(capacity),
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }

@@ -9,6 +9,9 @@ use crate::flight::Flight;
 use crate::group::Config;
 use crate::sync::{Arc, Mutex, MutexGuard, lock};
 
+/// On cache lines of its own, so that cores working on different shards do
+/// not contend for one.
+#[repr(align(128))]
 pub(crate) struct Shard<K, T> {
     table: Mutex<Table<K, T>>,
     /// The group's settings, copied into every shard so that a call reaches
