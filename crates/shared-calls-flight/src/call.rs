@@ -59,10 +59,11 @@ enum State<K, T> {
         #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
         timeout: Option<(MakeWork<T>, Pin<Box<tokio::time::Sleep>>)>,
     },
-    /// Running this caller's own work outside any flight.
-    Alone {
+    /// Running this caller's own work outside any flight, after waiting
+    /// too long.
+    #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
+    TimedOut {
         work: Exclusive<Work<T>>,
-        source: Source,
     },
     Refused,
     Finished,
@@ -230,25 +231,24 @@ where
                 unreachable!()
             };
             Flight::leave(&flight, slot);
-            self.state = State::Alone {
+            self.state = State::TimedOut {
                 work: Exclusive::new(make_work.into_inner()(Source::TimedOut)),
-                source: Source::TimedOut,
             };
             return Poll::Ready(None);
         }
         Poll::Pending
     }
 
-    fn poll_alone(&mut self, cx: &mut Context<'_>) -> Poll<Result<(T, Source), FlightError>> {
-        let State::Alone { work, source } = &mut self.state else {
-            unreachable!("poll_alone outside Alone")
+    #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
+    fn poll_timed_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<(T, Source), FlightError>> {
+        let State::TimedOut { work } = &mut self.state else {
+            unreachable!("poll_timed_out outside TimedOut")
         };
-        let source = *source;
         let output = std::task::ready!(poll_work(work.get_mut(), cx));
         self.state = State::Finished;
         Poll::Ready(
             output
-                .map(|value| (value, source))
+                .map(|value| (value, Source::TimedOut))
                 .map_err(|payload| FlightError::from_panic(&*payload)),
         )
     }
@@ -271,7 +271,8 @@ where
                         return Poll::Ready(output);
                     }
                 }
-                State::Alone { .. } => return this.poll_alone(cx),
+                #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
+                State::TimedOut { .. } => return this.poll_timed_out(cx),
                 State::Refused => {
                     this.state = State::Finished;
                     return Poll::Ready(Err(FlightError::TooManyWaiters));
@@ -313,7 +314,7 @@ where
         match std::mem::replace(&mut self.state, State::Finished) {
             State::Drive { ticket, work, .. } => hand_off(&ticket, work.into_inner(), true),
             State::Wait { flight, slot, .. } => Flight::leave(&flight, slot),
-            State::Alone { .. } | State::Refused | State::Finished => {}
+            _ => {}
         }
     }
 }
@@ -327,7 +328,8 @@ where
         let state = match &self.state {
             State::Drive { .. } => "driving",
             State::Wait { .. } => "waiting",
-            State::Alone { .. } => "alone",
+            #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
+            State::TimedOut { .. } => "timed out, running alone",
             State::Refused => "refused",
             State::Finished => "finished",
         };
