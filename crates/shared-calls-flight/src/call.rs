@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::FlightError;
-use crate::flight::{Flight, Output, Work, complete, hand_off, poll_work};
+use crate::flight::{Flight, Work, complete, hand_off, poll_work};
 use crate::shard::Ticket;
 use crate::sync::{Arc, Exclusive};
 
@@ -71,8 +71,8 @@ enum State<K, T> {
 
 /// What a waiting call does next.
 enum WaitNext<T> {
-    /// The flight completed with this output.
-    Done(Output<T>),
+    /// The flight completed: its output is published.
+    Done,
     /// It picks up the flight's orphaned work.
     Inherit(Work<T>),
     /// It goes on waiting.
@@ -175,28 +175,29 @@ where
         };
         let slot = *slot;
         // Decided under the flight's lock, acted upon after it.
-        let next = match flight.output.get() {
-            Some(output) => WaitNext::Done(output),
-            None => {
-                let mut state = flight.state();
-                // Checked again under the lock, which `publish` takes to
-                // collect the wakers after setting the output.
-                if let Some(output) = flight.output.get() {
-                    WaitNext::Done(output)
-                } else if let Some(work) = state.orphan.take() {
-                    // Orphaned work goes to the first waiter that polls: the
-                    // heir, which was woken for it, or any other polled first.
-                    state.heir = None;
-                    state.waiters.remove(slot);
-                    WaitNext::Inherit(work)
-                } else {
-                    state.waiters.register(slot, cx.waker());
-                    WaitNext::Wait
-                }
+        let next = if flight.output.is_set() {
+            WaitNext::Done
+        } else {
+            let mut state = flight.state();
+            // Checked again under the lock, which `publish` holds while it
+            // sets the output and collects the wakers.
+            if flight.output.is_set() {
+                WaitNext::Done
+            } else if let Some(work) = state.orphan.take() {
+                // Orphaned work goes to the first waiter that polls: the
+                // heir, which was woken for it, or any other polled first.
+                state.heir = None;
+                state.waiters.remove(slot);
+                WaitNext::Inherit(work)
+            } else {
+                state.waiters.register(slot, cx.waker());
+                WaitNext::Wait
             }
         };
         match next {
-            WaitNext::Done(output) => {
+            WaitNext::Done => {
+                // Cloned unlocked: `T::clone` is user code.
+                let output = flight.output.get().expect("published before `Done`");
                 self.state = State::Finished;
                 return Poll::Ready(Some(output.map(|value| (value, Source::Shared))));
             }

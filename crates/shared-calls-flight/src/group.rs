@@ -218,17 +218,18 @@ where
     {
         let hash = self.inner.hasher.hash_one(key);
         let shard = self.inner.shard(hash);
+        let ticket = |id| Ticket {
+            shard: shard.clone(),
+            hash,
+            id,
+        };
         let mut table = shard.lock();
         let joined = match table.current(hash, key) {
             Some(entry) => {
-                let ticket = || Ticket {
-                    shard: shard.clone(),
-                    hash,
-                    id: entry.id,
-                };
+                let id = entry.id;
                 let flight = entry
                     .flight
-                    .get_or_insert_with(|| Arc::new(Flight::new(ticket())));
+                    .get_or_insert_with(|| Arc::new(Flight::new(ticket(id))));
                 // The follower's handle is cloned under the shard lock,
                 // before the flight can complete: completion counts handles.
                 match flight.join() {
@@ -236,14 +237,7 @@ where
                     None => Joined::Refused,
                 }
             }
-            None => {
-                let id = table.insert(hash, key.to_owned());
-                Joined::Lead(Ticket {
-                    shard: shard.clone(),
-                    hash,
-                    id,
-                })
-            }
+            None => Joined::Lead(ticket(table.insert(hash, key.to_owned()))),
         };
         drop(table);
         // Calling, boxing or dropping `make_work` runs user code, which may
