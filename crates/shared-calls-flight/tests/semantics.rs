@@ -707,6 +707,50 @@ async fn distinct_keys_never_wait_for_each_other() {
     }
 }
 
+/// A key whose every value hashes alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Colliding(u32);
+
+impl std::hash::Hash for Colliding {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        0u8.hash(state);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn keys_whose_hashes_collide_keep_their_own_flights() {
+    let group: Group<Colliding, u32> = Group::new();
+    let unused = Arc::new(Probe::default());
+    let flights: Vec<_> = (1..=3)
+        .map(|key| {
+            let (probe, gate) = (Arc::new(Probe::default()), Arc::new(Gate::default()));
+            let leader = tokio::spawn(group.call_ex(&Colliding(key), gated(&probe, &gate, key)));
+            (key, probe, gate, leader)
+        })
+        .collect();
+    for (_, probe, _, _) in &flights {
+        until_started(probe).await;
+    }
+    assert_eq!(group.len(), 3, "one flight per key, not per hash");
+    let followers: Vec<_> = (1..=3)
+        .map(|key| tokio::spawn(group.call_ex(&Colliding(key), never(&unused, 0))))
+        .collect();
+    assert!(group.forget(&Colliding(2)));
+    assert!(group.contains(&Colliding(1)) && !group.contains(&Colliding(2)));
+
+    // Opened in reverse order: each caller still gets its own key's value.
+    for (_, _, gate, _) in flights.iter().rev() {
+        gate.open();
+    }
+    for ((key, probe, _, leader), follower) in flights.into_iter().zip(followers) {
+        assert_eq!(bounded(leader).await.unwrap(), Ok((key, Source::Fresh)));
+        assert_eq!(bounded(follower).await.unwrap(), Ok((key, Source::Shared)));
+        assert_eq!(probe.started(), 1);
+    }
+    assert_eq!(unused.started(), 0);
+    assert!(group.is_empty());
+}
+
 #[tokio::test(start_paused = true)]
 async fn keys_are_looked_up_borrowed() {
     let group: Group<String, usize> = Group::new();
