@@ -23,6 +23,7 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use shared_calls_flight::Group;
+use tokio::runtime::Runtime;
 
 /// A way to collapse concurrent calls on a key.
 trait Peer: Send + Sync + 'static {
@@ -233,6 +234,23 @@ struct Row {
 }
 
 impl Row {
+    /// Runs `run` [`RUNS`] times, each on a new peer with a new execution
+    /// counter; `run` returns the time it measured.
+    fn measure<P: Peer>(run: impl Fn(&Runtime, Arc<P>, &Arc<AtomicUsize>) -> Duration) -> Self {
+        let rt = two_workers();
+        let mut row = Row {
+            name: P::NAME,
+            executions: Vec::new(),
+            times: Vec::new(),
+        };
+        for _ in 0..RUNS {
+            let executions = Arc::new(AtomicUsize::new(0));
+            row.times.push(run(&rt, Arc::new(P::new()), &executions));
+            row.executions.push(executions.load(Ordering::SeqCst));
+        }
+        row
+    }
+
     fn print(&self) {
         let mut times = self.times.clone();
         times.sort();
@@ -253,16 +271,8 @@ const HERD_WORK: Duration = Duration::from_millis(20);
 
 /// 10,000 tasks call one key at once: how many executions, how long for all.
 fn herd<P: Peer>() -> Row {
-    let rt = two_workers();
-    let mut row = Row {
-        name: P::NAME,
-        executions: Vec::new(),
-        times: Vec::new(),
-    };
-    for _ in 0..RUNS {
-        let peer = Arc::new(P::new());
-        let executions = Arc::new(AtomicUsize::new(0));
-        let elapsed = rt.block_on(async {
+    Row::measure(|rt, peer: Arc<P>, executions| {
+        rt.block_on(async {
             let start = Instant::now();
             let tasks: Vec<_> = (0..HERD_TASKS)
                 .map(|_| {
@@ -281,11 +291,8 @@ fn herd<P: Peer>() -> Row {
                 task.await.unwrap();
             }
             start.elapsed()
-        });
-        row.executions.push(executions.load(Ordering::SeqCst));
-        row.times.push(elapsed);
-    }
-    row
+        })
+    })
 }
 
 const CANCEL_FOLLOWERS: usize = 100;
@@ -296,15 +303,7 @@ const CANCEL_AFTER: Duration = Duration::from_millis(5);
 /// wait: how many executions, and when (from the start of the work) the last
 /// follower is done.
 fn cancel<P: Peer>() -> Row {
-    let rt = two_workers();
-    let mut row = Row {
-        name: P::NAME,
-        executions: Vec::new(),
-        times: Vec::new(),
-    };
-    for _ in 0..RUNS {
-        let peer = Arc::new(P::new());
-        let executions = Arc::new(AtomicUsize::new(0));
+    Row::measure(|rt, peer: Arc<P>, executions| {
         let started = Arc::new(tokio::sync::Notify::new());
         let work = {
             let (executions, started) = (executions.clone(), started.clone());
@@ -315,7 +314,7 @@ fn cancel<P: Peer>() -> Row {
                 7
             }
         };
-        let elapsed = rt.block_on(async {
+        rt.block_on(async {
             let leader = {
                 let (peer, work) = (peer.clone(), work.clone());
                 tokio::spawn(async move { peer.call(0, work()).await })
@@ -339,11 +338,8 @@ fn cancel<P: Peer>() -> Row {
                 last = last.max(follower.await.unwrap());
             }
             last - start
-        });
-        row.executions.push(executions.load(Ordering::SeqCst));
-        row.times.push(elapsed);
-    }
-    row
+        })
+    })
 }
 
 fn tables() {
