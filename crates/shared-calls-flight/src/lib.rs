@@ -41,6 +41,7 @@
 
 mod call;
 mod detached;
+mod entries;
 mod error;
 mod flight;
 mod group;

@@ -3,8 +3,7 @@
 
 use std::borrow::Borrow;
 
-use hashbrown::HashTable;
-
+use crate::entries::{Entries, Hashed};
 use crate::flight::Flight;
 use crate::group::Config;
 use crate::sync::{Arc, Mutex, MutexGuard, lock};
@@ -23,7 +22,7 @@ impl<K, T> Shard<K, T> {
     pub(crate) fn new(config: Config) -> Self {
         Self {
             table: Mutex::new(Table {
-                entries: HashTable::new(),
+                entries: Entries::new(),
                 next_id: 0,
             }),
             config,
@@ -36,7 +35,7 @@ impl<K, T> Shard<K, T> {
 }
 
 pub(crate) struct Table<K, T> {
-    entries: HashTable<Entry<K, T>>,
+    entries: Entries<Entry<K, T>>,
     /// Tells apart the flights of one shard, including successive flights of
     /// one key across [`Group::forget`](crate::Group::forget).
     next_id: u64,
@@ -61,6 +60,12 @@ impl<K, T> Entry<K, T> {
     }
 }
 
+impl<K, T> Hashed for Entry<K, T> {
+    fn hash(&self) -> u64 {
+        self.hash
+    }
+}
+
 impl<K, T> Table<K, T> {
     /// The flight that new callers of `key` join, if any.
     pub(crate) fn current<Q>(&mut self, hash: u64, key: &Q) -> Option<&mut Entry<K, T>>
@@ -68,8 +73,9 @@ impl<K, T> Table<K, T> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        self.entries
-            .find_mut(hash, |entry| !entry.forgotten && entry.key.borrow() == key)
+        self.entries.find_mut(hash, |entry| {
+            entry.hash == hash && !entry.forgotten && entry.key.borrow() == key
+        })
     }
 
     /// Starts a flight for `key`, which has none; returns its id.
@@ -83,7 +89,7 @@ impl<K, T> Table<K, T> {
             forgotten: false,
             flight: None,
         };
-        self.entries.insert_unique(hash, entry, |entry| entry.hash);
+        self.entries.insert(hash, entry);
         id
     }
 
@@ -96,10 +102,8 @@ impl<K, T> Table<K, T> {
     /// after releasing the lock: dropping the key runs user code.
     #[must_use]
     pub(crate) fn remove(&mut self, ticket: &Ticket<K, T>) -> Option<Entry<K, T>> {
-        let found = self
-            .entries
-            .find_entry(ticket.hash, |entry| entry.id == ticket.id);
-        found.ok().map(|entry| entry.remove().0)
+        self.entries
+            .remove(ticket.hash, |entry| entry.id == ticket.id)
     }
 
     pub(crate) fn forget_if(&mut self, predicate: impl Fn(&K) -> bool) {
@@ -118,7 +122,7 @@ impl<K, T> Table<K, T> {
     /// Every entry, forgotten ones included.
     #[cfg(test)]
     pub(crate) fn entries(&self) -> usize {
-        self.entries.len()
+        self.entries.iter().count()
     }
 }
 

@@ -719,9 +719,12 @@ impl std::hash::Hash for Colliding {
 
 #[tokio::test(start_paused = true)]
 async fn keys_whose_hashes_collide_keep_their_own_flights() {
+    // More keys in flight than a shard keeps in its short list, so that
+    // they move to its table, where they all share one hash.
+    const KEYS: u32 = 12;
     let group: Group<Colliding, u32> = Group::new();
     let unused = Arc::new(Probe::default());
-    let flights: Vec<_> = (1..=3)
+    let flights: Vec<_> = (1..=KEYS)
         .map(|key| {
             let (probe, gate) = (Arc::new(Probe::default()), Arc::new(Gate::default()));
             let leader = tokio::spawn(group.call_ex(&Colliding(key), gated(&probe, &gate, key)));
@@ -731,8 +734,12 @@ async fn keys_whose_hashes_collide_keep_their_own_flights() {
     for (_, probe, _, _) in &flights {
         until_started(probe).await;
     }
-    assert_eq!(group.len(), 3, "one flight per key, not per hash");
-    let followers: Vec<_> = (1..=3)
+    assert_eq!(
+        group.len(),
+        KEYS as usize,
+        "one flight per key, not per hash"
+    );
+    let followers: Vec<_> = (1..=KEYS)
         .map(|key| tokio::spawn(group.call_ex(&Colliding(key), never(&unused, 0))))
         .collect();
     assert!(group.forget(&Colliding(2)));
