@@ -209,6 +209,8 @@ where
     /// when it stopped waiting and runs alone. A read-through cache uses this
     /// to store only what a flight loaded, never what a timed-out follower did.
     /// A follower that receives a shared value never calls `make_work`.
+    // Inlined, the call is built where the caller keeps it, not copied there.
+    #[inline]
     pub fn call_with<Q, W, F>(&self, key: &Q, make_work: W) -> Call<K, T>
     where
         K: Borrow<Q>,
@@ -237,13 +239,13 @@ where
                     None => Joined::Refused,
                 }
             }
-            None => Joined::Lead(ticket(table.insert(hash, key.to_owned()))),
+            None => Joined::Lead(table.insert(hash, key.to_owned())),
         };
         drop(table);
         // Calling, boxing or dropping `make_work` runs user code, which may
         // call into this group: never under the shard lock.
         match joined {
-            Joined::Lead(ticket) => Call::lead(ticket, make_work(crate::Source::Fresh)),
+            Joined::Lead(id) => Call::lead(ticket(id), make_work(crate::Source::Fresh)),
             Joined::Follow(flight, slot) => Call::follow(flight, slot, make_work),
             Joined::Refused => {
                 drop(make_work);
@@ -283,7 +285,9 @@ impl<K, T> Group<K, T> {
 
 /// How a new call relates to the flight of its key.
 enum Joined<K, T> {
-    Lead(Ticket<K, T>),
+    /// The id of the new entry: the ticket, which counts a reference to the
+    /// shard, is made once the lock is released.
+    Lead(u64),
     Follow(Arc<Flight<K, T>>, usize),
     Refused,
 }
