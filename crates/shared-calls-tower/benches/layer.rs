@@ -223,32 +223,37 @@ fn hot(c: &mut Criterion, samples: &Samples) -> Stats {
     layer.cache_handle().stats()
 }
 
+/// Prints the figures of the groups that ran (a filter may leave one out).
 fn summary(samples: &Samples, hot: &Stats) {
     let [bare, moka, both, layer] =
         ["bare", "moka", "moka+bare", "layer"].map(|name| samples.median(name));
     println!();
-    println!("hit (median of criterion's samples, ns per request)");
-    println!("  bare service_fn                {bare:8.1}");
-    println!("  raw moka get                   {moka:8.1}");
-    println!("  raw moka get + bare service_fn {both:8.1}");
-    println!("  SharedCalls hit                {layer:8.1}");
-    println!(
-        "  hit through layer / (raw moka get + bare call): {:.2}x (measured together), {:.2}x (sum of the two)",
-        layer / both,
-        layer / (moka + bare)
-    );
+    if !layer.is_nan() {
+        println!("hit (median of criterion's samples, ns per request)");
+        println!("  bare service_fn                {bare:8.1}");
+        println!("  raw moka get                   {moka:8.1}");
+        println!("  raw moka get + bare service_fn {both:8.1}");
+        println!("  SharedCalls hit                {layer:8.1}");
+        println!(
+            "  hit through layer / (raw moka get + bare call): {:.2}x (measured together), {:.2}x (sum of the two)",
+            layer / both,
+            layer / (moka + bare)
+        );
+    }
     let [through, direct] = ["SharedCalls", "bare service_fn"].map(|name| samples.median(name));
-    println!("hot (median of criterion's samples, calls per second)");
-    println!("  SharedCalls                    {:8.2} M/s", 1e3 / through);
-    println!("  bare service_fn                {:8.2} M/s", 1e3 / direct);
-    let lookups = hot.hits + hot.misses + hot.collapsed;
-    let share = |n: u64| 100.0 * n as f64 / lookups as f64;
-    println!(
-        "  outcomes through the layer: {:.1} % hit, {:.1} % miss, {:.1} % collapsed ({lookups} requests)",
-        share(hot.hits),
-        share(hot.misses),
-        share(hot.collapsed)
-    );
+    if !through.is_nan() {
+        println!("hot (median of criterion's samples, calls per second)");
+        println!("  SharedCalls                    {:8.2} M/s", 1e3 / through);
+        println!("  bare service_fn                {:8.2} M/s", 1e3 / direct);
+        let lookups = hot.hits + hot.misses + hot.collapsed;
+        let share = |n: u64| 100.0 * n as f64 / lookups as f64;
+        println!(
+            "  outcomes through the layer: {:.1} % hit, {:.1} % miss, {:.1} % collapsed ({lookups} requests)",
+            share(hot.hits),
+            share(hot.misses),
+            share(hot.collapsed)
+        );
+    }
 }
 
 fn main() {
