@@ -6,10 +6,10 @@ use hashbrown::HashTable;
 /// scan costs less than hashing into a table, and it inlines.
 const FEW: usize = 8;
 
-/// A list of values, each stored with its hash, found by hash and a
-/// predicate. A vector while it holds at most [`FEW`] values; a hash table
-/// from the moment it holds more until it is empty again, so that a shard
-/// with thousands of keys in flight still finds each at once.
+/// A list of values that know their hash, found by hash and a predicate. A
+/// vector while it holds at most [`FEW`] values; a hash table from the moment
+/// it holds more until it is empty again, so that a shard with thousands of
+/// keys in flight still finds each at once.
 pub(crate) enum Entries<E> {
     Few(Vec<E>),
     Many(HashTable<E>),
@@ -28,8 +28,11 @@ impl<E: Hashed> Entries<E> {
     /// A value with this hash that satisfies `is_it`. The hash narrows the
     /// search only in a table: `is_it` must tell apart values of other hashes
     /// too (comparing the hash first, when that is cheaper than the rest).
-    pub(crate) fn find_mut(&mut self, hash: u64, is_it: impl FnMut(&E) -> bool) -> Option<&mut E> {
-        let mut is_it = is_it;
+    pub(crate) fn find_mut(
+        &mut self,
+        hash: u64,
+        mut is_it: impl FnMut(&E) -> bool,
+    ) -> Option<&mut E> {
         match self {
             Self::Few(few) => few.iter_mut().find(|e| is_it(e)),
             Self::Many(many) => many.find_mut(hash, is_it),
