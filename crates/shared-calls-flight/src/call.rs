@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::FlightError;
-use crate::flight::{Flight, Work, complete, hand_off, poll_work};
+use crate::flight::{Flight, Next, Work, complete, hand_off, poll_work};
 use crate::shard::Ticket;
 use crate::sync::{Arc, Exclusive};
 
@@ -53,7 +53,8 @@ enum State<K, T> {
     /// Waiting for another caller to complete the flight.
     Wait {
         flight: Arc<Flight<K, T>>,
-        slot: usize,
+        /// Its place among the flight's waiters, from its first poll.
+        slot: Option<usize>,
         /// How to make this caller's own work and when to fall back to it,
         /// only with a wait timeout.
         #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
@@ -67,16 +68,6 @@ enum State<K, T> {
     },
     Refused,
     Finished,
-}
-
-/// What a waiting call does next.
-enum WaitNext<T> {
-    /// The flight completed: its output is published.
-    Done,
-    /// It picks up the flight's orphaned work.
-    Inherit(Work<T>),
-    /// It goes on waiting.
-    Wait,
 }
 
 impl<K, T> Call<K, T>
@@ -98,13 +89,13 @@ where
         }
     }
 
-    pub(crate) fn follow<W, F>(flight: Arc<Flight<K, T>>, slot: usize, make_work: W) -> Self
+    pub(crate) fn follow<W, F>(flight: Arc<Flight<K, T>>, make_work: W) -> Self
     where
         W: FnOnce(Source) -> F + Send + 'static,
         F: Future<Output = T> + Send + 'static,
     {
-        // Built first, so that the slot is given back if anything below
-        // panics (`sleep` does outside a tokio runtime with timers).
+        // Built first, so that the follower leaves if anything below panics
+        // (`sleep` does outside a tokio runtime with timers).
         #[cfg_attr(
             not(all(feature = "tokio", not(shared_calls_loom))),
             expect(unused_mut, reason = "no timeout to set")
@@ -112,7 +103,7 @@ where
         let mut call = Self {
             state: State::Wait {
                 flight,
-                slot,
+                slot: None,
                 #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
                 timeout: None,
             },
@@ -170,38 +161,17 @@ where
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<(T, Source), FlightError>>> {
-        let State::Wait { flight, slot, .. } = &self.state else {
+        let State::Wait { flight, slot, .. } = &mut self.state else {
             unreachable!("poll_wait outside Wait")
         };
-        let slot = *slot;
-        // Decided under the flight's lock, acted upon after it.
-        let next = if flight.output.is_set() {
-            WaitNext::Done
-        } else {
-            let mut state = flight.state();
-            // Checked again under the lock, which `publish` holds while it
-            // sets the output and collects the wakers.
-            if flight.output.is_set() {
-                WaitNext::Done
-            } else if let Some(work) = state.orphan.take() {
-                // Orphaned work goes to the first waiter that polls: the
-                // heir, which was woken for it, or any other polled first.
-                state.heir = None;
-                state.waiters.remove(slot);
-                WaitNext::Inherit(work)
-            } else {
-                state.waiters.register(slot, cx.waker());
-                WaitNext::Wait
-            }
-        };
-        match next {
-            WaitNext::Done => {
+        match flight.poll_follower(slot, cx.waker()) {
+            Next::Done => {
                 // Cloned unlocked: `T::clone` is user code.
                 let output = flight.output.get().expect("published before `Done`");
                 self.state = State::Finished;
                 return Poll::Ready(Some(output.map(|value| (value, Source::Shared))));
             }
-            WaitNext::Inherit(work) => {
+            Next::Inherit(work) => {
                 let State::Wait { flight, .. } =
                     std::mem::replace(&mut self.state, State::Finished)
                 else {
@@ -214,7 +184,7 @@ where
                 };
                 return Poll::Ready(None);
             }
-            WaitNext::Wait => {}
+            Next::Wait => {}
         }
         #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
         if let State::Wait {
@@ -225,8 +195,8 @@ where
         {
             let State::Wait {
                 flight,
+                slot,
                 timeout: Some((make_work, _)),
-                ..
             } = std::mem::replace(&mut self.state, State::Finished)
             else {
                 unreachable!()

@@ -3,12 +3,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::Waker;
 
 use crate::FlightError;
 use crate::group::Abandoned;
 use crate::shard::Ticket;
-use crate::sync::{Arc, Mutex, MutexGuard, Once, lock};
+use crate::sync::{Arc, AtomicUsize, Mutex, MutexGuard, Once, lock};
 
 /// The work of a flight, boxed so that it can move from one waiter to another.
 pub(crate) type Work<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -21,16 +22,33 @@ pub(crate) struct Flight<K, T> {
     pub(crate) ticket: Ticket<K, T>,
     /// The output, once the flight has completed: read without locking.
     pub(crate) output: Once<Output<T>>,
+    /// Followers that joined and have neither left nor taken over the work.
+    /// Joining counts here without taking the state's lock. No ordering is
+    /// needed beyond the locks': joining (under the shard's lock) is kept
+    /// apart from `offer` by the shard's lock and from `publish` by the
+    /// entry's removal under it; leaving and taking over change the count
+    /// under the state's lock, where `offer` and `publish` read it.
+    followers: AtomicUsize,
     state: Mutex<State<T>>,
 }
 
-pub(crate) struct State<T> {
-    /// Waiters that are not polling the work.
-    pub(crate) waiters: Waiters,
-    /// Work whose poller went away, waiting for `heir` to pick it up.
-    pub(crate) orphan: Option<Work<T>>,
-    /// The waiter chosen to poll the orphaned work.
-    pub(crate) heir: Option<usize>,
+struct State<T> {
+    /// The wakers of the followers that have been polled.
+    waiters: Waiters,
+    /// Work whose poller went away, for the first follower polled to pick up.
+    orphan: Option<Work<T>>,
+    /// The follower woken to pick up `orphan`, if any was polled before.
+    heir: Option<usize>,
+}
+
+/// What a polled follower does next.
+pub(crate) enum Next<T> {
+    /// The flight completed: its output is published.
+    Done,
+    /// It picks up the flight's orphaned work.
+    Inherit(Work<T>),
+    /// It goes on waiting.
+    Wait,
 }
 
 impl<K, T> Flight<K, T> {
@@ -38,6 +56,7 @@ impl<K, T> Flight<K, T> {
         Self {
             ticket,
             output: Once::new(),
+            followers: AtomicUsize::new(0),
             state: Mutex::new(State {
                 waiters: Waiters::with_capacity(8),
                 orphan: None,
@@ -46,19 +65,56 @@ impl<K, T> Flight<K, T> {
         }
     }
 
-    pub(crate) fn state(&self) -> MutexGuard<'_, State<T>> {
+    fn state(&self) -> MutexGuard<'_, State<T>> {
         lock(&self.state)
     }
 
-    /// Registers a follower; the caller holds the shard lock, so the flight
-    /// is still running. `None` when the key has too many waiters.
-    pub(crate) fn join(&self) -> Option<usize> {
-        let mut state = self.state();
-        (state.waiters.len() < self.ticket.config().max_waiters).then(|| state.waiters.insert())
+    fn followers(&self) -> usize {
+        self.followers.load(Relaxed)
     }
 
-    /// Publishes the output of the completed flight to its waiters. Returns
-    /// the driver's own copy.
+    /// Counts a new follower; the caller holds the shard's lock, so the
+    /// flight is still running and nobody else joins meanwhile. False when
+    /// the key has too many followers.
+    pub(crate) fn join(&self) -> bool {
+        let room = self.followers() < self.ticket.config().max_waiters;
+        if room {
+            self.followers.fetch_add(1, Relaxed);
+        }
+        room
+    }
+
+    /// A follower is polled. `slot` is its place among the waiters, taken at
+    /// its first poll. Decided under the flight's lock, acted upon after it.
+    pub(crate) fn poll_follower(&self, slot: &mut Option<usize>, waker: &Waker) -> Next<T> {
+        if self.output.is_set() {
+            return Next::Done;
+        }
+        let mut state = self.state();
+        // Checked again under the lock, which `publish` holds while it sets
+        // the output and collects the wakers.
+        if self.output.is_set() {
+            return Next::Done;
+        }
+        if let Some(work) = state.orphan.take() {
+            // Orphaned work goes to the first follower polled: the heir,
+            // which was woken for it, or any other polled first.
+            state.heir = None;
+            if let Some(slot) = slot.take() {
+                state.waiters.remove(slot);
+            }
+            self.followers.fetch_sub(1, Relaxed);
+            return Next::Inherit(work);
+        }
+        match *slot {
+            Some(slot) => state.waiters.register(slot, waker),
+            None => *slot = Some(state.waiters.insert(waker)),
+        }
+        Next::Wait
+    }
+
+    /// Publishes the output of the completed flight to its followers.
+    /// Returns the driver's own copy.
     fn publish(this: Arc<Self>, output: Output<T>) -> Output<T>
     where
         T: Clone,
@@ -68,7 +124,7 @@ impl<K, T> Flight<K, T> {
             return output;
         }
         let mut state = this.state();
-        if state.waiters.is_empty() {
+        if this.followers() == 0 {
             return output;
         }
         // Publish first: a panicking `T::clone` must hurt only its caller.
@@ -79,23 +135,26 @@ impl<K, T> Flight<K, T> {
         this.output.get().expect("set above")
     }
 
-    /// Gives orphaned work to a waiter, if one is left; the caller holds the
-    /// shard lock, so that no follower joins meanwhile. Returns the waker to
-    /// call once the locks are released.
+    /// Parks orphaned work for a follower, if one is left; the caller holds
+    /// the shard's lock, so that no follower joins meanwhile. Returns the
+    /// waker of the heir to call once the locks are released.
     fn offer(&self, work: Work<T>) -> Result<Option<Waker>, Work<T>> {
         let mut state = self.state();
-        let Some((heir, waker)) = state.waiters.first() else {
+        if self.followers() == 0 {
             return Err(work);
-        };
+        }
+        // A follower already polled is woken for it; else the first to be
+        // polled picks it up.
+        let heir = state.waiters.first();
         state.orphan = Some(work);
-        state.heir = Some(heir);
-        Ok(waker)
+        state.heir = heir.as_ref().map(|(slot, _)| *slot);
+        Ok(heir.map(|(_, waker)| waker))
     }
 
-    /// A waiter that does not poll the work leaves before the flight
-    /// completed. If it had been chosen to pick up orphaned work, the work
-    /// passes on.
-    pub(crate) fn leave(this: &Arc<Self>, slot: usize)
+    /// A follower leaves before the flight completed. If orphaned work was
+    /// parked for it, or it was the last follower left to pick it up, the
+    /// work passes on.
+    pub(crate) fn leave(this: &Arc<Self>, slot: Option<usize>)
     where
         K: Send + Sync + 'static,
         T: Clone + Send + Sync + 'static,
@@ -105,8 +164,12 @@ impl<K, T> Flight<K, T> {
         if this.output.is_set() {
             return;
         }
-        state.waiters.remove(slot);
-        if state.heir != Some(slot) {
+        let left = this.followers.fetch_sub(1, Relaxed) - 1;
+        if let Some(slot) = slot {
+            state.waiters.remove(slot);
+        }
+        let was_heir = slot.is_some() && state.heir == slot;
+        if !(was_heir || left == 0) {
             return;
         }
         state.heir = None;
@@ -171,13 +234,12 @@ where
     drop(work);
 }
 
-/// The wakers of the waiters that do not poll the work, in a slab so that a
-/// waiter keeps its slot from joining to leaving.
+/// The wakers of the followers that have been polled, in a slab so that a
+/// follower keeps its slot until it leaves.
 #[derive(Default)]
-pub(crate) struct Waiters {
-    slots: Vec<Option<Option<Waker>>>,
+struct Waiters {
+    slots: Vec<Option<Waker>>,
     free: Vec<usize>,
-    len: usize,
 }
 
 impl Waiters {
@@ -190,62 +252,48 @@ impl Waiters {
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    fn insert(&mut self) -> usize {
-        self.len += 1;
+    fn insert(&mut self, waker: &Waker) -> usize {
+        let waker = Some(waker.clone());
         match self.free.pop() {
             Some(slot) => {
-                self.slots[slot] = Some(None);
+                self.slots[slot] = waker;
                 slot
             }
             None => {
-                self.slots.push(Some(None));
+                self.slots.push(waker);
                 self.slots.len() - 1
             }
         }
     }
 
-    pub(crate) fn remove(&mut self, slot: usize) {
+    fn remove(&mut self, slot: usize) {
         if self.slots[slot].take().is_some() {
-            self.len -= 1;
             self.free.push(slot);
         }
     }
 
     /// Stores the waker to call when the flight completes or its work needs
     /// a new poller.
-    pub(crate) fn register(&mut self, slot: usize, waker: &Waker) {
-        if let Some(stored) = &mut self.slots[slot] {
-            match stored {
-                Some(old) if old.will_wake(waker) => {}
-                _ => *stored = Some(waker.clone()),
-            }
+    fn register(&mut self, slot: usize, waker: &Waker) {
+        if let Some(stored) = &mut self.slots[slot]
+            && !stored.will_wake(waker)
+        {
+            *stored = waker.clone();
         }
     }
 
-    /// The waiter to hand orphaned work to: preferably one that has been
-    /// polled (it has a waker, so it can be told), else any.
-    fn first(&self) -> Option<(usize, Option<Waker>)> {
-        let mut unpolled = None;
-        for (slot, waiter) in self.slots.iter().enumerate() {
-            match waiter {
-                Some(Some(waker)) => return Some((slot, Some(waker.clone()))),
-                Some(None) if unpolled.is_none() => unpolled = Some((slot, None)),
-                _ => {}
-            }
-        }
-        unpolled
+    /// A waiter to hand orphaned work to, with its waker.
+    fn first(&self) -> Option<(usize, Waker)> {
+        let (slot, waker) = self
+            .slots
+            .iter()
+            .enumerate()
+            .find_map(|(slot, waker)| Some((slot, waker.as_ref()?)))?;
+        Some((slot, waker.clone()))
     }
 
     fn wake_all(self) {
-        for waker in self.slots.into_iter().flatten().flatten() {
+        for waker in self.slots.into_iter().flatten() {
             waker.wake();
         }
     }

@@ -232,11 +232,12 @@ where
                 let flight = entry
                     .flight
                     .get_or_insert_with(|| Arc::new(Flight::new(ticket(id))));
-                // The follower's handle is cloned under the shard lock,
-                // before the flight can complete: completion counts handles.
-                match flight.join() {
-                    Some(slot) => Joined::Follow(flight.clone(), slot),
-                    None => Joined::Refused,
+                // Counted and cloned under the shard lock, before the flight
+                // can complete: completion counts followers and handles.
+                if flight.join() {
+                    Joined::Follow(flight.clone())
+                } else {
+                    Joined::Refused
                 }
             }
             None => Joined::Lead(table.insert(hash, key.to_owned())),
@@ -246,7 +247,7 @@ where
         // call into this group: never under the shard lock.
         match joined {
             Joined::Lead(id) => Call::lead(ticket(id), make_work(crate::Source::Fresh)),
-            Joined::Follow(flight, slot) => Call::follow(flight, slot, make_work),
+            Joined::Follow(flight) => Call::follow(flight, make_work),
             Joined::Refused => {
                 drop(make_work);
                 Call::refused()
@@ -288,7 +289,7 @@ enum Joined<K, T> {
     /// The id of the new entry: the ticket, which counts a reference to the
     /// shard, is made once the lock is released.
     Lead(u64),
-    Follow(Arc<Flight<K, T>>, usize),
+    Follow(Arc<Flight<K, T>>),
     Refused,
 }
 

@@ -1,9 +1,9 @@
 //! The synchronisation primitives, swapped for loom's under `--cfg shared_calls_loom`.
 
 #[cfg(shared_calls_loom)]
-pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use loom::sync::{Arc, Mutex, MutexGuard, atomic::AtomicUsize};
 #[cfg(not(shared_calls_loom))]
-pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use std::sync::{Arc, Mutex, MutexGuard, atomic::AtomicUsize};
 
 /// A value written once and then read without locking: `std`'s `OnceLock`,
 /// or under loom a mutex, so that loom explores the reads and the write.
