@@ -141,13 +141,12 @@ where
         else {
             unreachable!()
         };
-        let resume = source == Source::Fresh && ticket.config().resume_panics;
         match output {
             Ok(value) => Poll::Ready(complete(&ticket, Ok(value)).map(|value| (value, source))),
             Err(payload) => {
                 let error = FlightError::from_panic(&*payload);
                 drop(complete(&ticket, Err(error.clone())));
-                if resume {
+                if source == Source::Fresh && ticket.config().resume_panics {
                     std::panic::resume_unwind(payload);
                 }
                 Poll::Ready(Err(error))
