@@ -58,7 +58,10 @@ impl<K, T> Flight<K, T> {
             output: Once::new(),
             followers: AtomicUsize::new(0),
             state: Mutex::new(State {
-                waiters: Waiters::with_capacity(8),
+                // A hot key gathers dozens of followers, and growing the list
+                // would happen under the flight's lock. 512 bytes, only for
+                // flights that have followers.
+                waiters: Waiters::with_capacity(32),
                 orphan: None,
                 heir: None,
             }),
@@ -243,8 +246,7 @@ struct Waiters {
 }
 
 impl Waiters {
-    /// Room for this many waiters before the first reallocation: a flight
-    /// is made for its first follower, and hot keys gather several.
+    /// Room for this many waiters before the first reallocation.
     fn with_capacity(capacity: usize) -> Self {
         Self {
             slots: Vec::with_capacity(capacity),
