@@ -58,7 +58,7 @@ impl<K, T> Flight<K, T> {
             output: Once::new(),
             followers: AtomicUsize::new(0),
             state: Mutex::new(State {
-                // A hot key gathers dozens of followers, and growing the list
+                // A hot key gathers many followers, and growing the list
                 // would happen under the flight's lock. 512 bytes, only for
                 // flights that have followers.
                 waiters: Waiters::with_capacity(32),
