@@ -286,12 +286,8 @@ impl Waiters {
 
     /// A waiter to hand orphaned work to, with its waker.
     fn first(&self) -> Option<(usize, Waker)> {
-        let (slot, waker) = self
-            .slots
-            .iter()
-            .enumerate()
-            .find_map(|(slot, waker)| Some((slot, waker.as_ref()?)))?;
-        Some((slot, waker.clone()))
+        let mut slots = self.slots.iter().enumerate();
+        slots.find_map(|(slot, waker)| Some((slot, waker.clone()?)))
     }
 
     fn wake_all(self) {
