@@ -7,6 +7,9 @@
 //! - `hot`: 64 tasks on a 2-worker runtime cycling over 16 keys, work = one
 //!   `yield_now` (criterion, calls per second), with a reference row that
 //!   collapses nothing.
+//! - `hot, interleaved`: the same workload in slices of 250 ms, this group
+//!   and one peer in turn on one runtime, so that both meet the same machine:
+//!   the median ratio of their throughputs.
 //! - `herd`: 10,000 tasks on one key, 20 ms of work: executions, wall time.
 //! - `cancel`: the leader is aborted 5 ms into 50 ms of work, 100 followers
 //!   wait: executions, and when the followers are done.
@@ -242,6 +245,61 @@ fn hot<P: Peer>(c: &mut Criterion) {
     group.finish();
 }
 
+const PAIR_SLICES: usize = 20;
+const PAIR_SLICE: Duration = Duration::from_millis(250);
+
+/// Runs rounds of *hot* for [`PAIR_SLICE`]: calls per second.
+async fn hot_rate<P: Peer>(peer: &Arc<P>) -> f64 {
+    let start = Instant::now();
+    let mut calls = 0;
+    while start.elapsed() < PAIR_SLICE {
+        hot_round(peer).await;
+        calls += HOT_TASKS * HOT_CALLS_PER_TASK;
+    }
+    calls as f64 / start.elapsed().as_secs_f64()
+}
+
+/// *hot* for this group and `P` in turn, slice after slice, each going first
+/// in every other slice. A shared machine's speed drifts by half within
+/// seconds, more than the gap between peers: rows measured one after the
+/// other, as criterion does, compare different machines.
+fn hot_pair<P: Peer>() {
+    let rt = two_workers();
+    let (ours, peer) = (Arc::new(Ours::new()), Arc::new(P::new()));
+    let (mut our_rates, mut peer_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    rt.block_on(async {
+        for slice in 0..PAIR_SLICES {
+            let (our_rate, peer_rate) = if slice % 2 == 0 {
+                (hot_rate(&ours).await, hot_rate(&peer).await)
+            } else {
+                let peer_rate = hot_rate(&peer).await;
+                (hot_rate(&ours).await, peer_rate)
+            };
+            our_rates.push(our_rate);
+            peer_rates.push(peer_rate);
+            ratios.push(our_rate / peer_rate);
+        }
+    });
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let (ours, peer, ratio) = (
+        median(&mut our_rates),
+        median(&mut peer_rates),
+        median(&mut ratios),
+    );
+    println!(
+        "| {:<26} | {:>10.2} | {:>8.2} | {:>6.2}x | {:>5.2} – {:<5.2} |",
+        P::NAME,
+        ours / 1e6,
+        peer / 1e6,
+        ratio,
+        ratios[0],
+        ratios[ratios.len() - 1],
+    );
+}
+
 const RUNS: usize = 5;
 
 /// One line of the herd or cancel table.
@@ -360,6 +418,22 @@ fn cancel<P: Peer>() -> Row {
     })
 }
 
+fn hot_pairs() {
+    println!();
+    println!(
+        "hot, interleaved: {PAIR_SLICES} slices of {} ms for this group, then the peer (or the \
+         reverse); medians, M calls/s",
+        PAIR_SLICE.as_millis()
+    );
+    println!("| peer                       | this group | peer     | ratio   | ratio range   |");
+    println!("|----------------------------|------------|----------|---------|---------------|");
+    hot_pair::<AsyncSingleflight>();
+    hot_pair::<SingleflightAsync>();
+    hot_pair::<SharedMap>();
+    hot_pair::<MokaGetWith>();
+    hot_pair::<NoCollapsing>();
+}
+
 fn tables() {
     println!();
     println!(
@@ -435,9 +509,14 @@ fn main() {
             !arg.starts_with('-') && !after_option
         })
         .map(|(_, arg)| arg);
-    let wanted = filter.is_none_or(|filter| "herd cancel".contains(filter.as_str()));
-    if args.iter().any(|arg| arg == "--bench") && wanted {
-        tables();
+    let wanted = |table: &str| filter.is_none_or(|filter| table.contains(filter.as_str()));
+    if args.iter().any(|arg| arg == "--bench") {
+        if wanted("hot, interleaved") {
+            hot_pairs();
+        }
+        if wanted("herd cancel") {
+            tables();
+        }
     }
 }
 
