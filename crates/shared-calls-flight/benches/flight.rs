@@ -284,6 +284,7 @@ fn hot_pair<P: Peer>() {
         values.sort_by(f64::total_cmp);
         values[values.len() / 2]
     };
+    // Sorted by `median`, so the ratios' range is their first and last.
     let (ours, peer, ratio) = (
         median(&mut our_rates),
         median(&mut peer_rates),
