@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use crate::FlightError;
 use crate::flight::{Flight, Next, Work, complete, hand_off, poll_work};
+use crate::group::Config;
 use crate::shard::Ticket;
 use crate::sync::{Arc, Exclusive};
 
@@ -89,7 +90,7 @@ where
         }
     }
 
-    pub(crate) fn follow<W, F>(flight: Arc<Flight<K, T>>, make_work: W) -> Self
+    pub(crate) fn follow<W, F>(flight: Arc<Flight<K, T>>, make_work: W, config: &Config) -> Self
     where
         W: FnOnce(Source) -> F + Send + 'static,
         F: Future<Output = T> + Send + 'static,
@@ -109,10 +110,8 @@ where
             },
         };
         #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
-        if let State::Wait {
-            flight, timeout, ..
-        } = &mut call.state
-            && let Some(wait) = flight.ticket.config().wait_timeout
+        if let State::Wait { timeout, .. } = &mut call.state
+            && let Some(wait) = config.wait_timeout
         {
             let deadline = Box::pin(tokio::time::sleep(wait));
             let make_work: Box<dyn FnOnce(Source) -> Work<T> + Send> =
@@ -120,7 +119,7 @@ where
             *timeout = Some((Exclusive::new(make_work), deadline));
         }
         #[cfg(not(all(feature = "tokio", not(shared_calls_loom))))]
-        drop(make_work);
+        drop((make_work, config));
         call
     }
 
@@ -170,14 +169,9 @@ where
                 self.state = State::Finished;
                 return Poll::Ready(Some(output.map(|value| (value, Source::Shared))));
             }
-            Next::Inherit(work) => {
-                let State::Wait { flight, .. } =
-                    std::mem::replace(&mut self.state, State::Finished)
-                else {
-                    unreachable!()
-                };
+            Next::Inherit(work, ticket) => {
                 self.state = State::Drive {
-                    ticket: flight.ticket.clone(),
+                    ticket,
                     work: Exclusive::new(work),
                     source: Source::Shared,
                 };

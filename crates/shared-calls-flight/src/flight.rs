@@ -19,7 +19,6 @@ pub(crate) type Output<T> = Result<T, FlightError>;
 
 /// The state a flight's followers share with whoever drives its work.
 pub(crate) struct Flight<K, T> {
-    pub(crate) ticket: Ticket<K, T>,
     /// The output, once the flight has completed: read without locking.
     pub(crate) output: Once<Output<T>>,
     /// Followers that joined and have neither left nor taken over the work.
@@ -29,32 +28,32 @@ pub(crate) struct Flight<K, T> {
     /// entry's removal under it; leaving and taking over change the count
     /// under the state's lock, where `offer` and `publish` read it.
     followers: AtomicUsize,
-    state: Mutex<State<T>>,
+    state: Mutex<State<K, T>>,
 }
 
-struct State<T> {
+struct State<K, T> {
     /// The wakers of the followers that have been polled.
     waiters: Waiters,
-    /// Work whose poller went away, for the first follower polled to pick up.
-    orphan: Option<Work<T>>,
+    /// Work whose poller went away, for the first follower polled to pick
+    /// up, with the ticket that completes the flight.
+    orphan: Option<(Work<T>, Ticket<K, T>)>,
     /// The follower woken to pick up `orphan`, if any was polled before.
     heir: Option<usize>,
 }
 
 /// What a polled follower does next.
-pub(crate) enum Next<T> {
+pub(crate) enum Next<K, T> {
     /// The flight completed: its output is published.
     Done,
     /// It picks up the flight's orphaned work.
-    Inherit(Work<T>),
+    Inherit(Work<T>, Ticket<K, T>),
     /// It goes on waiting.
     Wait,
 }
 
 impl<K, T> Flight<K, T> {
-    pub(crate) fn new(ticket: Ticket<K, T>) -> Self {
+    pub(crate) fn new() -> Self {
         Self {
-            ticket,
             output: Once::new(),
             followers: AtomicUsize::new(0),
             state: Mutex::new(State {
@@ -68,7 +67,7 @@ impl<K, T> Flight<K, T> {
         }
     }
 
-    fn state(&self) -> MutexGuard<'_, State<T>> {
+    fn state(&self) -> MutexGuard<'_, State<K, T>> {
         lock(&self.state)
     }
 
@@ -78,9 +77,9 @@ impl<K, T> Flight<K, T> {
 
     /// Counts a new follower; the caller holds the shard's lock, so the
     /// flight is still running and nobody else joins meanwhile. False when
-    /// the key has too many followers.
-    pub(crate) fn join(&self) -> bool {
-        let room = self.followers() < self.ticket.config().max_waiters;
+    /// the key already has `max_waiters` followers.
+    pub(crate) fn join(&self, max_waiters: usize) -> bool {
+        let room = self.followers() < max_waiters;
         if room {
             self.followers.fetch_add(1, Relaxed);
         }
@@ -89,7 +88,7 @@ impl<K, T> Flight<K, T> {
 
     /// A follower is polled. `slot` is its place among the waiters, taken at
     /// its first poll. Decided under the flight's lock, acted upon after it.
-    pub(crate) fn poll_follower(&self, slot: &mut Option<usize>, waker: &Waker) -> Next<T> {
+    pub(crate) fn poll_follower(&self, slot: &mut Option<usize>, waker: &Waker) -> Next<K, T> {
         if self.output.is_set() {
             return Next::Done;
         }
@@ -99,7 +98,7 @@ impl<K, T> Flight<K, T> {
         if self.output.is_set() {
             return Next::Done;
         }
-        if let Some(work) = state.orphan.take() {
+        if let Some((work, ticket)) = state.orphan.take() {
             // Orphaned work goes to the first follower polled: the heir,
             // which was woken for it, or any other polled first.
             state.heir = None;
@@ -107,7 +106,7 @@ impl<K, T> Flight<K, T> {
                 state.waiters.remove(slot);
             }
             self.followers.fetch_sub(1, Relaxed);
-            return Next::Inherit(work);
+            return Next::Inherit(work, ticket);
         }
         match *slot {
             Some(slot) => state.waiters.register(slot, waker),
@@ -141,7 +140,7 @@ impl<K, T> Flight<K, T> {
     /// Parks orphaned work for a follower, if one is left; the caller holds
     /// the shard's lock, so that no follower joins meanwhile. Returns the
     /// waker of the heir to call once the locks are released.
-    fn offer(&self, work: Work<T>) -> Result<Option<Waker>, Work<T>> {
+    fn offer(&self, work: Work<T>, ticket: &Ticket<K, T>) -> Result<Option<Waker>, Work<T>> {
         let mut state = self.state();
         if self.followers() == 0 {
             return Err(work);
@@ -149,7 +148,7 @@ impl<K, T> Flight<K, T> {
         // A follower already polled is woken for it; else the first to be
         // polled picks it up.
         let heir = state.waiters.first();
-        state.orphan = Some(work);
+        state.orphan = Some((work, ticket.clone()));
         state.heir = heir.as_ref().map(|(slot, _)| *slot);
         Ok(heir.map(|(_, waker)| waker))
     }
@@ -178,8 +177,8 @@ impl<K, T> Flight<K, T> {
         state.heir = None;
         let orphan = state.orphan.take();
         drop(state);
-        if let Some(work) = orphan {
-            hand_off(&this.ticket, work, true);
+        if let Some((work, ticket)) = orphan {
+            hand_off(&ticket, work, true);
         }
     }
 }
@@ -210,7 +209,7 @@ where
     // Lock order: shard, then flight.
     let mut table = ticket.shard.lock();
     let offered = match table.get(ticket).and_then(|entry| entry.flight.as_deref()) {
-        Some(flight) => flight.offer(work),
+        Some(flight) => flight.offer(work, ticket),
         None => Err(work),
     };
     let work = match offered {

@@ -220,21 +220,13 @@ where
     {
         let hash = self.inner.hasher.hash_one(key);
         let shard = self.inner.shard(hash);
-        let ticket = |id| Ticket {
-            shard: shard.clone(),
-            hash,
-            id,
-        };
         let mut table = shard.lock();
         let joined = match table.current(hash, key) {
             Some(entry) => {
-                let id = entry.id;
-                let flight = entry
-                    .flight
-                    .get_or_insert_with(|| Arc::new(Flight::new(ticket(id))));
+                let flight = entry.flight.get_or_insert_with(|| Arc::new(Flight::new()));
                 // Counted and cloned under the shard lock, before the flight
                 // can complete: completion counts followers and handles.
-                if flight.join() {
+                if flight.join(shard.config.max_waiters) {
                     Joined::Follow(flight.clone())
                 } else {
                     Joined::Refused
@@ -246,8 +238,15 @@ where
         // Calling, boxing or dropping `make_work` runs user code, which may
         // call into this group: never under the shard lock.
         match joined {
-            Joined::Lead(id) => Call::lead(ticket(id), make_work(crate::Source::Fresh)),
-            Joined::Follow(flight) => Call::follow(flight, make_work),
+            Joined::Lead(id) => {
+                let ticket = Ticket {
+                    shard: shard.clone(),
+                    hash,
+                    id,
+                };
+                Call::lead(ticket, make_work(crate::Source::Fresh))
+            }
+            Joined::Follow(flight) => Call::follow(flight, make_work, &shard.config),
             Joined::Refused => {
                 drop(make_work);
                 Call::refused()
