@@ -88,10 +88,18 @@ impl<K, T> Flight<K, T> {
 
     /// A follower is polled. `slot` is its place among the waiters, taken at
     /// its first poll. Decided under the flight's lock, acted upon after it.
+    // Only the check is inlined: a woken follower finds the output and needs
+    // nothing more.
+    #[inline]
     pub(crate) fn poll_follower(&self, slot: &mut Option<usize>, waker: &Waker) -> Next<K, T> {
         if self.output.is_set() {
             return Next::Done;
         }
+        self.poll_follower_locked(slot, waker)
+    }
+
+    #[inline(never)]
+    fn poll_follower_locked(&self, slot: &mut Option<usize>, waker: &Waker) -> Next<K, T> {
         let mut state = self.state();
         // Checked again under the lock, which `publish` holds while it sets
         // the output and collects the wakers.
@@ -253,6 +261,8 @@ impl Waiters {
         }
     }
 
+    // One caller, on every follower's first poll.
+    #[inline]
     fn insert(&mut self, waker: &Waker) -> usize {
         let waker = Some(waker.clone());
         match self.free.pop() {

@@ -175,6 +175,8 @@ where
     /// The key is borrowed: a follower never allocates an owned key. The
     /// returned future is `'static` and joins the flight when it is created,
     /// not when it is first polled.
+    // Inlined, like `call_with`: the call is built where the caller keeps it.
+    #[inline]
     pub fn call<Q, F>(
         &self,
         key: &Q,
@@ -194,6 +196,8 @@ where
     /// work after waiting too long ([`Source::TimedOut`](crate::Source::TimedOut)).
     /// This is go-zero's `DoEx`: the caller that got a fresh value is the one
     /// that may, for instance, write it to a cache.
+    // Inlined, like `call_with`.
+    #[inline]
     pub fn call_ex<Q, F>(&self, key: &Q, work: F) -> Call<K, T>
     where
         K: Borrow<Q>,
