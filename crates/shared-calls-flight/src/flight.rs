@@ -18,9 +18,12 @@ pub(crate) type Work<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub(crate) type Output<T> = Result<T, FlightError>;
 
 /// The state a flight's followers share with whoever drives its work.
+///
+/// In this order, so that the follower count tends to share a cache line
+/// with the reference count (a joining follower bumps both), and the output
+/// with the lock (a polled follower reads one, then takes the other).
+#[repr(C)]
 pub(crate) struct Flight<K, T> {
-    /// The output, once the flight has completed: read without locking.
-    pub(crate) output: Once<Output<T>>,
     /// Followers that joined and have neither left nor taken over the work.
     /// Joining counts here without taking the state's lock. No ordering is
     /// needed beyond the locks': joining (under the shard's lock) is kept
@@ -28,6 +31,8 @@ pub(crate) struct Flight<K, T> {
     /// entry's removal under it; leaving and taking over change the count
     /// under the state's lock, where `offer` and `publish` read it.
     followers: AtomicUsize,
+    /// The output, once the flight has completed: read without locking.
+    pub(crate) output: Once<Output<T>>,
     state: Mutex<State<K, T>>,
 }
 
@@ -79,6 +84,12 @@ impl<K, T> Flight<K, T> {
     /// flight is still running and nobody else joins meanwhile. False when
     /// the key already has `max_waiters` followers.
     pub(crate) fn join(&self, max_waiters: usize) -> bool {
+        // Unbounded, the default, needs no read before the add, which would
+        // fetch the cache line twice.
+        if max_waiters == usize::MAX {
+            self.followers.fetch_add(1, Relaxed);
+            return true;
+        }
         let room = self.followers() < max_waiters;
         if room {
             self.followers.fetch_add(1, Relaxed);
