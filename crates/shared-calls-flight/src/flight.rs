@@ -84,13 +84,9 @@ impl<K, T> Flight<K, T> {
     /// flight is still running and nobody else joins meanwhile. False when
     /// the key already has `max_waiters` followers.
     pub(crate) fn join(&self, max_waiters: usize) -> bool {
-        // Unbounded, the default, needs no read before the add, which would
+        // Unbounded, the default, reads nothing before the add, which would
         // fetch the cache line twice.
-        if max_waiters == usize::MAX {
-            self.followers.fetch_add(1, Relaxed);
-            return true;
-        }
-        let room = self.followers() < max_waiters;
+        let room = max_waiters == usize::MAX || self.followers() < max_waiters;
         if room {
             self.followers.fetch_add(1, Relaxed);
         }
@@ -109,6 +105,7 @@ impl<K, T> Flight<K, T> {
         self.poll_follower_locked(slot, waker)
     }
 
+    /// The rest of [`poll_follower`](Self::poll_follower), under the lock.
     #[inline(never)]
     fn poll_follower_locked(&self, slot: &mut Option<usize>, waker: &Waker) -> Next<K, T> {
         let mut state = self.state();
