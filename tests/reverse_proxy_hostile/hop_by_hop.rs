@@ -1,0 +1,110 @@
+//! Connection-specific headers stay on their hop, and a body under framing
+//! the proxy cannot relay is never passed off as a plain one.
+
+use crate::fixtures::{Origin, Proxy, Reply, answer, exchange, header};
+
+fn with_connection_headers(_: &str) -> Reply {
+    Reply::KeepAlive(answer(
+        "200 OK",
+        &[
+            "cache-control: max-age=60",
+            "connection: x-internal, keep-alive",
+            "x-internal: origin-secret",
+            "keep-alive: timeout=5",
+            "x-public: yes",
+        ],
+        "hello",
+    ))
+}
+
+#[tokio::test]
+async fn headers_named_in_connection_are_not_forwarded_to_the_origin() {
+    let origin = Origin::start(with_connection_headers).await;
+    let proxy = Proxy::start(origin.addr, &[]);
+    let request = "GET /page HTTP/1.1\r\nHost: site.example\r\n\
+        Connection: close, x-client-secret\r\nX-Client-Secret: token\r\n\
+        Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\n\
+        Upgrade: websocket\r\nX-Kept: yes\r\n\r\n";
+    let response = exchange(proxy.addr, request).await;
+    assert_eq!(response.status, 200);
+    let heads = origin.heads();
+    assert_eq!(heads.len(), 1);
+    let head = &heads[0];
+    for name in [
+        "x-client-secret",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "upgrade",
+    ] {
+        assert_eq!(
+            header(head, name),
+            None,
+            "{name} reached the origin:\n{head}"
+        );
+    }
+    assert_eq!(header(head, "x-kept"), Some("yes"), "{head}");
+}
+
+#[tokio::test]
+async fn headers_named_in_connection_are_neither_returned_nor_stored() {
+    let origin = Origin::start(with_connection_headers).await;
+    let proxy = Proxy::start(origin.addr, &["--ttl-ms", "60000"]);
+    let request = "GET /page HTTP/1.1\r\nHost: site.example\r\nConnection: close\r\n\r\n";
+    for cache_status in ["miss", "hit"] {
+        let response = exchange(proxy.addr, request).await;
+        assert_eq!((response.status, response.text()), (200, "hello"));
+        assert!(
+            response
+                .header("cache-status")
+                .unwrap()
+                .contains(cache_status),
+            "{response:?}"
+        );
+        assert_eq!(response.header("x-internal"), None, "{}", response.head);
+        assert_eq!(response.header("keep-alive"), None, "{}", response.head);
+        assert_eq!(response.header("x-public"), Some("yes"));
+    }
+    assert_eq!(origin.calls(), 1);
+}
+
+fn gzip_coded(_: &str) -> Reply {
+    // A close-delimited body still carrying its transfer coding.
+    Reply::Close(
+        b"HTTP/1.1 200 OK\r\ncache-control: max-age=60\r\ntransfer-encoding: gzip\r\n\r\n\x1f\x8b\x08\x00coded"
+            .to_vec(),
+    )
+}
+
+fn chunked_with_length(_: &str) -> Reply {
+    Reply::KeepAlive(
+        b"HTTP/1.1 200 OK\r\ncache-control: max-age=60\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+            .to_vec(),
+    )
+}
+
+#[tokio::test]
+async fn a_gzip_transfer_coded_answer_becomes_a_502_and_is_not_stored() {
+    let origin = Origin::start(gzip_coded).await;
+    let proxy = Proxy::start(origin.addr, &["--ttl-ms", "60000"]);
+    let request = "GET /coded HTTP/1.1\r\nHost: site.example\r\nConnection: close\r\n\r\n";
+    for calls in 1..=2 {
+        let response = exchange(proxy.addr, request).await;
+        assert_eq!(response.status, 502, "{response:?}");
+        assert!(!response.body.starts_with(b"\x1f\x8b"), "{response:?}");
+        assert_eq!(response.header("transfer-encoding"), None);
+        assert_eq!(origin.calls(), calls, "nothing was stored");
+    }
+}
+
+#[tokio::test]
+async fn an_answer_with_both_transfer_encoding_and_content_length_becomes_a_502() {
+    let origin = Origin::start(chunked_with_length).await;
+    let proxy = Proxy::start(origin.addr, &["--ttl-ms", "60000"]);
+    let request = "GET /both HTTP/1.1\r\nHost: site.example\r\nConnection: close\r\n\r\n";
+    for calls in 1..=2 {
+        let response = exchange(proxy.addr, request).await;
+        assert_eq!(response.status, 502, "{response:?}");
+        assert_eq!(origin.calls(), calls, "nothing was stored");
+    }
+}
