@@ -25,7 +25,7 @@ pub(crate) async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T
 
 /// The example's executable, built once per test run (`cargo test` builds
 /// examples, `cargo test --test reverse_proxy_hostile` does not).
-fn proxy_executable() -> &'static str {
+pub(crate) fn proxy_executable() -> &'static str {
     static EXECUTABLE: OnceLock<String> = OnceLock::new();
     EXECUTABLE.get_or_init(|| {
         let release = std::env::current_exe()
@@ -71,10 +71,10 @@ impl Proxy {
 
     /// Starts the proxy allowed at most `files` open file descriptors.
     pub(crate) fn start_with_file_limit(files: u32, origin: SocketAddr, flags: &[&str]) -> Self {
-        let mut command = Command::new("prlimit");
+        let mut command = Command::new("sh");
         command
-            .arg(format!("--nofile={files}"))
-            .arg("--")
+            .args(["-c", r#"ulimit -n "$0" && exec "$@""#])
+            .arg(files.to_string())
             .arg(proxy_executable());
         Self::start_with(command, origin, flags)
     }

@@ -7,5 +7,6 @@ mod fixtures;
 
 mod accept;
 mod authority;
+mod flags;
 mod hop_by_hop;
 mod timeouts;
