@@ -219,6 +219,16 @@ impl Origin {
         self.calls.load(Ordering::SeqCst)
     }
 
+    /// Waits (bounded) until `calls` requests have reached the origin.
+    pub(crate) async fn wait_for_calls(&self, calls: usize) {
+        bounded(&format!("{calls} origin calls"), async {
+            while self.calls() < calls {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+    }
+
     /// The request heads received, in order.
     pub(crate) fn heads(&self) -> Vec<String> {
         self.heads.lock().unwrap().clone()

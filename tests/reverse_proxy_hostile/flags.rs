@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::fixtures::{Origin, Proxy, Reply, answer, bounded, exchange, get, proxy_executable};
+use crate::fixtures::{Origin, Proxy, Reply, get, proxy_executable};
 
 #[test]
 fn help_lists_every_flag_with_its_default() {
@@ -78,21 +78,11 @@ async fn a_request_waits_for_an_identical_one_only_as_long_as_the_lock_timeout()
     let request = get("site.example", "/slow");
     let mut leader = TcpStream::connect(proxy.addr).await.unwrap();
     leader.write_all(request.as_bytes()).await.unwrap();
-    bounded("the first call", async {
-        while origin.calls() < 1 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    origin.wait_for_calls(1).await;
     let start = Instant::now();
     let mut follower = TcpStream::connect(proxy.addr).await.unwrap();
     follower.write_all(request.as_bytes()).await.unwrap();
-    bounded("the follower's own call", async {
-        while origin.calls() < 2 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    origin.wait_for_calls(2).await;
     let waited = start.elapsed();
     assert!(
         waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
