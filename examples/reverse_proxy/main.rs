@@ -77,8 +77,7 @@ where
         Ok(authority) => authority,
         Err(refusal) => {
             let mut response = answer(refusal.status(), refusal.reason());
-            // The rest of what this client sends cannot be trusted to be
-            // framed as it thinks either.
+            // Nothing more is read from a client that got its target wrong.
             let close = HeaderValue::from_static("close");
             response.headers_mut().insert(CONNECTION, close);
             return Ok(response);
@@ -90,7 +89,10 @@ where
     authority::apply(&mut request, &authority);
     Ok(match cached.oneshot(request).await {
         Ok(response) => response,
-        Err(error) => answer(error.status(), &error.to_string()),
+        Err(error) => {
+            eprintln!("{error}");
+            answer(error.status(), &error.to_string())
+        }
     })
 }
 

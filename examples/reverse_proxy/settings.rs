@@ -24,7 +24,8 @@ pub(crate) struct Settings {
     pub(crate) idle_timeout: Duration,
     /// Origin side: opening a connection.
     pub(crate) connect_timeout: Duration,
-    /// Origin side: from sending the request to the answer's head.
+    /// Origin side: from sending the request (its body included) to the
+    /// answer's head.
     pub(crate) first_byte_timeout: Duration,
     /// Origin side: the longest silence inside an answer's body.
     pub(crate) between_bytes_timeout: Duration,
@@ -68,8 +69,8 @@ fn help() -> String {
   --idle-timeout-ms N            close a client connection with no request in flight
                                  after this (silent new connections, HTTP/2) [{idle}]
   --connect-timeout-ms N         opening a connection to the origin [{connect}]
-  --first-byte-timeout-ms N      from sending a request to the origin's answer head;
-                                 past it the client gets 504 [{first_byte}]
+  --first-byte-timeout-ms N      from sending a request (its body included) to the
+                                 origin's answer head; past it the client gets 504 [{first_byte}]
   --between-bytes-timeout-ms N   longest silence inside the origin's answer body;
                                  past it the answer is cut off, not stored [{between}]
   --lock-timeout-ms N            how long a request waits for an identical request's

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::uri::{Authority, Scheme};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, Request, Response, StatusCode, Uri};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -104,7 +104,11 @@ impl Service<Request<Incoming>> for Upstream {
         let mut target = request.uri().clone().into_parts();
         target.scheme = Some(Scheme::HTTP);
         target.authority = Some(self.authority.clone());
-        *request.uri_mut() = Uri::from_parts(target).expect("an origin-form target re-aimed");
+        target
+            .path_and_query
+            .get_or_insert(PathAndQuery::from_static("/"));
+        *request.uri_mut() =
+            Uri::from_parts(target).expect("scheme, authority and path make a URI");
         *request.version_mut() = http::Version::HTTP_11;
         let sent = self.client.request(request);
         let (first_byte, between_bytes) = (self.first_byte_timeout, self.between_bytes_timeout);
@@ -124,9 +128,10 @@ impl Service<Request<Incoming>> for Upstream {
     }
 }
 
-/// hyper has already removed a final `chunked` coding; any other coding
-/// would leave the body still coded under headers that no longer say so.
-/// nginx answers such an origin with a 502 too.
+/// hyper decodes a final `chunked` coding and nothing else: any other
+/// coding would reach the client, and the cache, still coded under headers
+/// that no longer say so (`Transfer-Encoding` is hop-by-hop). A length
+/// beside `chunked` contradicts it. nginx answers both with a 502 too.
 fn check_framing(headers: &HeaderMap) -> Result<(), UpstreamError> {
     let mut codings = headers
         .get_all(TRANSFER_ENCODING)
