@@ -74,6 +74,21 @@ async fn an_http11_request_without_host_is_refused_with_400() {
 }
 
 #[tokio::test]
+async fn an_http10_request_without_host_is_for_the_origins_own_authority() {
+    let origin = Origin::start(echo_host).await;
+    let proxy = Proxy::start(origin.addr, &LONG_TTL);
+    let response = exchange(proxy.addr, "GET /page HTTP/1.0\r\n\r\n").await;
+    assert_eq!(response.text(), format!("host={}", origin.addr));
+    // The same entry as a client naming the origin itself.
+    let named = exchange(proxy.addr, &get(&origin.addr.to_string(), "/page")).await;
+    assert!(
+        named.header("cache-status").unwrap().contains("hit"),
+        "{named:?}"
+    );
+    assert_eq!(origin.calls(), 1);
+}
+
+#[tokio::test]
 async fn an_absolute_form_target_is_keyed_and_forwarded_with_its_own_authority() {
     let origin = Origin::start(echo_host).await;
     let proxy = Proxy::start(origin.addr, &LONG_TTL);

@@ -47,6 +47,25 @@ async fn headers_named_in_connection_are_not_forwarded_to_the_origin() {
 }
 
 #[tokio::test]
+async fn headers_named_in_connection_are_not_part_of_the_key() {
+    let origin = Origin::start(with_connection_headers).await;
+    let proxy = Proxy::start(origin.addr, &["--ttl-ms", "60000"]);
+    // `X-Forwarded-Host` is keyed, but marked for this hop only it is
+    // neither keyed nor forwarded: this is the ordinary request's entry.
+    let marked = "GET /page HTTP/1.1\r\nHost: site.example\r\n\
+        Connection: close, x-forwarded-host\r\nX-Forwarded-Host: attacker.example\r\n\r\n";
+    let response = exchange(proxy.addr, marked).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(header(&origin.heads()[0], "x-forwarded-host"), None);
+    let ordinary = exchange(proxy.addr, &get("site.example", "/page")).await;
+    assert!(
+        ordinary.header("cache-status").unwrap().contains("hit"),
+        "{ordinary:?}"
+    );
+    assert_eq!(origin.calls(), 1);
+}
+
+#[tokio::test]
 async fn headers_named_in_connection_are_neither_returned_nor_stored() {
     let origin = Origin::start(with_connection_headers).await;
     let proxy = Proxy::start(origin.addr, &["--ttl-ms", "60000"]);

@@ -3,6 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Empty;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -105,6 +109,32 @@ async fn a_kept_alive_connection_is_closed_after_the_idle_timeout() {
     assert!(received.is_empty(), "{received:?}");
     assert_took("closed", elapsed, Duration::from_secs(1));
     assert_eq!(origin.calls(), 1, "the second answer was a hit");
+}
+
+#[tokio::test]
+async fn an_idle_h2c_connection_is_closed_after_the_idle_timeout() {
+    let origin = Origin::start(hello).await;
+    let proxy = Proxy::start(origin.addr, &["--idle-timeout-ms", "1000"]);
+    let stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = Request::get("http://site.example/h2")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = bounded("an h2c answer", sender.send_request(request))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    drop(response);
+    let start = Instant::now();
+    bounded("the proxy to close an idle h2c connection", connection)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_took("closed", start.elapsed(), Duration::from_secs(1));
 }
 
 fn silent(_: &str) -> Reply {
