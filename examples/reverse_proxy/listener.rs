@@ -34,7 +34,10 @@ where
         .header_read_timeout(settings.header_timeout);
     server.http2().timer(TokioTimer::new());
     let server = Arc::new(server);
-    let idle_timeout = settings.idle_timeout;
+    let silence = Silence {
+        before_first_request: settings.header_timeout,
+        between_requests: settings.idle_timeout,
+    };
     let mut pause = Backoff::default();
     loop {
         match listener.accept().await {
@@ -42,7 +45,7 @@ where
                 pause.reset();
                 let (server, handle) = (server.clone(), handle.clone());
                 tokio::spawn(async move {
-                    serve_connection(&server, stream, idle_timeout, handle).await;
+                    serve_connection(&server, stream, silence, handle).await;
                 });
             }
             Err(error) => {
@@ -77,13 +80,12 @@ impl Backoff {
 }
 
 /// Serves one connection (HTTP/1.1 or h2c). hyper bounds the wait for each
-/// HTTP/1 request head; a connection with no request in flight for
-/// `idle_timeout` is shut down gracefully (a silent new connection, a
-/// kept-alive or HTTP/2 one that sends nothing more).
+/// HTTP/1 request head; on both protocols, a connection that has no
+/// request in flight for too long ([`Silence`]) is shut down gracefully.
 async fn serve_connection<H, F, B>(
     server: &auto::Builder<TokioExecutor>,
     stream: TcpStream,
-    idle_timeout: Duration,
+    silence: Silence,
     handle: H,
 ) where
     H: Fn(Request<Incoming>) -> F + Send + 'static,
@@ -107,14 +109,33 @@ async fn serve_connection<H, F, B>(
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,
-        () = in_flight.idle_for(idle_timeout) => {
+        () = in_flight.silent_for(silence) => {
             connection.as_mut().graceful_shutdown();
-            connection.await
+            // Ending a silent connection is the bound at work, not news.
+            let _ = connection.await;
+            return;
         }
     };
     if let Err(error) = result {
-        eprintln!("connection error: {error}");
+        // Nor is hyper's header timeout.
+        let timed_out = error
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_timeout);
+        if !timed_out {
+            eprintln!("connection error: {error}");
+        }
     }
+}
+
+/// How long a connection may have no request in flight.
+#[derive(Clone, Copy, Debug)]
+struct Silence {
+    /// From accepting it to its first request (whatever the protocol, so a
+    /// client cannot hold a connection by sending nothing, or half of the
+    /// HTTP/2 preface).
+    before_first_request: Duration,
+    /// After a request is answered, until the next.
+    between_requests: Duration,
 }
 
 /// The number of requests a connection is answering.
@@ -131,18 +152,21 @@ impl InFlight {
         RequestGuard(self.clone())
     }
 
-    /// Returns once no request has been in flight for `timeout`.
-    async fn idle_for(&self, timeout: Duration) {
+    /// Returns once the connection has been silent longer than `silence`
+    /// allows.
+    async fn silent_for(&self, silence: Silence) {
         let mut count = self.0.subscribe();
+        let mut allowed = silence.before_first_request;
         loop {
             // The sender lives in `self`: waiting cannot fail.
             let _ = count.wait_for(|count| *count == 0).await;
-            if tokio::time::timeout(timeout, count.changed())
+            if tokio::time::timeout(allowed, count.changed())
                 .await
                 .is_err()
             {
                 return;
             }
+            allowed = silence.between_requests;
         }
     }
 }

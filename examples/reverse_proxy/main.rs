@@ -90,8 +90,10 @@ where
     Ok(match cached.oneshot(request).await {
         Ok(response) => response,
         Err(error) => {
+            // The details are the operator's, not the client's.
             eprintln!("{error}");
-            answer(error.status(), &error.to_string())
+            let status = error.status();
+            answer(status, status.canonical_reason().unwrap_or_default())
         }
     })
 }

@@ -18,9 +18,11 @@ pub(crate) struct Settings {
     pub(crate) upstream: Authority,
     /// How long an answer without `Cache-Control` stays fresh.
     pub(crate) ttl: Duration,
-    /// Client side: the whole request head must arrive within this.
+    /// Client side: a new connection's first request, and each HTTP/1
+    /// request head, must arrive within this.
     pub(crate) header_timeout: Duration,
-    /// Client side: a connection with no request in flight is closed after this.
+    /// Client side: a connection with no request in flight after answering
+    /// one is closed after this.
     pub(crate) idle_timeout: Duration,
     /// Origin side: opening a connection.
     pub(crate) connect_timeout: Duration,
@@ -63,11 +65,11 @@ fn help() -> String {
   --listen ADDR                  address to accept clients on, e.g. 127.0.0.1:8080
   --upstream http://HOST:PORT    the origin (plain HTTP/1.1)
   --ttl-ms N                     freshness of answers without Cache-Control [{ttl}]
-  --header-timeout-ms N          a client's request head must arrive within this [{header}];
-                                 on HTTP/1 it also bounds the wait for the next request
-                                 on a kept-alive connection
-  --idle-timeout-ms N            close a client connection with no request in flight
-                                 after this (silent new connections, HTTP/2) [{idle}]
+  --header-timeout-ms N          a new connection's first request, and every HTTP/1
+                                 request head, must arrive within this; on HTTP/1 it
+                                 also bounds the wait for the next request [{header}]
+  --idle-timeout-ms N            close a connection with no request in flight for this
+                                 long after answering one (HTTP/1 and h2c) [{idle}]
   --connect-timeout-ms N         opening a connection to the origin [{connect}]
   --first-byte-timeout-ms N      from sending a request (its body included) to the
                                  origin's answer head; past it the client gets 504 [{first_byte}]

@@ -49,7 +49,17 @@ impl UpstreamError {
 impl fmt::Display for UpstreamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Unreachable(error) => write!(f, "upstream unreachable: {error}"),
+            Self::Unreachable(error) => {
+                // The client's own message names only the stage; its
+                // sources say what happened ("Connection refused").
+                write!(f, "upstream unreachable: {error}")?;
+                let mut source = std::error::Error::source(error);
+                while let Some(cause) = source {
+                    write!(f, ": {cause}")?;
+                    source = cause.source();
+                }
+                Ok(())
+            }
             Self::FirstByteTimeout(timeout) => {
                 write!(
                     f,

@@ -111,10 +111,7 @@ async fn assert_502_and_not_stored(reply: fn(&str) -> Reply) {
     for calls in 1..=2 {
         let response = exchange(proxy.addr, &get("site.example", "/framed")).await;
         assert_eq!(response.status, 502, "{response:?}");
-        assert!(
-            response.text().starts_with("upstream answer framed as"),
-            "{response:?}"
-        );
+        assert_eq!(response.text(), "Bad Gateway\n");
         assert_eq!(response.header("transfer-encoding"), None);
         assert_eq!(origin.calls(), calls, "nothing was stored");
     }
