@@ -138,9 +138,18 @@ struct Silence {
     between_requests: Duration,
 }
 
-/// The number of requests a connection is answering.
+/// What a connection is doing, as its requests come and go.
+#[derive(Debug, Default)]
+struct Activity {
+    /// Requests being answered.
+    in_flight: usize,
+    /// Whether any request has arrived yet.
+    any: bool,
+}
+
+/// A connection's [`Activity`], watched for silences.
 #[derive(Clone, Debug, Default)]
-struct InFlight(Arc<watch::Sender<usize>>);
+struct InFlight(Arc<watch::Sender<Activity>>);
 
 /// One request being answered.
 #[derive(Debug)]
@@ -148,31 +157,36 @@ struct RequestGuard(InFlight);
 
 impl InFlight {
     fn enter(&self) -> RequestGuard {
-        self.0.send_modify(|count| *count += 1);
+        self.0.send_modify(|activity| {
+            activity.in_flight += 1;
+            activity.any = true;
+        });
         RequestGuard(self.clone())
     }
 
     /// Returns once the connection has been silent longer than `silence`
-    /// allows.
+    /// allows. (The state, not its changes, says whether a request has come
+    /// yet: one may arrive before this is first polled.)
     async fn silent_for(&self, silence: Silence) {
-        let mut count = self.0.subscribe();
-        let mut allowed = silence.before_first_request;
+        let mut activity = self.0.subscribe();
         loop {
-            // The sender lives in `self`: waiting cannot fail.
-            let _ = count.wait_for(|count| *count == 0).await;
-            if tokio::time::timeout(allowed, count.changed())
+            let allowed = match activity.wait_for(|now| now.in_flight == 0).await {
+                Ok(now) if now.any => silence.between_requests,
+                Ok(_) => silence.before_first_request,
+                Err(_) => return, // The sender lives in `self`: not reached.
+            };
+            if tokio::time::timeout(allowed, activity.changed())
                 .await
                 .is_err()
             {
                 return;
             }
-            allowed = silence.between_requests;
         }
     }
 }
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
-        self.0.0.send_modify(|count| *count -= 1);
+        self.0.0.send_modify(|activity| activity.in_flight -= 1);
     }
 }
