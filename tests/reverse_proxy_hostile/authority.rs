@@ -81,10 +81,7 @@ async fn an_http10_request_without_host_is_for_the_origins_own_authority() {
     assert_eq!(response.text(), format!("host={}", origin.addr));
     // The same entry as a client naming the origin itself.
     let named = exchange(proxy.addr, &get(&origin.addr.to_string(), "/page")).await;
-    assert!(
-        named.header("cache-status").unwrap().contains("hit"),
-        "{named:?}"
-    );
+    assert_eq!(named.text(), response.text());
     assert_eq!(origin.calls(), 1);
 }
 
@@ -106,10 +103,7 @@ async fn an_absolute_form_target_is_keyed_and_forwarded_with_its_own_authority()
 
     let victim = exchange(proxy.addr, &get("victim.example", "/page")).await;
     assert_eq!(victim.text(), "host=victim.example");
-    assert!(
-        victim.header("cache-status").unwrap().contains("hit"),
-        "{victim:?}"
-    );
+    assert_eq!(origin.calls(), 2, "answered from the stored entry");
     let victim = exchange(proxy.addr, &get("victim.example", "/other")).await;
     assert_eq!(victim.text(), "host=victim.example");
     assert_eq!(origin.calls(), 3);
@@ -175,10 +169,7 @@ async fn h2c_authority_is_keyed_and_forwarded_like_an_http1_host() {
     // The HTTP/1 client of the same site shares the entry the h2c one filled.
     let victim = exchange(proxy.addr, &get("victim.example", "/h2")).await;
     assert_eq!(victim.text(), "host=victim.example");
-    assert!(
-        victim.header("cache-status").unwrap().contains("hit"),
-        "{victim:?}"
-    );
+    assert_eq!(origin.calls(), 1, "answered from the stored entry");
     // Another `:authority` is another site, fetched for that site.
     let (_, body) = h2c_get(proxy.addr, "http://attacker.example/h2", None).await;
     assert_eq!(body, "host=attacker.example");

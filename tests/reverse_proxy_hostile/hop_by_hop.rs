@@ -58,11 +58,8 @@ async fn headers_named_in_connection_are_not_part_of_the_key() {
     assert_eq!(response.status, 200);
     assert_eq!(header(&origin.heads()[0], "x-forwarded-host"), None);
     let ordinary = exchange(proxy.addr, &get("site.example", "/page")).await;
-    assert!(
-        ordinary.header("cache-status").unwrap().contains("hit"),
-        "{ordinary:?}"
-    );
-    assert_eq!(origin.calls(), 1);
+    assert_eq!((ordinary.status, ordinary.text()), (200, "hello"));
+    assert_eq!(origin.calls(), 1, "answered from the same entry");
 }
 
 #[tokio::test]
@@ -70,21 +67,15 @@ async fn headers_named_in_connection_are_neither_returned_nor_stored() {
     let origin = Origin::start(with_connection_headers).await;
     let proxy = Proxy::start(origin.addr, &["--ttl-ms", "60000"]);
     let request = "GET /page HTTP/1.1\r\nHost: site.example\r\nConnection: close\r\n\r\n";
-    for cache_status in ["miss", "hit"] {
+    // From the origin, then from the stored copy.
+    for _ in 0..2 {
         let response = exchange(proxy.addr, request).await;
         assert_eq!((response.status, response.text()), (200, "hello"));
-        assert!(
-            response
-                .header("cache-status")
-                .unwrap()
-                .contains(cache_status),
-            "{response:?}"
-        );
+        assert_eq!(origin.calls(), 1);
         assert_eq!(response.header("x-internal"), None, "{}", response.head);
         assert_eq!(response.header("keep-alive"), None, "{}", response.head);
         assert_eq!(response.header("x-public"), Some("yes"));
     }
-    assert_eq!(origin.calls(), 1);
 }
 
 fn gzip_coded(_: &str) -> Reply {
