@@ -76,11 +76,24 @@ where
     K: Hash + Eq + Send + Sync + 'static,
     T: Clone + Send + Sync + 'static,
 {
-    pub(crate) fn lead(
-        ticket: Ticket<K, T>,
-        work: impl Future<Output = T> + Send + 'static,
-    ) -> Self {
-        let work: Work<T> = Box::pin(work);
+    /// Leads the flight behind `ticket` with the work `make_work` makes. If
+    /// `make_work` panics, the flight ends with that panic for the followers
+    /// that joined meanwhile, and the panic goes on unwinding in the caller.
+    pub(crate) fn lead_with<W, F>(ticket: Ticket<K, T>, make_work: W) -> Self
+    where
+        W: FnOnce(Source) -> F,
+        F: Future<Output = T> + Send + 'static,
+    {
+        let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Box::pin(make_work(Source::Fresh)) as Work<T>
+        }));
+        match made {
+            Ok(work) => Self::lead(ticket, work),
+            Err(payload) => unmade(&ticket, payload),
+        }
+    }
+
+    fn lead(ticket: Ticket<K, T>, work: Work<T>) -> Self {
         Self {
             state: State::Drive {
                 ticket,
@@ -260,6 +273,15 @@ where
             }
         }
     }
+}
+
+/// A leader's `make_work` panicked: the flight ends with the panic for its
+/// followers, and the key is free at once.
+#[cold]
+#[inline(never)]
+fn unmade<K, T: Clone>(ticket: &Ticket<K, T>, payload: Box<dyn std::any::Any + Send>) -> ! {
+    drop(complete(ticket, Err(FlightError::from_panic(&*payload))));
+    std::panic::resume_unwind(payload)
 }
 
 /// The future of [`Group::call`](crate::Group::call): a [`Call`] without the

@@ -43,7 +43,9 @@ pub(crate) struct Table<K, T> {
 
 /// One flight's place in the map.
 pub(crate) struct Entry<K, T> {
-    key: K,
+    /// Shared, so that [`Table::keys`] can hand it out and predicates run on
+    /// it after the lock is released.
+    key: Arc<K>,
     hash: u64,
     pub(crate) id: u64,
     /// Forgotten flights stay until their work ends, but new callers of the
@@ -74,12 +76,12 @@ impl<K, T> Table<K, T> {
         Q: Eq + ?Sized,
     {
         self.entries.find_mut(hash, |entry| {
-            entry.hash == hash && !entry.forgotten && entry.key.borrow() == key
+            entry.hash == hash && !entry.forgotten && (*entry.key).borrow() == key
         })
     }
 
     /// Starts a flight for `key`, which has none; returns its id.
-    pub(crate) fn insert(&mut self, hash: u64, key: K) -> u64 {
+    pub(crate) fn insert(&mut self, hash: u64, key: Arc<K>) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         let entry = Entry {
@@ -106,11 +108,25 @@ impl<K, T> Table<K, T> {
             .remove(ticket.hash, |entry| entry.id == ticket.id)
     }
 
-    pub(crate) fn forget_if(&mut self, predicate: impl Fn(&K) -> bool) {
-        for entry in self.entries.iter_mut() {
-            if predicate(&entry.key) {
-                entry.forget();
-            }
+    /// Every flight that new callers join, to be tested outside the lock:
+    /// a predicate is user code.
+    pub(crate) fn flights(&self) -> Vec<Listed<K>> {
+        let current = self.entries.iter().filter(|entry| !entry.forgotten);
+        let listed = current.map(|entry| Listed {
+            key: entry.key.clone(),
+            hash: entry.hash,
+            id: entry.id,
+        });
+        listed.collect()
+    }
+
+    /// Forgets a listed flight, if it has not ended meanwhile.
+    pub(crate) fn forget_listed(&mut self, listed: &Listed<K>) {
+        let found = self
+            .entries
+            .find_mut(listed.hash, |entry| entry.id == listed.id);
+        if let Some(entry) = found {
+            entry.forget();
         }
     }
 
@@ -124,6 +140,13 @@ impl<K, T> Table<K, T> {
     pub(crate) fn entries(&self) -> usize {
         self.entries.iter().count()
     }
+}
+
+/// A flight as [`Table::flights`] lists it.
+pub(crate) struct Listed<K> {
+    pub(crate) key: Arc<K>,
+    hash: u64,
+    id: u64,
 }
 
 /// What drives a flight's work to its end holds: where the flight's entry is.
