@@ -366,8 +366,10 @@ impl<K, T> GroupBuilder<K, T> {
     /// A follower that has waited this long for a flight stops waiting and
     /// runs its own work instead, outside the flight; its result says
     /// [`Source::TimedOut`](crate::Source::TimedOut) (nginx's
-    /// `proxy_cache_lock_timeout`). A follower that has taken over polling
-    /// the flight's work is no longer waiting and does not time out.
+    /// `proxy_cache_lock_timeout`). A flight that completes at the instant
+    /// the wait ends (or before its follower got to leave) still answers
+    /// it. A follower that has taken over polling the flight's work is no
+    /// longer waiting and does not time out.
     ///
     /// With a wait timeout, followers must be created inside a tokio runtime
     /// with its time driver enabled (the timer starts when the follower
