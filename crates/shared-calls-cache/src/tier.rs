@@ -44,9 +44,56 @@ pub(crate) trait Tier<K, V>: Send + Sync + 'static {
 /// A user's weigher of entries.
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync + 'static>;
 
+/// How many bytes a key or a value holds on the heap.
+pub(crate) type HeapSize<T> = Arc<dyn Fn(&T) -> usize + Send + Sync + 'static>;
+
+/// What the byte bound adds to an entry's inline size: what the user's
+/// weighers report the key and the value hold on the heap.
+pub(crate) struct Weighers<K, V> {
+    pub(crate) keys: Option<HeapSize<K>>,
+    pub(crate) values: Option<HeapSize<V>>,
+}
+
+impl<K, V> Default for Weighers<K, V> {
+    fn default() -> Self {
+        Self {
+            keys: None,
+            values: None,
+        }
+    }
+}
+
+impl<K, V> Clone for Weighers<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            keys: self.keys.clone(),
+            values: self.values.clone(),
+        }
+    }
+}
+
+/// What moka keeps per entry besides the key and the entry: its node, the
+/// key's `Arc` and hash, access-order links, counters (an estimate).
+const MOKA_OVERHEAD: usize = 160;
+
+impl<K, V> Weighers<K, V> {
+    /// The bytes an entry holds: inline, its bookkeeping, and the heap.
+    fn weigh(&self, key: &K, entry: &Entry<V>) -> u32 {
+        let inline = size_of::<K>() + size_of::<Entry<V>>() + MOKA_OVERHEAD;
+        let key = self.keys.as_ref().map_or(0, |weigh| weigh(key));
+        let value = match (&entry.content, &self.values) {
+            (crate::fetch::Content::Value(value), Some(weigh)) => weigh(value),
+            _ => 0,
+        };
+        let bytes = inline.saturating_add(key).saturating_add(value);
+        u32::try_from(bytes).unwrap_or(u32::MAX)
+    }
+}
+
 /// How the in-memory tier bounds itself.
 pub(crate) enum Capacity<K, V> {
     Entries(u64),
+    Bytes { max: u64, weighers: Weighers<K, V> },
     Weight { max: u64, weigher: Weigher<K, V> },
 }
 
@@ -54,6 +101,10 @@ impl<K, V> Clone for Capacity<K, V> {
     fn clone(&self) -> Self {
         match self {
             Capacity::Entries(max) => Capacity::Entries(*max),
+            Capacity::Bytes { max, weighers } => Capacity::Bytes {
+                max: *max,
+                weighers: weighers.clone(),
+            },
             Capacity::Weight { max, weigher } => Capacity::Weight {
                 max: *max,
                 weigher: weigher.clone(),
@@ -87,6 +138,10 @@ where
         });
         let cache = match capacity {
             Capacity::Entries(max) => builder.max_capacity(max).build(),
+            Capacity::Bytes { max, weighers } => builder
+                .max_capacity(max)
+                .weigher(move |key: &K, entry: &Entry<V>| weighers.weigh(key, entry))
+                .build(),
             Capacity::Weight { max, weigher } => builder
                 .max_capacity(max)
                 .weigher(move |key: &K, entry: &Entry<V>| match &entry.content {

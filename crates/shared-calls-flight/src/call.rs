@@ -42,6 +42,10 @@ where
 #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
 type MakeWork<T> = Exclusive<Box<dyn FnOnce(Source) -> Work<T> + Send + 'static>>;
 
+/// When a follower stops waiting.
+#[cfg(all(feature = "tokio", not(shared_calls_loom)))]
+type Deadline = Pin<Box<tokio::time::Sleep>>;
+
 /// The work and the closure are only `Send`; they are reached through `&mut`
 /// alone ([`Exclusive`]), which keeps `Call` `Sync`.
 enum State<K, T> {
@@ -60,7 +64,7 @@ enum State<K, T> {
         /// only with a wait timeout.
         #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
         /// The deadline is `None` once it has passed.
-        timeout: Option<(MakeWork<T>, Option<Pin<Box<tokio::time::Sleep>>>)>,
+        timeout: Option<(MakeWork<T>, Option<Deadline>)>,
     },
     /// Running this caller's own work outside any flight, after waiting
     /// too long.
@@ -126,6 +130,7 @@ where
         #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
         if let State::Wait { timeout, .. } = &mut call.state
             && let Some(wait) = config.wait_timeout
+            && tokio::runtime::Handle::try_current().is_ok()
         {
             let deadline = Box::pin(tokio::time::sleep(wait));
             let make_work: Box<dyn FnOnce(Source) -> Work<T> + Send> =

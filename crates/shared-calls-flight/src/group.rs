@@ -371,9 +371,10 @@ impl<K, T> GroupBuilder<K, T> {
     /// it. A follower that has taken over polling the flight's work is no
     /// longer waiting and does not time out.
     ///
-    /// With a wait timeout, followers must be created inside a tokio runtime
-    /// with its time driver enabled (the timer starts when the follower
-    /// joins); elsewhere, creating one panics.
+    /// The timer starts when the follower joins, on the tokio runtime it
+    /// joins from, whose time driver must be enabled (creating the follower
+    /// panics otherwise). Outside any tokio runtime, followers wait without a
+    /// timeout.
     #[cfg(feature = "tokio")]
     pub fn wait_timeout(mut self, timeout: Duration) -> Self {
         self.config.wait_timeout = Some(timeout);

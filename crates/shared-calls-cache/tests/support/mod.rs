@@ -184,6 +184,20 @@ impl Backend {
         self.loader(false, delay, result)
     }
 
+    /// A loader that waits for [`open`](Self::open), then takes `delay`
+    /// (tokio time), then returns `result`.
+    pub(crate) fn gated_slow<V, E>(
+        self: &Arc<Self>,
+        delay: Duration,
+        result: Result<Fetch<V>, E>,
+    ) -> impl FnOnce() -> BoxedLoad<V, E> + Send + 'static
+    where
+        V: Send + 'static,
+        E: Send + 'static,
+    {
+        self.loader(true, delay, result)
+    }
+
     fn loader<V, E>(
         self: &Arc<Self>,
         gated: bool,
