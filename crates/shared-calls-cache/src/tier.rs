@@ -7,6 +7,7 @@
 use std::borrow::Borrow;
 use std::hash::Hash;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use moka::ops::compute::Op;
 
@@ -123,7 +124,15 @@ impl<K, V> Clone for Capacity<K, V> {
 /// alone, paused or not.
 pub(crate) struct MokaTier<K, V> {
     cache: moka::sync::Cache<K, Entry<V>>,
+    weigh: EntryWeigher<K, V>,
+    /// Weight inserted since the store last caught up with its evictions.
+    unsettled: AtomicU64,
+    /// How much weight may be inserted before it catches up.
+    settle_every: u64,
 }
+
+/// The weight of a stored entry, as the bound counts it.
+type EntryWeigher<K, V> = Arc<dyn Fn(&K, &Entry<V>) -> u32 + Send + Sync + 'static>;
 
 impl<K, V> MokaTier<K, V>
 where
@@ -136,21 +145,50 @@ where
                 counters.evictions.add();
             }
         });
-        let cache = match capacity {
-            Capacity::Entries(max) => builder.max_capacity(max).build(),
-            Capacity::Bytes { max, weighers } => builder
-                .max_capacity(max)
-                .weigher(move |key: &K, entry: &Entry<V>| weighers.weigh(key, entry))
-                .build(),
-            Capacity::Weight { max, weigher } => builder
-                .max_capacity(max)
-                .weigher(move |key: &K, entry: &Entry<V>| match &entry.content {
+        let counts_entries = matches!(capacity, Capacity::Entries(_));
+        let (max, weigh): (u64, EntryWeigher<K, V>) = match capacity {
+            Capacity::Entries(max) => (max, Arc::new(|_: &K, _: &Entry<V>| 1)),
+            Capacity::Bytes { max, weighers } => (
+                max,
+                Arc::new(move |key: &K, entry: &Entry<V>| weighers.weigh(key, entry)),
+            ),
+            Capacity::Weight { max, weigher } => (
+                max,
+                Arc::new(move |key: &K, entry: &Entry<V>| match &entry.content {
                     crate::fetch::Content::Value(value) => weigher(key, value).max(1),
                     _ => 1,
-                })
-                .build(),
+                }),
+            ),
         };
-        Self { cache }
+        let builder = builder.max_capacity(max);
+        let cache = if counts_entries {
+            builder.build()
+        } else {
+            let weigher = weigh.clone();
+            builder
+                .weigher(move |key: &K, entry: &Entry<V>| weigher(key, entry))
+                .build()
+        };
+        Self {
+            cache,
+            weigh,
+            unsettled: AtomicU64::new(0),
+            settle_every: (max / 16).max(1),
+        }
+    }
+
+    /// moka evicts past its bound only when its upkeep runs, by default
+    /// after hundreds of writes, which could be hundreds of large answers:
+    /// catch up once a sixteenth of the bound has been inserted, so that the
+    /// bound holds within that.
+    fn settle(&self, weight: u64) {
+        let unsettled = self.unsettled.fetch_add(weight, Ordering::Relaxed) + weight;
+        if unsettled >= self.settle_every {
+            self.unsettled.fetch_sub(unsettled, Ordering::Relaxed);
+            // Twice: the values one run evicts are released by the next.
+            self.cache.run_pending_tasks();
+            self.cache.run_pending_tasks();
+        }
     }
 }
 
@@ -168,7 +206,9 @@ where
     }
 
     fn insert(&self, key: K, entry: Entry<V>) {
+        let weight = (self.weigh)(&key, &entry);
         self.cache.insert(key, entry);
+        self.settle(u64::from(weight));
     }
 
     fn remove_if_same(&self, key: &K, entry: &Entry<V>) {
