@@ -9,16 +9,10 @@ use std::time::Duration;
 use shared_calls_cache::{
     Cache, DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_BYTES, Fetch, LoadError, Lookup, Outcome,
 };
-use support::{Backend, BoxedLoad, bounded, signal_entered, until_entered};
+use support::{Backend, BoxedLoad, Strings, bounded, signal_entered, until_entered, value};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, advance};
-
-type Strings = Cache<String, String, &'static str>;
-
-fn value(v: &str) -> Result<Fetch<String>, &'static str> {
-    Ok(Fetch::value(v.to_owned()))
-}
 
 /// Every window at `Duration::MAX`, and jitter at its widest: loads, hits,
 /// absent results, hit-for-miss markers and waiting followers neither panic

@@ -15,6 +15,14 @@ use shared_calls_cache::Fetch;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+/// A cache of strings whose loads fail with a `&'static str`.
+pub(crate) type Strings = shared_calls_cache::Cache<String, String, &'static str>;
+
+/// A loader's result: `v`, stored for the default TTL.
+pub(crate) fn value(v: &str) -> Result<Fetch<String>, &'static str> {
+    Ok(Fetch::value(v.to_owned()))
+}
+
 /// The longest any test waits for anything (virtual time in paused tests).
 pub(crate) const LIMIT: Duration = Duration::from_secs(10);
 
