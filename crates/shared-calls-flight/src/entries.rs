@@ -94,6 +94,14 @@ impl<E: Hashed> Entries<E> {
         };
         few.into_iter().flatten().chain(many.into_iter().flatten())
     }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut E> {
+        let (few, many) = match self {
+            Self::Few(few) => (Some(few.iter_mut()), None),
+            Self::Many(many) => (None, Some(many.iter_mut())),
+        };
+        few.into_iter().flatten().chain(many.into_iter().flatten())
+    }
 }
 
 #[cfg(test)]

@@ -237,7 +237,7 @@ where
                 // `to_owned` is user code, which may call into this group:
                 // the key is made unlocked, and the key looked up again.
                 drop(table);
-                let owned = Arc::new(key.to_owned());
+                let owned = key.to_owned();
                 table = shard.lock();
                 match table.current(hash, key) {
                     Some(entry) => (join(entry, &shard.config), Some(owned)),

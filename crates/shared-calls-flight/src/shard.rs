@@ -43,9 +43,7 @@ pub(crate) struct Table<K, T> {
 
 /// One flight's place in the map.
 pub(crate) struct Entry<K, T> {
-    /// Shared, so that [`Table::keys`] can hand it out and predicates run on
-    /// it after the lock is released.
-    key: Arc<K>,
+    key: Key<K>,
     hash: u64,
     pub(crate) id: u64,
     /// Forgotten flights stay until their work ends, but new callers of the
@@ -76,16 +74,16 @@ impl<K, T> Table<K, T> {
         Q: Eq + ?Sized,
     {
         self.entries.find_mut(hash, |entry| {
-            entry.hash == hash && !entry.forgotten && (*entry.key).borrow() == key
+            entry.hash == hash && !entry.forgotten && entry.key.get().borrow() == key
         })
     }
 
     /// Starts a flight for `key`, which has none; returns its id.
-    pub(crate) fn insert(&mut self, hash: u64, key: Arc<K>) -> u64 {
+    pub(crate) fn insert(&mut self, hash: u64, key: K) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         let entry = Entry {
-            key,
+            key: Key::Inline(key),
             hash,
             id,
             forgotten: false,
@@ -110,10 +108,10 @@ impl<K, T> Table<K, T> {
 
     /// Every flight that new callers join, to be tested outside the lock:
     /// a predicate is user code.
-    pub(crate) fn flights(&self) -> Vec<Listed<K>> {
-        let current = self.entries.iter().filter(|entry| !entry.forgotten);
+    pub(crate) fn flights(&mut self) -> Vec<Listed<K>> {
+        let current = self.entries.iter_mut().filter(|entry| !entry.forgotten);
         let listed = current.map(|entry| Listed {
-            key: entry.key.clone(),
+            key: entry.key.share(),
             hash: entry.hash,
             id: entry.id,
         });
@@ -139,6 +137,38 @@ impl<K, T> Table<K, T> {
     #[cfg(test)]
     pub(crate) fn entries(&self) -> usize {
         self.entries.iter().count()
+    }
+}
+
+/// A flight's key: held inline, until [`Table::flights`] shares it so that
+/// a predicate can test it with the lock released (moving it into an `Arc`
+/// runs no user code). A call that leads a flight allocates nothing more.
+enum Key<K> {
+    Inline(K),
+    Shared(Arc<K>),
+    /// Only while the key moves from one to the other.
+    Moving,
+}
+
+impl<K> Key<K> {
+    fn get(&self) -> &K {
+        match self {
+            Key::Inline(key) => key,
+            Key::Shared(key) => key,
+            Key::Moving => unreachable!("a key is never left moving"),
+        }
+    }
+
+    fn share(&mut self) -> Arc<K> {
+        if let Key::Inline(_) = self
+            && let Key::Inline(key) = std::mem::replace(self, Key::Moving)
+        {
+            *self = Key::Shared(Arc::new(key));
+        }
+        match self {
+            Key::Shared(key) => key.clone(),
+            _ => unreachable!("shared above"),
+        }
     }
 }
 
