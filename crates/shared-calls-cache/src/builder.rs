@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::Cache;
-use crate::tier::Capacity;
+use crate::fetch::window;
+use crate::tier::{Capacity, Weighers};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -20,7 +21,7 @@ pub(crate) struct Config {
     pub(crate) stale_while_revalidate: Duration,
     pub(crate) stale_if_error: Duration,
     pub(crate) hit_for_miss: Duration,
-    pub(crate) lock_timeout: Option<Duration>,
+    pub(crate) lock_timeout: Duration,
     pub(crate) finish_abandoned: bool,
     pub(crate) max_waiters: usize,
 }
@@ -47,7 +48,9 @@ impl Jitter {
         }
     }
 
-    pub(crate) fn apply(&self, ttl: Duration) -> Duration {
+    /// `ttl`, jittered: shortened only when it is `explicit` (the source
+    /// stated it), spread both ways otherwise.
+    pub(crate) fn apply(&self, ttl: Duration, explicit: bool) -> Duration {
         if self.fraction == 0.0 {
             return ttl;
         }
@@ -57,9 +60,21 @@ impl Jitter {
             .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
             .hash(&mut hasher);
         let unit = (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
-        ttl.mul_f64(1.0 + self.fraction * (2.0 * unit - 1.0))
+        if explicit {
+            // `min`: the float round trip may not add a nanosecond either.
+            ttl.mul_f64(1.0 - self.fraction * unit).min(ttl)
+        } else {
+            ttl.mul_f64(1.0 + self.fraction * (2.0 * unit - 1.0))
+        }
     }
 }
+
+/// The default bound on what the cache holds: 256 MiB.
+pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
+
+/// How long a caller waits by default for another caller's load of the same
+/// key before it loads alone: 5 s, as nginx's `proxy_cache_lock_timeout`.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Builds a [`Cache`].
 ///
@@ -68,12 +83,34 @@ impl Jitter {
 /// use std::time::Duration;
 ///
 /// let cache: Cache<String, String> = Cache::builder()
-///     .max_entries(10_000)
+///     .max_bytes(64 * 1024 * 1024)
+///     .weigh_keys(|key: &String| key.capacity())
+///     .weigh_values(|value: &String| value.capacity())
 ///     .ttl(Duration::from_secs(30))
 ///     .stale_while_revalidate(Duration::from_secs(10))
 ///     .build();
 /// # let _ = cache;
 /// ```
+///
+/// # Defaults
+///
+/// At most [`DEFAULT_MAX_BYTES`] (256 MiB) held, 60 s TTL with 5 % jitter,
+/// 60 s negative TTL, TTLs clamped to 24 h, no stale windows, 10 s
+/// hit-for-miss, a [`DEFAULT_LOCK_TIMEOUT`] of 5 s, abandoned loads finished.
+///
+/// Every window (TTLs and their bounds, stale windows, hit-for-miss, the lock
+/// timeout) longer than 2^31 seconds (about 68 years, `Duration::MAX`
+/// included) counts as 2^31 seconds: no setting can overflow a deadline.
+///
+/// # Memory
+///
+/// The byte bound counts, for each entry, the key and the value as they lie
+/// in the entry (`size_of`), a fixed bookkeeping overhead, and what the key
+/// and the value hold on the heap as [`weigh_keys`](Self::weigh_keys) and
+/// [`weigh_values`](Self::weigh_values) report it. Without weighers, only
+/// the first two count: set them for keys and values that own heap memory
+/// (`String`, `Vec`, `Bytes`), or bound the entries instead with
+/// [`max_entries`](Self::max_entries).
 #[must_use]
 pub struct CacheBuilder<K, V> {
     config: Config,
@@ -95,6 +132,7 @@ impl<K, V> fmt::Debug for CacheBuilder<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let capacity = match &self.capacity {
             Capacity::Entries(max) => format!("{max} entries"),
+            Capacity::Bytes { max, .. } => format!("{max} bytes"),
             Capacity::Weight { max, .. } => format!("weight {max}"),
         };
         f.debug_struct("CacheBuilder")
@@ -116,11 +154,14 @@ impl<K, V> Default for CacheBuilder<K, V> {
                 stale_while_revalidate: Duration::ZERO,
                 stale_if_error: Duration::ZERO,
                 hit_for_miss: Duration::from_secs(10),
-                lock_timeout: None,
+                lock_timeout: DEFAULT_LOCK_TIMEOUT,
                 finish_abandoned: true,
                 max_waiters: usize::MAX,
             },
-            capacity: Capacity::Entries(10_000),
+            capacity: Capacity::Bytes {
+                max: DEFAULT_MAX_BYTES,
+                weighers: Weighers::default(),
+            },
             _types: PhantomData,
         }
     }
@@ -130,14 +171,14 @@ impl<K, V> CacheBuilder<K, V> {
     /// How long a stored value stays fresh unless its [`Fetch`](crate::Fetch)
     /// says otherwise. Defaults to 60 s.
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.config.default_ttl = ttl;
+        self.config.default_ttl = window(ttl);
         self
     }
 
     /// How long an [absent](crate::Fetch::absent) result is remembered.
     /// Defaults to 60 s.
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
-        self.config.negative_ttl = ttl;
+        self.config.negative_ttl = window(ttl);
         self
     }
 
@@ -152,14 +193,17 @@ impl<K, V> CacheBuilder<K, V> {
             min <= max,
             "ttl_bounds: min ({min:?}) is greater than max ({max:?})"
         );
-        self.config.min_ttl = min;
-        self.config.max_ttl = max;
+        self.config.min_ttl = window(min);
+        self.config.max_ttl = window(max);
         self
     }
 
-    /// Spreads every TTL uniformly by up to ± `fraction` of itself, so that
-    /// keys loaded together do not expire together. Defaults to 0.05 (5 %,
-    /// as go-zero does); zero turns it off.
+    /// Spreads TTLs by up to `fraction` of themselves, so that keys loaded
+    /// together do not expire together: the default TTL, the negative TTL
+    /// and [heuristic](crate::Fetch::heuristic_ttl) ones uniformly by up to
+    /// ± `fraction`; a TTL the source stated ([`Fetch::ttl`](crate::Fetch::ttl))
+    /// is only ever shortened, by up to `fraction`. Defaults to 0.05 (5 %, as
+    /// go-zero does); zero turns it off.
     ///
     /// # Panics
     ///
@@ -176,14 +220,14 @@ impl<K, V> CacheBuilder<K, V> {
     /// After an entry expires, it may answer at once for this long while
     /// one background refresh reloads it. Defaults to zero (off).
     pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
-        self.config.stale_while_revalidate = window;
+        self.config.stale_while_revalidate = self::window(window);
         self
     }
 
     /// After an entry expires, it may answer for this long when a load
     /// fails. Defaults to zero (off).
     pub fn stale_if_error(mut self, window: Duration) -> Self {
-        self.config.stale_if_error = window;
+        self.config.stale_if_error = self::window(window);
         self
     }
 
@@ -191,15 +235,29 @@ impl<K, V> CacheBuilder<K, V> {
     /// hit-for-miss: its callers load without queueing behind one another.
     /// Defaults to 10 s; zero turns it off.
     pub fn hit_for_miss(mut self, duration: Duration) -> Self {
-        self.config.hit_for_miss = duration;
+        self.config.hit_for_miss = window(duration);
         self
     }
 
     /// A caller that waited this long for another caller's load loads by
     /// itself and does not store its result (nginx's `proxy_cache_lock_timeout`).
-    /// Unbounded by default.
+    /// Defaults to [`DEFAULT_LOCK_TIMEOUT`] (5 s); `Duration::MAX` waits as
+    /// long as the load takes.
+    ///
+    /// The lock timeout releases the waiters, not the load they waited for:
+    /// a backend that never answers still holds the caller that started the
+    /// load, and each released waiter's own load. Bound the backend's calls
+    /// too, inside the cache: a timeout in the loader
+    /// (`tokio::time::timeout`), or with the tower layer, tower's
+    /// `TimeoutLayer` between the layer and the service it wraps
+    /// (`ServiceBuilder::new().layer(shared_calls).layer(TimeoutLayer::new(..))`),
+    /// so that a timed-out call is a failed load, shared with its waiters and
+    /// never stored.
+    ///
+    /// Waiting callers need a tokio runtime with its time driver enabled
+    /// (outside any runtime they wait without a timeout).
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
-        self.config.lock_timeout = Some(timeout);
+        self.config.lock_timeout = window(timeout);
         self
     }
 
@@ -218,14 +276,55 @@ impl<K, V> CacheBuilder<K, V> {
         self
     }
 
-    /// Holds at most this many entries (the default bound, 10,000).
+    /// Holds at most this many entries, whatever their size, instead of a
+    /// byte bound.
     pub fn max_entries(mut self, max: u64) -> Self {
         self.capacity = Capacity::Entries(max);
         self
     }
 
-    /// Holds entries whose total weight, by `weigher` (bytes, say), is at
-    /// most `max`. Absent and hit-for-miss entries weigh 1.
+    /// Holds at most `max` bytes (the default bound, [`DEFAULT_MAX_BYTES`]),
+    /// as the [weighers](#memory) count them.
+    pub fn max_bytes(mut self, max: u64) -> Self {
+        let weighers = match &self.capacity {
+            Capacity::Bytes { weighers, .. } => weighers.clone(),
+            _ => Weighers::default(),
+        };
+        self.capacity = Capacity::Bytes { max, weighers };
+        self
+    }
+
+    /// How many bytes a key holds on the heap (a `String`'s capacity, say),
+    /// for the byte bound. Zero by default.
+    pub fn weigh_keys(mut self, weigh: impl Fn(&K) -> usize + Send + Sync + 'static) -> Self {
+        self.weighers().keys = Some(Arc::new(weigh));
+        self
+    }
+
+    /// How many bytes a value holds on the heap, for the byte bound. Zero by
+    /// default.
+    pub fn weigh_values(mut self, weigh: impl Fn(&V) -> usize + Send + Sync + 'static) -> Self {
+        self.weighers().values = Some(Arc::new(weigh));
+        self
+    }
+
+    /// The weighers of the byte bound, which they imply.
+    fn weighers(&mut self) -> &mut Weighers<K, V> {
+        if !matches!(self.capacity, Capacity::Bytes { .. }) {
+            self.capacity = Capacity::Bytes {
+                max: DEFAULT_MAX_BYTES,
+                weighers: Weighers::default(),
+            };
+        }
+        match &mut self.capacity {
+            Capacity::Bytes { weighers, .. } => weighers,
+            _ => unreachable!("set above"),
+        }
+    }
+
+    /// Holds entries whose total weight, by `weigher` in a unit of your
+    /// choice, is at most `max`, instead of a byte bound. Absent and
+    /// hit-for-miss entries weigh 1.
     pub fn max_weight(
         mut self,
         max: u64,

@@ -11,7 +11,7 @@ use shared_calls_flight::{Abandoned, Call, FlightError, Group, Source};
 use tokio::time::Instant;
 
 use crate::builder::{CacheBuilder, Config};
-use crate::fetch::{Content, Entry, Fetch, Phase};
+use crate::fetch::{Content, Entry, Fetch, LONGEST_WINDOW, Phase};
 use crate::generations::{Generation, Generations};
 use crate::stats::{Counters, Stats};
 use crate::tier::{Capacity, MokaTier, Tier};
@@ -120,8 +120,8 @@ impl<K, V, E> fmt::Debug for Cache<K, V, E> {
 }
 
 impl<K, V> Cache<K, V> {
-    /// A builder with the default settings: 10,000 entries, 60 s TTL with
-    /// 5 % jitter, no stale windows, no lock timeout.
+    /// A builder with the [default settings](CacheBuilder#defaults): 256 MiB,
+    /// 60 s TTL with 5 % jitter, no stale windows, a 5 s lock timeout.
     pub fn builder() -> CacheBuilder<K, V> {
         CacheBuilder::default()
     }
@@ -142,8 +142,9 @@ where
                 Abandoned::Cancel
             })
             .max_waiters(config.max_waiters);
-        if let Some(timeout) = config.lock_timeout {
-            flights = flights.wait_timeout(timeout);
+        // The longest window means no timeout: no timer per waiter.
+        if config.lock_timeout < LONGEST_WINDOW {
+            flights = flights.wait_timeout(config.lock_timeout);
         }
         Self {
             inner: Arc::new(Inner {

@@ -23,6 +23,9 @@ pub struct Fetch<V> {
     pub(crate) value: Option<V>,
     pub(crate) store: bool,
     pub(crate) ttl: Option<Duration>,
+    /// Whether `ttl` is a lifetime the source stated, which jitter may
+    /// shorten but never stretch.
+    pub(crate) ttl_is_explicit: bool,
     pub(crate) stale_while_revalidate: Option<Duration>,
     pub(crate) stale_if_error: Option<Duration>,
 }
@@ -34,6 +37,7 @@ impl<V> Fetch<V> {
             value: Some(value),
             store: true,
             ttl: None,
+            ttl_is_explicit: false,
             stale_while_revalidate: None,
             stale_if_error: None,
         }
@@ -46,15 +50,29 @@ impl<V> Fetch<V> {
             value: None,
             store: true,
             ttl: None,
+            ttl_is_explicit: false,
             stale_while_revalidate: None,
             stale_if_error: None,
         }
     }
 
-    /// Stores this result for `ttl` instead of the default (still clamped to
-    /// the cache's minimum and maximum, and jittered).
+    /// Stores this result for `ttl` instead of the default: a lifetime the
+    /// source stated (an HTTP `max-age`, say). It is clamped to the cache's
+    /// minimum and maximum, and jitter only ever shortens it, so the value is
+    /// never kept fresh longer than its source allows.
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
+        self.ttl_is_explicit = true;
+        self
+    }
+
+    /// Stores this result for `ttl` instead of the default, a lifetime
+    /// guessed rather than stated (HTTP's heuristic freshness, a per-status
+    /// default): clamped like any TTL, and jittered both ways like the
+    /// default TTL.
+    pub fn heuristic_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self.ttl_is_explicit = false;
         self
     }
 
@@ -84,6 +102,17 @@ impl<V> Fetch<V> {
     pub fn is_stored(&self) -> bool {
         self.store
     }
+}
+
+/// The longest window the cache keeps: 2^31 seconds (about 68 years, RFC
+/// 9111's largest delta-seconds). Longer settings (`Duration::MAX` included)
+/// count as this, so that no deadline overflows `Instant`, even with the
+/// jitter and the stale windows added.
+pub(crate) const LONGEST_WINDOW: Duration = Duration::from_secs(1 << 31);
+
+/// `duration`, capped at [`LONGEST_WINDOW`].
+pub(crate) fn window(duration: Duration) -> Duration {
+    duration.min(LONGEST_WINDOW)
 }
 
 /// What a stored entry holds.
@@ -126,10 +155,8 @@ impl<V> Entry<V> {
             (None, Content::Absent) => config.negative_ttl,
             (None, _) => config.default_ttl,
         };
-        let ttl = config
-            .jitter
-            .apply(ttl.clamp(config.min_ttl, config.max_ttl));
-        let fresh_until = now + ttl;
+        let clamped = window(ttl.clamp(config.min_ttl, config.max_ttl));
+        let fresh_until = now + config.jitter.apply(clamped, fetch.ttl_is_explicit);
         let stale_while_revalidate = fetch
             .stale_while_revalidate
             .unwrap_or(config.stale_while_revalidate);
@@ -138,19 +165,20 @@ impl<V> Entry<V> {
             content: value,
             loaded_at: now,
             fresh_until,
-            stale_until: fresh_until + stale_while_revalidate,
-            error_until: fresh_until + stale_if_error,
+            stale_until: fresh_until + window(stale_while_revalidate),
+            error_until: fresh_until + window(stale_if_error),
         }
     }
 
     /// A hit-for-miss marker for `ttl`.
     pub(crate) fn hit_for_miss(ttl: Duration, now: Instant) -> Self {
+        let until = now + window(ttl);
         Self {
             content: Content::HitForMiss,
             loaded_at: now,
-            fresh_until: now + ttl,
-            stale_until: now + ttl,
-            error_until: now + ttl,
+            fresh_until: until,
+            stale_until: until,
+            error_until: until,
         }
     }
 

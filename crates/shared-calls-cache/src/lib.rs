@@ -49,7 +49,7 @@ mod outcome;
 mod stats;
 mod tier;
 
-pub use builder::CacheBuilder;
+pub use builder::{CacheBuilder, DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_BYTES};
 pub use cache::Cache;
 pub use fetch::Fetch;
 pub use outcome::{LoadError, Lookup, Outcome, Timing};

@@ -7,6 +7,7 @@
 use std::borrow::Borrow;
 use std::hash::Hash;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use moka::ops::compute::Op;
 
@@ -44,9 +45,56 @@ pub(crate) trait Tier<K, V>: Send + Sync + 'static {
 /// A user's weigher of entries.
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync + 'static>;
 
+/// How many bytes a key or a value holds on the heap.
+pub(crate) type HeapSize<T> = Arc<dyn Fn(&T) -> usize + Send + Sync + 'static>;
+
+/// What the byte bound adds to an entry's inline size: what the user's
+/// weighers report the key and the value hold on the heap.
+pub(crate) struct Weighers<K, V> {
+    pub(crate) keys: Option<HeapSize<K>>,
+    pub(crate) values: Option<HeapSize<V>>,
+}
+
+impl<K, V> Default for Weighers<K, V> {
+    fn default() -> Self {
+        Self {
+            keys: None,
+            values: None,
+        }
+    }
+}
+
+impl<K, V> Clone for Weighers<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            keys: self.keys.clone(),
+            values: self.values.clone(),
+        }
+    }
+}
+
+/// What moka keeps per entry besides the key and the entry: its node, the
+/// key's `Arc` and hash, access-order links, counters (an estimate).
+const MOKA_OVERHEAD: usize = 160;
+
+impl<K, V> Weighers<K, V> {
+    /// The bytes an entry holds: inline, its bookkeeping, and the heap.
+    fn weigh(&self, key: &K, entry: &Entry<V>) -> u32 {
+        let inline = size_of::<K>() + size_of::<Entry<V>>() + MOKA_OVERHEAD;
+        let key = self.keys.as_ref().map_or(0, |weigh| weigh(key));
+        let value = match (&entry.content, &self.values) {
+            (crate::fetch::Content::Value(value), Some(weigh)) => weigh(value),
+            _ => 0,
+        };
+        let bytes = inline.saturating_add(key).saturating_add(value);
+        u32::try_from(bytes).unwrap_or(u32::MAX)
+    }
+}
+
 /// How the in-memory tier bounds itself.
 pub(crate) enum Capacity<K, V> {
     Entries(u64),
+    Bytes { max: u64, weighers: Weighers<K, V> },
     Weight { max: u64, weigher: Weigher<K, V> },
 }
 
@@ -54,6 +102,10 @@ impl<K, V> Clone for Capacity<K, V> {
     fn clone(&self) -> Self {
         match self {
             Capacity::Entries(max) => Capacity::Entries(*max),
+            Capacity::Bytes { max, weighers } => Capacity::Bytes {
+                max: *max,
+                weighers: weighers.clone(),
+            },
             Capacity::Weight { max, weigher } => Capacity::Weight {
                 max: *max,
                 weigher: weigher.clone(),
@@ -72,7 +124,15 @@ impl<K, V> Clone for Capacity<K, V> {
 /// alone, paused or not.
 pub(crate) struct MokaTier<K, V> {
     cache: moka::sync::Cache<K, Entry<V>>,
+    weigh: EntryWeigher<K, V>,
+    /// Weight inserted since the store last caught up with its evictions.
+    unsettled: AtomicU64,
+    /// How much weight may be inserted before it catches up.
+    settle_every: u64,
 }
+
+/// The weight of a stored entry, as the bound counts it.
+type EntryWeigher<K, V> = Arc<dyn Fn(&K, &Entry<V>) -> u32 + Send + Sync + 'static>;
 
 impl<K, V> MokaTier<K, V>
 where
@@ -85,17 +145,50 @@ where
                 counters.evictions.add();
             }
         });
-        let cache = match capacity {
-            Capacity::Entries(max) => builder.max_capacity(max).build(),
-            Capacity::Weight { max, weigher } => builder
-                .max_capacity(max)
-                .weigher(move |key: &K, entry: &Entry<V>| match &entry.content {
+        let counts_entries = matches!(capacity, Capacity::Entries(_));
+        let (max, weigh): (u64, EntryWeigher<K, V>) = match capacity {
+            Capacity::Entries(max) => (max, Arc::new(|_: &K, _: &Entry<V>| 1)),
+            Capacity::Bytes { max, weighers } => (
+                max,
+                Arc::new(move |key: &K, entry: &Entry<V>| weighers.weigh(key, entry)),
+            ),
+            Capacity::Weight { max, weigher } => (
+                max,
+                Arc::new(move |key: &K, entry: &Entry<V>| match &entry.content {
                     crate::fetch::Content::Value(value) => weigher(key, value).max(1),
                     _ => 1,
-                })
-                .build(),
+                }),
+            ),
         };
-        Self { cache }
+        let builder = builder.max_capacity(max);
+        let cache = if counts_entries {
+            builder.build()
+        } else {
+            let weigher = weigh.clone();
+            builder
+                .weigher(move |key: &K, entry: &Entry<V>| weigher(key, entry))
+                .build()
+        };
+        Self {
+            cache,
+            weigh,
+            unsettled: AtomicU64::new(0),
+            settle_every: (max / 16).max(1),
+        }
+    }
+
+    /// moka evicts past its bound only when its upkeep runs, by default
+    /// after hundreds of writes, which could be hundreds of large answers:
+    /// catch up once a sixteenth of the bound has been inserted, so that the
+    /// bound holds within that.
+    fn settle(&self, weight: u64) {
+        let unsettled = self.unsettled.fetch_add(weight, Ordering::Relaxed) + weight;
+        if unsettled >= self.settle_every {
+            self.unsettled.fetch_sub(unsettled, Ordering::Relaxed);
+            // Twice: the values one run evicts are released by the next.
+            self.cache.run_pending_tasks();
+            self.cache.run_pending_tasks();
+        }
     }
 }
 
@@ -113,7 +206,9 @@ where
     }
 
     fn insert(&self, key: K, entry: Entry<V>) {
+        let weight = (self.weigh)(&key, &entry);
         self.cache.insert(key, entry);
+        self.settle(u64::from(weight));
     }
 
     fn remove_if_same(&self, key: &K, entry: &Entry<V>) {

@@ -13,10 +13,8 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use support::{
-    Backend, bounded, poll_once, signal_entered, until, until_entered, until_tasks_done,
+    Backend, Strings, bounded, poll_once, signal_entered, until, until_entered, until_tasks_done,
 };
-
-type Strings = Cache<String, String, &'static str>;
 
 fn outcomes<V>(results: &[Result<Lookup<V>, LoadError<&'static str>>], outcome: Outcome) -> usize {
     results

@@ -11,13 +11,7 @@ use std::time::Duration;
 use shared_calls_cache::{Cache, Fetch, LoadError, Outcome};
 use tokio::time::{Instant, advance};
 
-use support::{Backend, poll_once, until, until_tasks_done};
-
-type Strings = Cache<String, String, &'static str>;
-
-fn value(v: &str) -> Result<Fetch<String>, &'static str> {
-    Ok(Fetch::value(v.to_owned()))
-}
+use support::{Backend, Strings, poll_once, until, until_tasks_done, value};
 
 /// Within the stale-while-revalidate window, every reader is answered with
 /// the stale value on its first poll, while exactly one refresh runs (held

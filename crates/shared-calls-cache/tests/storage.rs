@@ -10,14 +10,11 @@ use shared_calls_cache::{Cache, Fetch, LoadError, Lookup, Outcome};
 use tokio::sync::{Barrier, Semaphore};
 use tokio::time::advance;
 
-use support::{Backend, BoxedLoad, bounded, signal_entered, until_entered, until_tasks_done};
+use support::{
+    Backend, BoxedLoad, Strings, bounded, signal_entered, until_entered, until_tasks_done, value,
+};
 
-type Strings = Cache<String, String, &'static str>;
 type Answer = Result<Lookup<String>, LoadError<&'static str>>;
-
-fn value(v: &str) -> Result<Fetch<String>, &'static str> {
-    Ok(Fetch::value(v.to_owned()))
-}
 
 fn uncacheable(v: &str) -> Result<Fetch<String>, &'static str> {
     Ok(Fetch::value(v.to_owned()).do_not_store())

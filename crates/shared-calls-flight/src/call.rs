@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::FlightError;
-use crate::flight::{Flight, Next, Work, complete, hand_off, poll_work};
+use crate::flight::{Flight, Left, Next, Work, complete, hand_off, poll_work};
 use crate::group::Config;
 use crate::shard::Ticket;
 use crate::sync::{Arc, Exclusive};
@@ -42,6 +42,10 @@ where
 #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
 type MakeWork<T> = Exclusive<Box<dyn FnOnce(Source) -> Work<T> + Send + 'static>>;
 
+/// When a follower stops waiting.
+#[cfg(all(feature = "tokio", not(shared_calls_loom)))]
+type Deadline = Pin<Box<tokio::time::Sleep>>;
+
 /// The work and the closure are only `Send`; they are reached through `&mut`
 /// alone ([`Exclusive`]), which keeps `Call` `Sync`.
 enum State<K, T> {
@@ -59,7 +63,8 @@ enum State<K, T> {
         /// How to make this caller's own work and when to fall back to it,
         /// only with a wait timeout.
         #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
-        timeout: Option<(MakeWork<T>, Pin<Box<tokio::time::Sleep>>)>,
+        /// The deadline is `None` once it has passed.
+        timeout: Option<(MakeWork<T>, Option<Deadline>)>,
     },
     /// Running this caller's own work outside any flight, after waiting
     /// too long.
@@ -76,11 +81,24 @@ where
     K: Hash + Eq + Send + Sync + 'static,
     T: Clone + Send + Sync + 'static,
 {
-    pub(crate) fn lead(
-        ticket: Ticket<K, T>,
-        work: impl Future<Output = T> + Send + 'static,
-    ) -> Self {
-        let work: Work<T> = Box::pin(work);
+    /// Leads the flight behind `ticket` with the work `make_work` makes. If
+    /// `make_work` panics, the flight ends with that panic for the followers
+    /// that joined meanwhile, and the panic goes on unwinding in the caller.
+    pub(crate) fn lead_with<W, F>(ticket: Ticket<K, T>, make_work: W) -> Self
+    where
+        W: FnOnce(Source) -> F,
+        F: Future<Output = T> + Send + 'static,
+    {
+        let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Box::pin(make_work(Source::Fresh)) as Work<T>
+        }));
+        match made {
+            Ok(work) => Self::lead(ticket, work),
+            Err(payload) => unmade(&ticket, payload),
+        }
+    }
+
+    fn lead(ticket: Ticket<K, T>, work: Work<T>) -> Self {
         Self {
             state: State::Drive {
                 ticket,
@@ -112,11 +130,12 @@ where
         #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
         if let State::Wait { timeout, .. } = &mut call.state
             && let Some(wait) = config.wait_timeout
+            && tokio::runtime::Handle::try_current().is_ok()
         {
             let deadline = Box::pin(tokio::time::sleep(wait));
             let make_work: Box<dyn FnOnce(Source) -> Work<T> + Send> =
                 Box::new(move |source| Box::pin(make_work(source)));
-            *timeout = Some((Exclusive::new(make_work), deadline));
+            *timeout = Some((Exclusive::new(make_work), Some(deadline)));
         }
         #[cfg(not(all(feature = "tokio", not(shared_calls_loom))))]
         drop((make_work, config));
@@ -188,23 +207,42 @@ where
             timeout: Some((_, deadline)),
             ..
         } = &mut self.state
-            && deadline.as_mut().poll(cx).is_ready()
         {
-            let State::Wait {
-                flight,
-                slot,
-                timeout: Some((make_work, _)),
-            } = std::mem::replace(&mut self.state, State::Finished)
-            else {
-                unreachable!()
+            let Some(sleep) = deadline else {
+                return Poll::Ready(self.stop_waiting());
             };
-            Flight::leave(&flight, slot);
-            self.state = State::TimedOut {
-                work: Exclusive::new(make_work.into_inner()(Source::TimedOut)),
-            };
-            return Poll::Ready(None);
+            if sleep.as_mut().poll(cx).is_ready() {
+                // One more turn first: a flight whose work ends at this very
+                // instant (its task woken by the same tick) answers this
+                // follower instead of a call of its own.
+                *deadline = None;
+                cx.waker().wake_by_ref();
+            }
         }
         Poll::Pending
+    }
+
+    /// The wait timed out: the follower leaves the flight and runs its own
+    /// work, unless the flight completed meanwhile. `None` when it goes on
+    /// in another state.
+    #[cfg(all(feature = "tokio", not(shared_calls_loom)))]
+    fn stop_waiting(&mut self) -> Option<Result<(T, Source), FlightError>> {
+        let State::Wait {
+            flight,
+            slot,
+            timeout: Some((make_work, _)),
+        } = std::mem::replace(&mut self.state, State::Finished)
+        else {
+            unreachable!("stop_waiting outside a timed wait")
+        };
+        if Flight::leave(&flight, slot) == Left::Completed {
+            let output = flight.output.get().expect("completed");
+            return Some(output.map(|value| (value, Source::Shared)));
+        }
+        self.state = State::TimedOut {
+            work: Exclusive::new(make_work.into_inner()(Source::TimedOut)),
+        };
+        None
     }
 
     /// Dropped before it finished: the work it drives passes on, or it
@@ -213,7 +251,7 @@ where
     fn abandon(&mut self) {
         match std::mem::replace(&mut self.state, State::Finished) {
             State::Drive { ticket, work, .. } => hand_off(&ticket, work.into_inner(), true),
-            State::Wait { flight, slot, .. } => Flight::leave(&flight, slot),
+            State::Wait { flight, slot, .. } => drop(Flight::leave(&flight, slot)),
             _ => {}
         }
     }
@@ -260,6 +298,15 @@ where
             }
         }
     }
+}
+
+/// A leader's `make_work` panicked: the flight ends with the panic for its
+/// followers, and the key is free at once.
+#[cold]
+#[inline(never)]
+fn unmade<K, T: Clone>(ticket: &Ticket<K, T>, payload: Box<dyn std::any::Any + Send>) -> ! {
+    drop(complete(ticket, Err(FlightError::from_panic(&*payload))));
+    std::panic::resume_unwind(payload)
 }
 
 /// The future of [`Group::call`](crate::Group::call): a [`Call`] without the

@@ -56,6 +56,16 @@ pub(crate) enum Next<K, T> {
     Wait,
 }
 
+/// What a follower left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub(crate) enum Left {
+    /// A flight that had completed: its output is there to take.
+    Completed,
+    /// A flight still running (or handed on).
+    Running,
+}
+
 impl<K, T> Flight<K, T> {
     pub(crate) fn new() -> Self {
         Self {
@@ -172,7 +182,7 @@ impl<K, T> Flight<K, T> {
     /// A follower leaves before the flight completed. If orphaned work was
     /// parked for it, or it was the last follower left to pick it up, the
     /// work passes on.
-    pub(crate) fn leave(this: &Arc<Self>, slot: Option<usize>)
+    pub(crate) fn leave(this: &Arc<Self>, slot: Option<usize>) -> Left
     where
         K: Send + Sync + 'static,
         T: Clone + Send + Sync + 'static,
@@ -180,7 +190,7 @@ impl<K, T> Flight<K, T> {
         let mut state = this.state();
         // Completed: the waiters were taken, slots and all.
         if this.output.is_set() {
-            return;
+            return Left::Completed;
         }
         let left = this.followers.fetch_sub(1, Relaxed) - 1;
         if let Some(slot) = slot {
@@ -188,7 +198,7 @@ impl<K, T> Flight<K, T> {
         }
         let was_heir = slot.is_some() && state.heir == slot;
         if !(was_heir || left == 0) {
-            return;
+            return Left::Running;
         }
         state.heir = None;
         let orphan = state.orphan.take();
@@ -196,6 +206,7 @@ impl<K, T> Flight<K, T> {
         if let Some((work, ticket)) = orphan {
             hand_off(&ticket, work, true);
         }
+        Left::Running
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::call::Call;
 use crate::flight::Flight;
-use crate::shard::{Shard, Ticket};
+use crate::shard::{Entry, Shard, Ticket};
 use crate::sync::Arc;
 
 /// What happens to a flight whose every waiter has gone away.
@@ -213,6 +213,11 @@ where
     /// when it stopped waiting and runs alone. A read-through cache uses this
     /// to store only what a flight loaded, never what a timed-out follower did.
     /// A follower that receives a shared value never calls `make_work`.
+    ///
+    /// If `make_work` panics, the panic unwinds in this caller, the followers
+    /// that joined meanwhile receive [`FlightError::Panicked`](crate::FlightError),
+    /// and the key is free at once. The group runs no user code (`make_work`,
+    /// the key's `to_owned` or destructor) while it holds a lock.
     // Inlined, the call is built where the caller keeps it, not copied there.
     #[inline]
     pub fn call_with<Q, W, F>(&self, key: &Q, make_work: W) -> Call<K, T>
@@ -225,22 +230,25 @@ where
         let hash = self.inner.hasher.hash_one(key);
         let shard = self.inner.shard(hash);
         let mut table = shard.lock();
-        let joined = match table.current(hash, key) {
-            Some(entry) => {
-                let flight = entry.flight.get_or_insert_with(|| Arc::new(Flight::new()));
-                // Counted and cloned under the shard lock, before the flight
-                // can complete: completion counts followers and handles.
-                if flight.join(shard.config.max_waiters) {
-                    Joined::Follow(flight.clone())
-                } else {
-                    Joined::Refused
+        // A follower finds its flight under one lock and allocates nothing.
+        let (joined, spare_key) = match table.current(hash, key) {
+            Some(entry) => (join(entry, &shard.config), None),
+            None => {
+                // `to_owned` is user code, which may call into this group:
+                // the key is made unlocked, and the key looked up again.
+                drop(table);
+                let owned = key.to_owned();
+                table = shard.lock();
+                match table.current(hash, key) {
+                    Some(entry) => (join(entry, &shard.config), Some(owned)),
+                    None => (Joined::Lead(table.insert(hash, owned)), None),
                 }
             }
-            None => Joined::Lead(table.insert(hash, key.to_owned())),
         };
         drop(table);
-        // Calling, boxing or dropping `make_work` runs user code, which may
-        // call into this group: never under the shard lock.
+        // Calling, boxing or dropping `make_work` (or a key made for nothing)
+        // runs user code: never under the shard lock.
+        drop(spare_key);
         match joined {
             Joined::Lead(id) => {
                 let ticket = Ticket {
@@ -248,7 +256,7 @@ where
                     hash,
                     id,
                 };
-                Call::lead(ticket, make_work(crate::Source::Fresh))
+                Call::lead_with(ticket, make_work)
             }
             Joined::Follow(flight) => Call::follow(flight, make_work, &shard.config),
             Joined::Refused => {
@@ -280,10 +288,34 @@ where
 impl<K, T> Group<K, T> {
     /// Forgets every flight whose key matches `predicate`, as
     /// [`forget`](Self::forget) does for one key.
+    ///
+    /// `predicate` runs with no lock held: it may call into this group.
     pub fn forget_if(&self, predicate: impl Fn(&K) -> bool) {
         for shard in self.inner.shards.iter() {
-            shard.lock().forget_if(&predicate);
+            let flights = shard.lock().flights();
+            let matching: Vec<_> = flights.iter().filter(|f| predicate(&f.key)).collect();
+            if !matching.is_empty() {
+                let mut table = shard.lock();
+                for listed in matching {
+                    table.forget_listed(listed);
+                }
+            }
+            // Dropped unlocked: a key may be the last copy, and its
+            // destructor is user code.
+            drop(flights);
         }
+    }
+}
+
+/// Joins the flight of `entry`, under the shard's lock: counted and cloned
+/// before the flight can complete, since completion counts followers and
+/// handles.
+fn join<K, T>(entry: &mut Entry<K, T>, config: &Config) -> Joined<K, T> {
+    let flight = entry.flight.get_or_insert_with(|| Arc::new(Flight::new()));
+    if flight.join(config.max_waiters) {
+        Joined::Follow(flight.clone())
+    } else {
+        Joined::Refused
     }
 }
 
@@ -334,12 +366,15 @@ impl<K, T> GroupBuilder<K, T> {
     /// A follower that has waited this long for a flight stops waiting and
     /// runs its own work instead, outside the flight; its result says
     /// [`Source::TimedOut`](crate::Source::TimedOut) (nginx's
-    /// `proxy_cache_lock_timeout`). A follower that has taken over polling
-    /// the flight's work is no longer waiting and does not time out.
+    /// `proxy_cache_lock_timeout`). A flight that completes at the instant
+    /// the wait ends (or before its follower got to leave) still answers
+    /// it. A follower that has taken over polling the flight's work is no
+    /// longer waiting and does not time out.
     ///
-    /// With a wait timeout, followers must be created inside a tokio runtime
-    /// with its time driver enabled (the timer starts when the follower
-    /// joins); elsewhere, creating one panics.
+    /// The timer starts when the follower joins, on the tokio runtime it
+    /// joins from, whose time driver must be enabled (creating the follower
+    /// panics otherwise). Outside any tokio runtime, followers wait without a
+    /// timeout.
     #[cfg(feature = "tokio")]
     pub fn wait_timeout(mut self, timeout: Duration) -> Self {
         self.config.wait_timeout = Some(timeout);

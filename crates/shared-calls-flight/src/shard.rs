@@ -43,7 +43,7 @@ pub(crate) struct Table<K, T> {
 
 /// One flight's place in the map.
 pub(crate) struct Entry<K, T> {
-    key: K,
+    key: Key<K>,
     hash: u64,
     pub(crate) id: u64,
     /// Forgotten flights stay until their work ends, but new callers of the
@@ -74,7 +74,7 @@ impl<K, T> Table<K, T> {
         Q: Eq + ?Sized,
     {
         self.entries.find_mut(hash, |entry| {
-            entry.hash == hash && !entry.forgotten && entry.key.borrow() == key
+            entry.hash == hash && !entry.forgotten && entry.key.get().borrow() == key
         })
     }
 
@@ -83,7 +83,7 @@ impl<K, T> Table<K, T> {
         let id = self.next_id;
         self.next_id += 1;
         let entry = Entry {
-            key,
+            key: Key::Inline(key),
             hash,
             id,
             forgotten: false,
@@ -106,11 +106,25 @@ impl<K, T> Table<K, T> {
             .remove(ticket.hash, |entry| entry.id == ticket.id)
     }
 
-    pub(crate) fn forget_if(&mut self, predicate: impl Fn(&K) -> bool) {
-        for entry in self.entries.iter_mut() {
-            if predicate(&entry.key) {
-                entry.forget();
-            }
+    /// Every flight that new callers join, to be tested outside the lock:
+    /// a predicate is user code.
+    pub(crate) fn flights(&mut self) -> Vec<Listed<K>> {
+        let current = self.entries.iter_mut().filter(|entry| !entry.forgotten);
+        let listed = current.map(|entry| Listed {
+            key: entry.key.share(),
+            hash: entry.hash,
+            id: entry.id,
+        });
+        listed.collect()
+    }
+
+    /// Forgets a listed flight, if it has not ended meanwhile.
+    pub(crate) fn forget_listed(&mut self, listed: &Listed<K>) {
+        let found = self
+            .entries
+            .find_mut(listed.hash, |entry| entry.id == listed.id);
+        if let Some(entry) = found {
+            entry.forget();
         }
     }
 
@@ -124,6 +138,45 @@ impl<K, T> Table<K, T> {
     pub(crate) fn entries(&self) -> usize {
         self.entries.iter().count()
     }
+}
+
+/// A flight's key: held inline, until [`Table::flights`] shares it so that
+/// a predicate can test it with the lock released (moving it into an `Arc`
+/// runs no user code). A call that leads a flight allocates nothing more.
+enum Key<K> {
+    Inline(K),
+    Shared(Arc<K>),
+    /// Only while the key moves from one to the other.
+    Moving,
+}
+
+impl<K> Key<K> {
+    fn get(&self) -> &K {
+        match self {
+            Key::Inline(key) => key,
+            Key::Shared(key) => key,
+            Key::Moving => unreachable!("a key is never left moving"),
+        }
+    }
+
+    fn share(&mut self) -> Arc<K> {
+        if let Key::Inline(_) = self
+            && let Key::Inline(key) = std::mem::replace(self, Key::Moving)
+        {
+            *self = Key::Shared(Arc::new(key));
+        }
+        match self {
+            Key::Shared(key) => key.clone(),
+            _ => unreachable!("shared above"),
+        }
+    }
+}
+
+/// A flight as [`Table::flights`] lists it.
+pub(crate) struct Listed<K> {
+    pub(crate) key: Arc<K>,
+    hash: u64,
+    id: u64,
 }
 
 /// What drives a flight's work to its end holds: where the flight's entry is.

@@ -599,6 +599,36 @@ async fn a_follower_served_before_its_timeout_shares() {
     assert!(group.is_empty());
 }
 
+/// The flight's work ends at the very instant the follower's wait times
+/// out, both woken by one tick of the clock, whichever the runtime polls first.
+#[cfg(feature = "tokio")]
+#[tokio::test(start_paused = true)]
+async fn a_follower_whose_timeout_fires_as_the_flight_ends_takes_its_output() {
+    const TIMEOUT: Duration = Duration::from_millis(100);
+    let group = Group::<&'static str, &'static str>::builder()
+        .wait_timeout(TIMEOUT)
+        .build();
+    let own = Arc::new(Probe::default());
+    // Joined before the leader's work starts its timer: the follower's
+    // deadline is the older of the two.
+    let leader = group.call_ex(&"k", async {
+        tokio::time::sleep(TIMEOUT).await;
+        "value"
+    });
+    let follower = tokio::spawn(group.call_ex(&"k", never(&own, "own")));
+    let leader = tokio::spawn(leader);
+    assert_eq!(
+        bounded(leader).await.unwrap().unwrap(),
+        ("value", Source::Fresh)
+    );
+    assert_eq!(
+        bounded(follower).await.unwrap().unwrap(),
+        ("value", Source::Shared)
+    );
+    assert_eq!(own.started(), 0, "no call of its own");
+    assert!(group.is_empty());
+}
+
 #[cfg(feature = "tokio")]
 #[tokio::test(start_paused = true)]
 async fn a_follower_that_inherited_the_work_does_not_time_out() {

@@ -3,8 +3,8 @@
 use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::Request;
 use http::header::{FORWARDED, HOST, HeaderName};
+use http::{HeaderMap, Request};
 
 /// The key of a stored HTTP answer: opaque bytes, cheap to clone.
 ///
@@ -50,51 +50,249 @@ impl From<Bytes> for HttpKey {
     }
 }
 
+/// The longest key [`default_key`] and [`KeyBuilder`] make, in bytes: 32 KiB
+/// (Varnish's limit on a whole request head). A request whose key would be
+/// longer bypasses the cache, so that no request makes the cache hold a key
+/// of any size.
+pub const MAX_KEY_LEN: usize = 32 * 1024;
+
 /// Headers that change what an origin behind a proxy answers without being
 /// part of the URI; keyed so that one value's answer never reaches another.
-const ROUTING_HEADERS: [HeaderName; 3] = [
+static ROUTING_HEADERS: [HeaderName; 3] = [
     HeaderName::from_static("x-forwarded-host"),
     HeaderName::from_static("x-forwarded-proto"),
     FORWARDED,
 ];
 
-/// The default key: the resource a `GET` would retrieve — scheme (`http` when
-/// the request line has none), authority
-/// (from the URI, or the `Host` header), path and query, exactly as sent —
-/// and the proxy routing headers `X-Forwarded-Host`, `X-Forwarded-Proto` and
-/// `Forwarded`.
+/// The default key: the resource a `GET` would retrieve — scheme, authority,
+/// path and query, exactly as sent — and the proxy routing headers
+/// `X-Forwarded-Host`, `X-Forwarded-Proto` and `Forwarded`; `None` (the
+/// request bypasses the cache) when the request does not name one resource
+/// for certain.
+///
+/// # Layout
+///
+/// `scheme "://" authority path-and-query`, then for each routing header
+/// line, in order, `"\n" name ":" value`: `http://example.com/a?b=1`, say.
+/// The parts cannot run into each other: the authority holds no `/`, `?`
+/// or `#`, the path and query no line break, a header name no `:` and a
+/// value no line break. So two requests share a key only if they agree on
+/// every part.
+///
+/// - **Scheme**: the URI's (HTTP/2 and absolute-form requests carry it, so
+///   `https` and `http` never share), or `http` for an origin-form HTTP/1
+///   request, which carries none. A server that accepts HTTP/1 over TLS and
+///   in cleartext behind one layer must tell them apart itself: set the
+///   URI's scheme, or give each listener its own layer.
+/// - **Authority**: the URI's, or the single `Host` header's. The request
+///   bypasses when it has neither, has several `Host` lines, a `Host` that
+///   differs from the URI's authority, or an authority that is not a plain
+///   `host[:port]` (user info, `/`, `?`, `#`, whitespace or any other
+///   character a host name or IP literal cannot hold).
+/// - **Path and query**: exactly as sent; requests that differ in the
+///   query's order are different keys (see [`KeyBuilder`] to sort or drop
+///   query parameters).
+///
+/// A key longer than [`MAX_KEY_LEN`] bypasses too.
 ///
 /// The method is not part of it: only `GET` and `HEAD` are shared, and they
 /// share one entry (a `HEAD` is answered from the `GET`); an unsafe method
-/// that succeeds invalidates the key of its target. Requests that differ in
-/// the query's order are different keys. `Authorization` and `Cookie` are not
-/// keyed: requests carrying them bypass the cache unless your key includes
-/// them and says so ([`HttpPolicy::credentials_in_key`](crate::HttpPolicy::credentials_in_key)).
-///
-/// Never fails; returns `Option` to fit `SharedCallsLayer::new`.
+/// that succeeds invalidates the key of its target. `Authorization` and
+/// `Cookie` are not keyed: requests carrying them bypass the cache unless
+/// your key includes them and says so
+/// ([`HttpPolicy::credentials_in_key`](crate::HttpPolicy::credentials_in_key)).
+/// Nor is any other header that may tell users apart (`X-User-Id`, an API
+/// key): name those with [`KeyBuilder::header`].
 pub fn default_key<B>(request: &Request<B>) -> Option<HttpKey> {
-    let uri = request.uri();
-    let authority = uri
-        .authority()
-        .map(|authority| authority.as_str().as_bytes())
-        .or_else(|| request.headers().get(HOST).map(|host| host.as_bytes()))
-        .unwrap_or_default();
-    let path = uri.path_and_query().map_or("/", |path| path.as_str());
-    let mut key = BytesMut::with_capacity(authority.len() + path.len() + 16);
-    // An origin-form request (HTTP/1) carries no scheme: count it as `http`,
-    // so that HTTP/1 and cleartext HTTP/2 requests share one entry.
-    key.put_slice(uri.scheme_str().unwrap_or("http").as_bytes());
-    key.put_slice(b"://");
-    key.put_slice(authority);
-    key.put_slice(path.as_bytes());
-    for name in &ROUTING_HEADERS {
-        for value in request.headers().get_all(name) {
-            // A separator that cannot occur in a header value.
-            key.put_u8(b'\n');
-            key.put_slice(name.as_str().as_bytes());
-            key.put_u8(b':');
-            key.put_slice(value.as_bytes());
-        }
+    KeyBuilder::new().key(request)
+}
+
+/// A key made of [`default_key`]'s parts and more: named request headers,
+/// and the query's parameters sorted or some of them dropped.
+///
+/// ```
+/// use http::Request;
+/// use shared_calls_http::KeyBuilder;
+///
+/// // Each user, told apart by `X-User-Id`, gets answers of their own.
+/// let key = KeyBuilder::new().header("x-user-id").drop_query_param("utm_source");
+/// let key_fn = move |request: &Request<()>| key.key(request);
+///
+/// let alice = Request::get("/feed?utm_source=mail").header("host", "example.com")
+///     .header("x-user-id", "alice").body(()).unwrap();
+/// let bob = Request::get("/feed").header("host", "example.com")
+///     .header("x-user-id", "bob").body(()).unwrap();
+/// assert_ne!(key_fn(&alice), key_fn(&bob));
+/// ```
+///
+/// With the layer: `SharedCallsLayer::new(move |request: &Request<_>| key.key(request))`.
+///
+/// Named headers follow the routing headers in the key, each line as
+/// `"\n" name ":" value`, or `"\n" name` for a header that is absent (so
+/// that absent and empty differ). Sorting the query keys `?b=2&a=1` as `?a=1&b=2`;
+/// dropping a parameter keys the query as if it were not there.
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct KeyBuilder {
+    headers: Vec<HeaderName>,
+    sort_query: bool,
+    dropped_params: Vec<Box<str>>,
+}
+
+impl KeyBuilder {
+    /// The parts of [`default_key`], nothing more.
+    pub fn new() -> Self {
+        Self::default()
     }
-    Some(HttpKey(key.freeze()))
+
+    /// Keys the values of request header `name` too: requests that differ
+    /// in it never share an answer.
+    ///
+    /// # Panics
+    ///
+    /// If `name` is not a valid header name.
+    pub fn header(mut self, name: &str) -> Self {
+        let name = HeaderName::try_from(name)
+            .unwrap_or_else(|_| panic!("KeyBuilder::header: {name:?} is not a header name"));
+        self.headers.push(name);
+        self
+    }
+
+    /// Keys the query's parameters in sorted order, so that `?b=2&a=1` and
+    /// `?a=1&b=2` share an entry. Only for origins that read the query as an
+    /// unordered set of parameters.
+    pub fn sort_query(mut self) -> Self {
+        self.sort_query = true;
+        self
+    }
+
+    /// Leaves every query parameter called `name` out of the key (a
+    /// tracking parameter the origin ignores, say).
+    pub fn drop_query_param(mut self, name: &str) -> Self {
+        self.dropped_params.push(name.into());
+        self
+    }
+
+    /// The key of `request`, or `None` (bypass) as for [`default_key`].
+    pub fn key<B>(&self, request: &Request<B>) -> Option<HttpKey> {
+        let uri = request.uri();
+        let authority = authority(uri, request.headers())?;
+        let scheme = uri.scheme_str().unwrap_or("http");
+        let path = match uri.path() {
+            "" => "/",
+            path => path,
+        };
+        let query = self.query(uri.query());
+        let mut key = BytesMut::with_capacity(scheme.len() + authority.len() + path.len() + 64);
+        key.put_slice(scheme.as_bytes());
+        key.put_slice(b"://");
+        key.put_slice(authority);
+        key.put_slice(path.as_bytes());
+        if let Some(query) = query {
+            key.put_u8(b'?');
+            key.put_slice(query.as_bytes());
+        }
+        for (name, value) in self.keyed_headers(request.headers()) {
+            key.put_u8(b'\n');
+            key.put_slice(name.as_bytes());
+            // An absent header has no `:`, an empty one has.
+            if let Some(value) = value {
+                key.put_u8(b':');
+                key.put_slice(value);
+            }
+        }
+        (key.len() <= MAX_KEY_LEN).then(|| HttpKey(key.freeze()))
+    }
+
+    /// Every keyed header line: the routing headers, each value present,
+    /// then the named headers, with `None` for one that is absent.
+    fn keyed_headers<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+    ) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
+        let lines = |name: &'a HeaderName| {
+            headers
+                .get_all(name)
+                .iter()
+                .map(move |value| (name.as_str(), Some(value.as_bytes())))
+        };
+        let routing = ROUTING_HEADERS.iter().flat_map(lines);
+        let named = self.headers.iter().flat_map(move |name| {
+            let absent = (!headers.contains_key(name)).then_some((name.as_str(), None));
+            lines(name).chain(absent)
+        });
+        routing.chain(named)
+    }
+
+    /// The query as keyed: as sent, unless parameters are sorted or dropped.
+    fn query<'a>(&self, query: Option<&'a str>) -> Option<std::borrow::Cow<'a, str>> {
+        let query = query?;
+        if !self.sort_query && self.dropped_params.is_empty() {
+            return Some(query.into());
+        }
+        let name = |param: &'a str| param.split_once('=').map_or(param, |(name, _)| name);
+        let mut params: Vec<&str> = query
+            .split('&')
+            .filter(|param| {
+                !self
+                    .dropped_params
+                    .iter()
+                    .any(|dropped| **dropped == *name(param))
+            })
+            .collect();
+        if self.sort_query {
+            params.sort_unstable();
+        }
+        Some(params.join("&").into())
+    }
+}
+
+/// The authority a request names: the URI's, or its single `Host`, as long
+/// as both agree and it is a plain `host[:port]`.
+fn authority<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'a [u8]> {
+    let mut hosts = headers.get_all(HOST).iter();
+    let host = hosts.next().map(|host| host.as_bytes());
+    if hosts.next().is_some() {
+        return None;
+    }
+    let authority = match (uri.authority(), host) {
+        (Some(authority), Some(host))
+            if !authority.as_str().as_bytes().eq_ignore_ascii_case(host) =>
+        {
+            return None;
+        }
+        (Some(authority), _) => authority.as_str().as_bytes(),
+        (None, Some(host)) => host,
+        (None, None) => return None,
+    };
+    is_plain_authority(authority).then_some(authority)
+}
+
+/// Whether `authority` is `host[:port]`: a registered name or an IPv4
+/// address (letters, digits, `-`, `.`, `_`, `~`), or an IP literal in
+/// brackets, then optionally `:` and one to five digits.
+fn is_plain_authority(authority: &[u8]) -> bool {
+    let (host, port) = match authority.iter().rposition(|&b| b == b':') {
+        Some(colon) if !authority[colon..].contains(&b']') => {
+            (&authority[..colon], Some(&authority[colon + 1..]))
+        }
+        _ => (authority, None),
+    };
+    let port_ok = port
+        .is_none_or(|port| (1..=5).contains(&port.len()) && port.iter().all(u8::is_ascii_digit));
+    let host_ok = match host {
+        [b'[', literal @ .., b']'] => {
+            !literal.is_empty()
+                && literal
+                    .iter()
+                    .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        }
+        _ => {
+            !host.is_empty()
+                && host
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        }
+    };
+    port_ok && host_ok
 }

@@ -43,7 +43,7 @@ mod status;
 
 pub use body::SharedBody;
 pub use grpc::{BufferRequest, BufferRequestLayer, BufferedRequest, grpc_key};
-pub use key::{HttpKey, default_key};
+pub use key::{HttpKey, KeyBuilder, MAX_KEY_LEN, default_key};
 pub use policy::{HttpContext, HttpPolicy};
 pub use shared::{HttpFailure, HttpShared};
 pub use shared_calls_tower::Outcome;

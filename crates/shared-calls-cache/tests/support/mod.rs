@@ -15,6 +15,14 @@ use shared_calls_cache::Fetch;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+/// A cache of strings whose loads fail with a `&'static str`.
+pub(crate) type Strings = shared_calls_cache::Cache<String, String, &'static str>;
+
+/// A loader's result: `v`, stored for the default TTL.
+pub(crate) fn value(v: &str) -> Result<Fetch<String>, &'static str> {
+    Ok(Fetch::value(v.to_owned()))
+}
+
 /// The longest any test waits for anything (virtual time in paused tests).
 pub(crate) const LIMIT: Duration = Duration::from_secs(10);
 
@@ -182,6 +190,20 @@ impl Backend {
         E: Send + 'static,
     {
         self.loader(false, delay, result)
+    }
+
+    /// A loader that waits for [`open`](Self::open), then takes `delay`
+    /// (tokio time), then returns `result`.
+    pub(crate) fn gated_slow<V, E>(
+        self: &Arc<Self>,
+        delay: Duration,
+        result: Result<Fetch<V>, E>,
+    ) -> impl FnOnce() -> BoxedLoad<V, E> + Send + 'static
+    where
+        V: Send + 'static,
+        E: Send + 'static,
+    {
+        self.loader(true, delay, result)
     }
 
     fn loader<V, E>(
