@@ -81,7 +81,8 @@ impl Copies {
     /// `headers`, its names moved, its values the next slices (`values()`
     /// and `into_iter()` go through a map in the same order).
     fn rebuild(&mut self, headers: HeaderMap) -> HeaderMap {
-        let mut map = HeaderMap::with_capacity(headers.keys_len());
+        // The map it came from held as many names: the size is within limits.
+        let mut map = HeaderMap::try_with_capacity(headers.keys_len()).unwrap_or_default();
         let mut last = None;
         for (name, value) in headers {
             let sensitive = value.is_sensitive();
