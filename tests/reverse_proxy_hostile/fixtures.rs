@@ -120,6 +120,12 @@ impl Proxy {
         }
     }
 
+    /// The process's id (for `tests/reverse_proxy_memory.rs`).
+    #[allow(dead_code)]
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What the proxy has logged so far.
     pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()

@@ -247,12 +247,14 @@ fn prefix_len(prefix: &VecDeque<Frame<Bytes>>) -> u64 {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Collected {
     data: Bytes,
-    trailers: Option<HeaderMap>,
+    // Boxed: most bodies have none, and every stored answer holds one.
+    trailers: Option<Box<HeaderMap>>,
 }
 
 impl Collected {
     /// Data and trailers read, or stored, elsewhere.
     pub fn new(data: Bytes, trailers: Option<HeaderMap>) -> Self {
+        let trailers = trailers.map(Box::new);
         Self { data, trailers }
     }
 
@@ -264,23 +266,23 @@ impl Collected {
     /// The trailers, if the body had any (for gRPC: `grpc-status` and
     /// friends).
     pub fn trailers(&self) -> Option<&HeaderMap> {
-        self.trailers.as_ref()
+        self.trailers.as_deref()
     }
 
     /// The data and the trailers.
     pub fn into_parts(self) -> (Bytes, Option<HeaderMap>) {
-        (self.data, self.trailers)
+        (self.data, self.trailers.map(|trailers| *trailers))
     }
 
     /// A body that yields the data, then the trailers.
     pub fn into_body<B: Body>(self) -> SharedBody<B> {
-        SharedBody::full(self.data, self.trailers)
+        SharedBody::full(self.data, self.trailers.map(|trailers| *trailers))
     }
 
     /// A body that yields a copy of the data (a [`Bytes`] clone, no copy of
     /// the bytes themselves), then a copy of the trailers.
     pub fn to_body<B: Body>(&self) -> SharedBody<B> {
-        SharedBody::full(self.data.clone(), self.trailers.clone())
+        SharedBody::full(self.data.clone(), self.trailers.as_deref().cloned())
     }
 }
 
@@ -465,9 +467,6 @@ impl Accumulator {
     }
 
     fn finish(mut self) -> Collected {
-        Collected {
-            data: self.data(),
-            trailers: self.trailers.take(),
-        }
+        Collected::new(self.data(), self.trailers.take())
     }
 }

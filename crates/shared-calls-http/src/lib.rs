@@ -37,6 +37,7 @@ pub mod cache_control;
 pub mod freshness;
 mod grpc;
 mod key;
+mod owned;
 mod policy;
 mod shared;
 mod status;

@@ -250,7 +250,7 @@ impl Policy for HttpPolicy {
     }
 
     fn weigh_key(&self, key: &HttpKey) -> u32 {
-        u32::try_from(key.as_bytes().len()).unwrap_or(u32::MAX)
+        u32::try_from(crate::owned::key_weight(key)).unwrap_or(u32::MAX)
     }
 }
 

@@ -12,6 +12,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode, Version};
 
 use crate::body::{Collected, SharedBody};
 use crate::cache_control::VaryKey;
+use crate::owned;
 
 /// A complete response, buffered: status, headers, body and trailers.
 pub(crate) struct StoredResponse {
@@ -50,10 +51,11 @@ impl StoredResponse {
         for name in [CONNECTION, TRANSFER_ENCODING, AGE] {
             parts.headers.remove(name);
         }
+        let (headers, body) = owned::own(parts.headers, body);
         Self {
             status: parts.status,
             version: parts.version,
-            headers: parts.headers,
+            headers,
             body,
             vary,
             initial_age,
@@ -122,22 +124,10 @@ impl StoredResponse {
         response
     }
 
-    /// Roughly how many bytes it holds, for a cache bounded by weight.
+    /// The heap it holds, for a cache bounded by weight.
     pub(crate) fn weight(&self) -> u32 {
-        let headers = header_weight(&self.headers);
-        let trailers = self.body.trailers().map_or(0, header_weight);
-        // The request header values it was selected with are held too.
-        let vary = self.vary.as_ref().map_or(0, VaryKey::weight);
-        u32::try_from(self.body.data().len() + headers + trailers + vary + 128).unwrap_or(u32::MAX)
+        u32::try_from(owned::weight(self)).unwrap_or(u32::MAX)
     }
-}
-
-/// Roughly the bytes a header map holds.
-fn header_weight(headers: &HeaderMap) -> usize {
-    headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 32)
-        .sum()
 }
 
 /// A value that only one caller may take: a streamed response or an inner

@@ -1,0 +1,221 @@
+//! What a stored answer owns, and what that weighs.
+//!
+//! hyper hands out header values and body chunks as `Bytes` slices of its
+//! connection read buffers (8 KiB and up), and HTTP/2 trailers as slices of
+//! their frames: an entry that kept them would keep every such buffer alive
+//! for as long as it is stored. [`own`] copies the header values, the body
+//! and the trailer values of an answer into one allocation of its own, and
+//! the header maps into tables of exactly their size.
+//!
+//! [`weight`] and [`key_weight`] count the heap an entry then holds, in
+//! requested bytes, so that a cache bounded by weight is bounded in memory.
+
+use std::mem::size_of;
+
+use bytes::Bytes;
+use http::header::Entry;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::body::Collected;
+use crate::cache_control::VaryKey;
+use crate::key::HttpKey;
+use crate::shared::StoredResponse;
+
+/// What a `Bytes` shared by several handles allocates besides its data (its
+/// reference count and the buffer's capacity).
+const SHARED_BYTES: usize = 24;
+
+/// The cache's record of one entry besides the key's bytes and the stored
+/// response: moka's hash table slot, entry, access and write queue nodes and
+/// frequency sketch share, the cache's entry with its lifetimes, and the
+/// key's handle (its `Bytes` and reference count). Measured with a counting
+/// allocator (`tests/entry_memory.rs`).
+const CACHE_RECORD: usize = 323;
+
+/// A header map's index slot.
+const INDEX: usize = 4;
+/// A header map's entry: name, value, hash and links to further values.
+const BUCKET: usize = size_of::<HeaderName>() + size_of::<HeaderValue>() + 32;
+/// A header map's further value of a name: the value and two links.
+const EXTRA_VALUE: usize = size_of::<HeaderValue>() + 32;
+/// The `Age` and `Cache-Status` values of the second it was last hit: 20
+/// and 64 B, each with a shared handle.
+const HIT_HEADERS: usize = 20 + 64 + 2 * SHARED_BYTES;
+
+/// The answer's header map, body and trailers, with every header value,
+/// the body and every trailer value copied into one allocation of their own
+/// and the maps rebuilt at their exact size.
+pub(crate) fn own(headers: HeaderMap, body: Collected) -> (HeaderMap, Collected) {
+    let (data, trailers) = body.into_parts();
+    let maps = || std::iter::once(&headers).chain(&trailers);
+    let len = maps()
+        .flat_map(HeaderMap::values)
+        .map(HeaderValue::len)
+        .sum::<usize>();
+    let mut buffer = Vec::with_capacity(len + data.len());
+    for value in maps().flat_map(HeaderMap::values) {
+        buffer.extend_from_slice(value.as_bytes());
+    }
+    buffer.extend_from_slice(&data);
+    // Exactly its length: `Bytes` keeps the allocation as it is.
+    let buffer = Bytes::from(buffer);
+    let mut copies = Copies { buffer, at: 0 };
+    let headers = copies.rebuild(headers);
+    let trailers = trailers.map(|trailers| copies.rebuild(trailers));
+    (headers, Collected::new(copies.take(data.len()), trailers))
+}
+
+/// Slices of the copy, handed out in the order they were copied in.
+struct Copies {
+    buffer: Bytes,
+    at: usize,
+}
+
+impl Copies {
+    fn take(&mut self, len: usize) -> Bytes {
+        let slice = self.buffer.slice(self.at..self.at + len);
+        self.at += len;
+        slice
+    }
+
+    /// `headers`, its names moved, its values the next slices (`values()`
+    /// and `into_iter()` go through a map in the same order).
+    fn rebuild(&mut self, headers: HeaderMap) -> HeaderMap {
+        // The map it came from held as many names: the size is within limits.
+        let mut map = HeaderMap::try_with_capacity(headers.keys_len()).unwrap_or_default();
+        let mut last = None;
+        for (name, value) in headers {
+            let sensitive = value.is_sensitive();
+            let mut copy = match HeaderValue::from_maybe_shared(self.take(value.len())) {
+                Ok(copy) => copy,
+                // Cannot happen: the bytes were this valid value's.
+                Err(_) => value,
+            };
+            copy.set_sensitive(sensitive);
+            match (name, &mut last) {
+                (Some(name), _) => {
+                    last = Some(match map.entry(name) {
+                        Entry::Vacant(vacant) => vacant.insert_entry(copy),
+                        Entry::Occupied(mut occupied) => {
+                            occupied.append(copy);
+                            occupied
+                        }
+                    });
+                }
+                (None, Some(entry)) => entry.append(copy),
+                // `into_iter` names each key before its values.
+                (None, None) => {}
+            }
+        }
+        map
+    }
+}
+
+/// The heap a stored answer holds, in requested bytes: the response, its
+/// copy of values and body, its header tables and the request values it
+/// varies on.
+pub(crate) fn weight(stored: &StoredResponse) -> usize {
+    let (data, trailers) = (stored.body.data(), stored.body.trailers());
+    let maps = || std::iter::once(&stored.headers).chain(trailers);
+    let copy = maps()
+        .flat_map(HeaderMap::values)
+        .map(HeaderValue::len)
+        .sum::<usize>()
+        + data.len();
+    // The response sits behind an `Arc`, with two reference counts.
+    size_of::<StoredResponse>()
+        + 2 * size_of::<usize>()
+        + copy
+        + SHARED_BYTES
+        + maps().map(table).sum::<usize>()
+        + stored.vary.as_ref().map_or(0, VaryKey::weight)
+        + HIT_HEADERS
+}
+
+/// The heap a stored key holds, with the cache's record of its entry.
+pub(crate) fn key_weight(key: &HttpKey) -> usize {
+    key.as_bytes().len() + SHARED_BYTES + CACHE_RECORD
+}
+
+/// The heap of a header map's tables and of the names it holds a copy of.
+fn table(map: &HeaderMap) -> usize {
+    let capacity = map.capacity();
+    // `capacity` is three quarters of the index table's length.
+    let indices = (capacity * 4).div_ceil(3) * INDEX;
+    let extra = match map.len() - map.keys_len() {
+        0 => 0,
+        extra => extra.next_power_of_two().max(4) * EXTRA_VALUE,
+    };
+    let names = map
+        .keys()
+        .filter(|name| holds_heap(name))
+        .map(|name| name.as_str().len() + SHARED_BYTES)
+        .sum::<usize>();
+    indices + capacity * BUCKET + extra + names
+}
+
+/// Whether `name` holds a copy of its own. http spells its standard names
+/// from static strings: parsed again, a standard name points at the same
+/// string, any other at a copy of its own.
+fn holds_heap(name: &HeaderName) -> bool {
+    HeaderName::from_bytes(name.as_str().as_bytes())
+        .is_ok_and(|parsed| parsed.as_str().as_ptr() != name.as_str().as_ptr())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Header values and a body as hyper hands them out: slices of one
+    /// read buffer.
+    fn read_buffer() -> Bytes {
+        Bytes::from(b"text/plain; charset=utf-8a=1b=2hello, world".to_vec())
+    }
+
+    fn value(buffer: &Bytes, range: std::ops::Range<usize>) -> HeaderValue {
+        HeaderValue::from_maybe_shared(buffer.slice(range)).unwrap()
+    }
+
+    #[test]
+    fn owned_answers_keep_every_value_and_none_of_the_read_buffer() {
+        let buffer = read_buffer();
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::CONTENT_TYPE, value(&buffer, 0..25));
+        let custom = HeaderName::from_static("x-part");
+        headers.append(custom.clone(), value(&buffer, 25..28));
+        let mut secret = value(&buffer, 28..31);
+        secret.set_sensitive(true);
+        headers.append(custom.clone(), secret);
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", value(&buffer, 25..26));
+        let body = Collected::new(buffer.slice(31..), Some(trailers.clone()));
+
+        let (owned_headers, owned_body) = own(headers.clone(), body.clone());
+
+        assert_eq!(owned_headers, headers);
+        let parts: Vec<_> = owned_headers.get_all(&custom).iter().collect();
+        assert_eq!(parts, [&"a=1", &"b=2"]);
+        assert!(!parts[0].is_sensitive() && parts[1].is_sensitive());
+        assert_eq!(owned_body, body);
+        assert_eq!(owned_body.trailers(), Some(&trailers));
+        drop((headers, body, trailers));
+        // The copies hold none of the buffer they came from.
+        assert!(buffer.is_unique());
+    }
+
+    #[test]
+    fn an_answer_without_headers_or_body_owns_nothing() {
+        let (headers, body) = own(HeaderMap::new(), Collected::default());
+        assert!(headers.is_empty());
+        assert!(body.data().is_empty() && body.trailers().is_none());
+        assert_eq!(table(&headers), 0);
+    }
+
+    #[test]
+    fn standard_names_hold_no_copy_and_others_do() {
+        assert!(!holds_heap(&http::header::CONTENT_TYPE));
+        assert!(holds_heap(
+            &HeaderName::from_bytes(b"x-request-id").unwrap()
+        ));
+    }
+}
