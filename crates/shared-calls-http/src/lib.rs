@@ -34,12 +34,16 @@
 
 pub mod body;
 pub mod cache_control;
+mod framing;
 pub mod freshness;
 mod grpc;
 mod key;
+mod miss;
 mod policy;
+mod respond;
 mod shared;
 mod status;
+mod tee;
 
 pub use body::SharedBody;
 pub use grpc::{BufferRequest, BufferRequestLayer, BufferedRequest, grpc_key};

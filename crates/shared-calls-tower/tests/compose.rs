@@ -104,9 +104,9 @@ async fn concurrency_limit_outside_lets_waiting_requests_hit() {
     assert_eq!((stats.misses, stats.collapsed, stats.hits), (1, 3, 16));
 }
 
-/// `concurrency_limit(1)` inside: the leader's call holds the only permit,
-/// the other requests wait for readiness, then hit the stored answer: no
-/// deadlock, one inner call.
+/// `concurrency_limit(1)` inside: the leader's call holds the only permit;
+/// the other requests reserve none (a follower holds no readied service)
+/// and wait for its answer: no deadlock, one inner call.
 #[tokio::test(start_paused = true)]
 async fn concurrency_limit_inside_does_not_deadlock() {
     let layer = layer();
@@ -125,12 +125,12 @@ async fn concurrency_limit_inside_does_not_deadlock() {
     }
     assert_eq!(backend.calls(), 1);
     let stats = layer.cache_handle().stats();
-    assert_eq!((stats.misses, stats.hits), (1, 9));
+    assert_eq!((stats.misses, stats.collapsed, stats.hits), (1, 9, 0));
 }
 
 /// `concurrency_limit(1)` inside, and the leader is aborted while its call
 /// holds the only permit: the call, abandoned, still runs to its end, which
-/// gives the permit back; the waiting requests then hit its stored answer.
+/// gives the permit back, and the waiting requests receive its answer.
 #[tokio::test(start_paused = true)]
 async fn concurrency_limit_inside_survives_an_aborted_leader() {
     let layer = layer();
@@ -153,7 +153,7 @@ async fn concurrency_limit_inside_survives_an_aborted_leader() {
         assert_eq!(result.unwrap(), "v7");
     }
     assert_eq!((backend.calls(), backend.cancelled()), (1, 0));
-    assert_eq!(layer.cache_handle().stats().hits, 5);
+    assert_eq!(layer.cache_handle().stats().collapsed, 5);
 }
 
 /// `buffer` outside: fifty concurrent requests through one buffer (its
@@ -180,10 +180,9 @@ async fn buffer_outside_still_collapses() {
     assert_eq!((stats.misses, stats.collapsed), (1, 49));
 }
 
-/// `buffer(4)` inside: a request's ready buffer holds a slot; the leader's
-/// is spent by its call, each follower keeps its own until the answer
-/// arrives, so four requests follow and the other fifteen wait for a slot,
-/// then hit. One request reaches the buffer's worker.
+/// `buffer(4)` inside: only the leader readies the buffer (taking a slot
+/// for its call); the nineteen followers hold no slot and receive its
+/// answer. One request reaches the buffer's worker.
 #[tokio::test(start_paused = true)]
 async fn buffer_inside_makes_one_inner_call() {
     let layer = boxed_layer();
@@ -202,5 +201,5 @@ async fn buffer_inside_makes_one_inner_call() {
     }
     assert_eq!(backend.requests(), [7]);
     let stats = layer.cache_handle().stats();
-    assert_eq!((stats.misses, stats.collapsed, stats.hits), (1, 4, 15));
+    assert_eq!((stats.misses, stats.collapsed, stats.hits), (1, 19, 0));
 }
