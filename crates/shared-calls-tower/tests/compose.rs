@@ -203,3 +203,61 @@ async fn buffer_inside_makes_one_inner_call() {
     let stats = layer.cache_handle().stats();
     assert_eq!((stats.misses, stats.collapsed, stats.hits), (1, 19, 0));
 }
+
+/// Hits never wait for the inner service: `concurrency_limit(2)` inside the
+/// layer charges its capacity in `poll_ready` (a permit per call), two slow
+/// misses hold both permits, and a hit on another key is answered at once
+/// while a third miss waits for a permit.
+#[tokio::test(start_paused = true)]
+async fn a_hit_is_answered_while_two_slow_misses_hold_the_concurrency_limit() {
+    let layer = layer();
+    let backend = Backend::open_now();
+    let service = ServiceBuilder::new()
+        .layer(layer.clone())
+        .concurrency_limit(2)
+        .service(backend.clone());
+    hit_while_two_misses_hold_the_capacity(service, &backend).await;
+    assert_eq!(layer.cache_handle().stats().hits, 1);
+}
+
+/// The same with tower's `Buffer` in front of the limit, whose `poll_ready`
+/// reserves a slot in its queue: the hit reserves none.
+#[tokio::test(start_paused = true)]
+async fn a_hit_is_answered_while_two_slow_misses_hold_a_buffered_limit() {
+    let layer = boxed_layer();
+    let backend = Backend::open_now();
+    let service = ServiceBuilder::new()
+        .layer(layer.clone())
+        .buffer(2)
+        .concurrency_limit(2)
+        .service(backend.clone());
+    hit_while_two_misses_hold_the_capacity(service, &backend).await;
+    assert_eq!(layer.cache_handle().stats().hits, 1);
+}
+
+async fn hit_while_two_misses_hold_the_capacity<S, E>(service: S, backend: &Backend)
+where
+    S: tower::Service<u32, Response = String, Error = E> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    E: std::fmt::Debug + Send + 'static,
+{
+    assert_eq!(bounded(service.clone().oneshot(1)).await.unwrap(), "v1");
+    backend.close();
+    let slow: Vec<_> = [2, 3]
+        .map(|key| tokio::spawn(service.clone().oneshot(key)))
+        .into();
+    backend.until_called(3).await;
+    let waiting = tokio::spawn(service.clone().oneshot(4));
+    settle().await;
+    assert_eq!(backend.calls(), 3, "the third miss waits for a permit");
+
+    let hit = tokio::time::timeout(Duration::from_millis(1), service.clone().oneshot(1)).await;
+    assert_eq!(hit.expect("a hit never waits").unwrap(), "v1");
+
+    backend.open();
+    for result in join_all(slow).await {
+        result.unwrap();
+    }
+    assert_eq!(bounded(waiting).await.unwrap().unwrap(), "v4");
+    assert_eq!(backend.calls(), 4);
+}
