@@ -143,7 +143,16 @@ impl Head {
                     | Reason::Vary
             )
         ) || freshness::for_its_client_only(rules, headers);
+        // Not to be reused without revalidation, which this cache does not
+        // do: waiting requests make their own calls.
+        let must_revalidate = matches!(
+            storability,
+            Storability::DoNotStore(
+                Reason::NoCache | Reason::StaleOnArrival | Reason::InvalidHeader("expires")
+            )
+        );
         let own_client_only = private
+            || must_revalidate
             // A failure is answered to its waiters without a `Vary` check.
             || (failed && vary.is_some())
             || framing == Framing::Contradictory

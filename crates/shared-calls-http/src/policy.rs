@@ -188,10 +188,12 @@ pub struct HttpContext {
     pub(crate) grpc: bool,
 }
 
+/// Any method but the safe ones (RFC 9110 §9.2.1), unknown ones included:
+/// its success invalidates the target's stored answer (RFC 9111 §4.4).
 fn is_unsafe(method: &Method) -> bool {
-    matches!(
+    !matches!(
         *method,
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
     )
 }
 
