@@ -39,7 +39,7 @@ use crate::policy::{Admission, Answer, Policy, Reply, ServicePolicy};
 /// # Panics
 ///
 /// A panic in the inner service while it answers a shared call reaches every
-/// waiting request as [`Rejected::Panicked`] through the policy, and the key
+/// waiting request as [`Rejected::Panicked`](crate::Rejected::Panicked) through the policy, and the key
 /// is free again at once; nobody hangs.
 pub struct SharedCalls<S, F, P: Policy> {
     inner: S,
