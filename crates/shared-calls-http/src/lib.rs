@@ -32,6 +32,7 @@
 //! waiting for it get a `502` (`detail=upstream-error`), and a `5xx` answer
 //! is shared with the requests waiting for it but never stored.
 
+pub mod admission;
 pub mod body;
 pub mod cache_control;
 mod framing;

@@ -18,9 +18,9 @@ use http_body::Body;
 use shared_calls_tower::{Fetch, Leader};
 
 use crate::body::SharedBody;
-use crate::cache_control::{self, CacheControl, VaryError, VaryKey};
+use crate::cache_control::VaryKey;
 use crate::framing::{self, Framing};
-use crate::freshness::{self, Reason, Rules, Storability};
+use crate::freshness::{self, Reading, Reason, Rules, Says, Storability};
 use crate::grpc;
 use crate::policy::{HttpContext, HttpPolicy};
 use crate::shared::{Failure, HttpFailure, HttpShared, Shared, StoredResponse, TakeOnce};
@@ -38,20 +38,11 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Send,
 {
-    let (mut parts, body) = response.into_parts();
+    let (parts, body) = response.into_parts();
     let request_headers = context.headers.clone().unwrap_or_default();
     let head = Head::analyze(policy.rules(), context, &parts, &request_headers);
     if head.own_client_only {
-        if head.framing == Framing::Contradictory {
-            framing::drop_framing(&mut parts.headers);
-        }
-        let response = TakeOnce::new(Response::from_parts(parts, SharedBody::streamed(body)));
-        // A failure never replaces a good stale entry with a hit-for-miss
-        // marker: the others get a 502, or the stale answer.
-        return match head.failed || head.framing == Framing::Contradictory {
-            true => Err(HttpFailure(Failure::Error(response))),
-            false => Ok(Fetch::value(HttpShared(Shared::Unshared(response))).do_not_store()),
-        };
+        return own_client_only(&head, parts, body);
     }
     let (reader, pump) = tee(body, policy.buffer_limit());
     let own = Response::from_parts(parts.clone(), SharedBody::tee(reader));
@@ -91,6 +82,29 @@ where
     Ok(head.fetch(HttpShared(Shared::Complete(stored.into()))))
 }
 
+/// An answer for its own client only, untouched: the others call on their
+/// own, or, for a failure, get a 502 or the stale answer (a failure never
+/// replaces a good stale entry with a hit-for-miss marker).
+fn own_client_only<B>(
+    head: &Head,
+    mut parts: http::response::Parts,
+    body: B,
+) -> Result<Fetch<HttpShared>, HttpFailure>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Send,
+{
+    let contradictory = head.framing == Framing::Contradictory;
+    if contradictory {
+        framing::drop_framing(&mut parts.headers);
+    }
+    let response = TakeOnce::new(Response::from_parts(parts, SharedBody::streamed(body)));
+    match head.failed || contradictory {
+        true => Err(HttpFailure(Failure::Error(response))),
+        false => Ok(Fetch::value(HttpShared(Shared::Unshared(response))).do_not_store()),
+    }
+}
+
 /// What the head of an answer decides.
 struct Head {
     storability: Storability,
@@ -116,55 +130,30 @@ impl Head {
             true => Method::GET,
             false => context.method.clone(),
         };
-        let headers = &parts.headers;
-        let storability = freshness::storability(
+        let response = Reading::of(parts.status, &parts.headers);
+        let analysis = freshness::analyze(
             rules,
             &method,
             request_headers,
-            parts.status,
-            headers,
+            &response,
             SystemTime::now(),
         );
-        let vary = match cache_control::vary(headers) {
-            Ok(vary) => (!vary.is_empty()).then(|| vary.capture(request_headers)),
-            Err(VaryError::Any | VaryError::TooMany | VaryError::Malformed) => None,
-        };
         let failed = parts.status.is_server_error();
-        let framing = Framing::of(headers);
-        let private = matches!(
-            storability,
-            Storability::DoNotStore(
-                Reason::NoStore
-                    | Reason::Private
-                    | Reason::SetCookie
-                    | Reason::Authorization
-                    | Reason::Cookie
-                    | Reason::VaryAny
-                    | Reason::Vary
-            )
-        ) || freshness::for_its_client_only(rules, headers);
-        // Not to be reused without revalidation, which this cache does not
-        // do: waiting requests make their own calls.
-        let must_revalidate = matches!(
-            storability,
-            Storability::DoNotStore(
-                Reason::NoCache | Reason::StaleOnArrival | Reason::InvalidHeader("expires")
-            )
-        );
-        let own_client_only = private
-            || must_revalidate
+        let framing = Framing::of(&parts.headers);
+        let own_client_only = analysis.own_client_only
+            || reaches_its_own_client_only(&analysis.storability)
             // A failure is answered to its waiters without a `Vary` check.
-            || (failed && vary.is_some())
+            || (failed && analysis.vary.is_some())
             || framing == Framing::Contradictory
-            || is_event_stream(headers);
-        let initial_age = match &storability {
+            || is_event_stream(&parts.headers);
+        let initial_age = match &analysis.storability {
             Storability::Store(freshness) => freshness.initial_age,
             Storability::DoNotStore(_) => Duration::ZERO,
         };
         Self {
-            says: Says::of(rules, parts.status, headers),
-            storability,
-            vary,
+            vary: analysis.vary.map(|vary| vary.capture(request_headers)),
+            storability: analysis.storability,
+            says: analysis.says,
             framing,
             failed,
             own_client_only,
@@ -194,6 +183,27 @@ impl Head {
     }
 }
 
+/// Answers not to be seen by other users (meant for one user, or setting
+/// cookies), and answers not to be reused without revalidation, which this
+/// cache does not do: the requests waiting for them make their own calls.
+fn reaches_its_own_client_only(storability: &Storability) -> bool {
+    matches!(
+        storability,
+        Storability::DoNotStore(
+            Reason::NoStore
+                | Reason::Private
+                | Reason::SetCookie
+                | Reason::Authorization
+                | Reason::Cookie
+                | Reason::VaryAny
+                | Reason::Vary
+                | Reason::NoCache
+                | Reason::StaleOnArrival
+                | Reason::InvalidHeader("expires")
+        )
+    )
+}
+
 /// An event stream (server-sent events) never ends by design: it goes to
 /// its own client untouched, and nothing of it is buffered.
 fn is_event_stream(headers: &HeaderMap) -> bool {
@@ -201,31 +211,4 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
         let value = value.as_bytes();
         value.len() >= 17 && value[..17].eq_ignore_ascii_case(b"text/event-stream")
     })
-}
-
-/// Which lifetimes a stored response sets itself, over the cache's settings.
-#[derive(Debug, Clone, Copy)]
-struct Says {
-    ttl: bool,
-    stale_while_revalidate: bool,
-    stale_if_error: bool,
-}
-
-impl Says {
-    fn of(rules: &Rules, status: http::StatusCode, headers: &HeaderMap) -> Self {
-        let cc = CacheControl::from_headers_lenient(headers);
-        let explicit = cc.s_maxage().is_some()
-            || cc.max_age().is_some()
-            || headers.contains_key(http::header::EXPIRES);
-        // RFC 9111 §4.2.4: these forbid serving stale whatever the cache's settings.
-        let no_stale = cc.must_revalidate()
-            || cc.proxy_revalidate()
-            || cc.s_maxage().is_some()
-            || cc.no_cache();
-        Self {
-            ttl: explicit || rules.heuristic_ttl_configured(status),
-            stale_while_revalidate: no_stale || cc.stale_while_revalidate().is_some(),
-            stale_if_error: no_stale || cc.stale_if_error().is_some(),
-        }
-    }
 }

@@ -11,8 +11,9 @@ use http_body::Body;
 use shared_calls_tower::{Admission, Answer, Fetch, Leader, Policy, Reply, ServicePolicy};
 use tower_service::Service;
 
+use crate::admission::{self, BypassReason, RequestDecision};
 use crate::body::SharedBody;
-use crate::freshness::{self, BypassReason, RequestDecision, Rules};
+use crate::freshness::Rules;
 use crate::grpc;
 use crate::key::HttpKey;
 use crate::miss;
@@ -152,11 +153,11 @@ impl HttpPolicy {
         if self.settings.grpc && grpc::is_buffered_unary(request) {
             // Credentials (`authorization` metadata) bypass as they do in HTTP.
             let credentials =
-                freshness::unkeyed_credentials(&self.settings.rules, request.headers());
+                admission::unkeyed_credentials(&self.settings.rules, request.headers());
             return (true, credentials.then_some(BypassReason::Credentials));
         }
         let rules = &self.settings.rules;
-        match freshness::classify_request(rules, request.method(), request.headers()) {
+        match admission::classify_request(rules, request.method(), request.headers()) {
             RequestDecision::Collapse => (false, None),
             RequestDecision::Bypass(reason) => (false, Some(reason)),
         }

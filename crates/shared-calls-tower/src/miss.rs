@@ -5,12 +5,12 @@ use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 
-use shared_calls_cache::{LoadError, Outcome};
+use shared_calls_cache::{Fetch, LoadError, Outcome};
 use tokio::sync::oneshot;
 use tower_service::Service;
 
 use crate::layer::PolicyCache;
-use crate::policy::{Answer, Leader, Rejected, Reply, ServicePolicy};
+use crate::policy::{Answer, Leader, Policy, Rejected, Reply, ServicePolicy};
 
 /// A request and an unreadied clone of the inner service, to call it with.
 pub(crate) struct OwnCall<S, Req> {
@@ -80,20 +80,7 @@ where
     P::Response: Send + 'static,
 {
     let (leader, early) = Leader::channel();
-    let load = {
-        let (parked, policy, context) = (parked.clone(), policy.clone(), context.clone());
-        move |outcome| {
-            let own = parked.take();
-            let leader = leader.with_outcome(outcome);
-            async move {
-                // The caller takes its request back only after its load had
-                // the chance to run, or leaves it for a background refresh.
-                let own = own.expect("a request is sent by its own load at most once");
-                let result = own.send().await;
-                policy.share(result, &context, leader).await
-            }
-        }
-    };
+    let load = own_load(parked.clone(), policy.clone(), context.clone(), leader);
     let lookup = cache.get_or_load_with_outcome(&key, load);
     let ((result, outcome), early) = match first(lookup, early).await {
         First::Early((response, outcome)) => {
@@ -124,18 +111,50 @@ where
     if let Some((response, _)) = early {
         return Ok(response);
     }
-    let Some(own) = unused else {
-        return policy.respond(Reply::Rejected(Rejected::Unshareable), &context);
-    };
     // The shared answer does not serve this request: call alone.
-    let answer = Answer {
-        outcome: Outcome::Miss,
-        stored: false,
-        own_call: true,
-        ..answer
-    };
-    let result = own.send().await;
-    policy.respond(Reply::Own { result, answer }, &context)
+    match unused {
+        Some(own) => {
+            let result = own.send().await;
+            let answer = Answer::of(Outcome::Miss);
+            policy.respond(Reply::Own { result, answer }, &context)
+        }
+        None => policy.respond(Reply::Rejected(Rejected::Unshareable), &context),
+    }
+}
+
+/// The future of [`own_load`].
+type OwnLoad<P> = Pin<
+    Box<dyn Future<Output = Result<Fetch<<P as Policy>::Shared>, <P as Policy>::Failure>> + Send>,
+>;
+
+/// The load of a caller's own call: the parked request, sent, and its
+/// result made shareable by the policy.
+fn own_load<Req, S, P>(
+    parked: Parked<S, Req>,
+    policy: P,
+    context: P::Context,
+    leader: Leader<P::Response>,
+) -> impl FnOnce(Outcome) -> OwnLoad<P> + Send + 'static
+where
+    Req: Send + 'static,
+    S: Service<Req> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Send + 'static,
+    P: ServicePolicy<Req, S>,
+    P::Response: Send + 'static,
+{
+    move |outcome| {
+        // The caller takes its request back only after its load had the
+        // chance to run, or leaves it for a background refresh.
+        let own = parked.take();
+        let leader = leader.with_outcome(outcome);
+        Box::pin(async move {
+            let own = own.expect("a request is sent by its own load at most once");
+            let result = own.send().await;
+            policy.share(result, &context, leader).await
+        })
+    }
 }
 
 /// The reply to a flight that brought no answer.
