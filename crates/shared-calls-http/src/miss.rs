@@ -9,7 +9,7 @@
 //! last byte does; the leader's client, the only one that could not have
 //! been answered sooner, gets its head and bytes as they arrive.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
@@ -40,6 +40,9 @@ where
 {
     let (parts, body) = response.into_parts();
     let request_headers = context.headers.clone().unwrap_or_default();
+    // RFC 9111 §4.2.3: the response time is when the head arrived; the
+    // time its body took counts in the stored answer's age.
+    let received = Instant::now();
     let head = Head::analyze(policy.rules(), context, &parts, &request_headers);
     if head.own_client_only {
         return own_client_only(&head, parts, body);
@@ -75,11 +78,13 @@ where
     }
     let grpc_failed = grpc::is_grpc_response(&parts.headers)
         && !grpc::succeeded(&parts.headers, collected.trailers());
-    let stored = StoredResponse::new(parts, collected, head.vary.clone(), head.initial_age);
+    let in_transit = received.elapsed();
+    let age = head.initial_age + in_transit;
+    let stored = StoredResponse::new(parts, collected, head.vary.clone(), age);
     if head.failed || grpc_failed {
         return Err(HttpFailure(Failure::Status(stored.into())));
     }
-    Ok(head.fetch(HttpShared(Shared::Complete(stored.into()))))
+    Ok(head.fetch(HttpShared(Shared::Complete(stored.into())), in_transit))
 }
 
 /// An answer for its own client only, untouched: the others call on their
@@ -162,7 +167,9 @@ impl Head {
     }
 
     /// How the cache stores a shareable answer.
-    fn fetch(self, shared: HttpShared) -> Fetch<HttpShared> {
+    /// `in_transit`: how long the body took after the head, already part
+    /// of the answer's age.
+    fn fetch(self, shared: HttpShared, in_transit: Duration) -> Fetch<HttpShared> {
         let fetch = Fetch::value(shared);
         let Storability::Store(freshness) = self.storability else {
             return fetch.do_not_store();
@@ -171,7 +178,7 @@ impl Head {
         // to the cache: the layer's `ttl` and stale windows.
         let mut fetch = fetch;
         if self.says.ttl {
-            fetch = fetch.ttl(freshness.ttl);
+            fetch = fetch.ttl(freshness.ttl.saturating_sub(in_transit));
         }
         if self.says.stale_while_revalidate {
             fetch = fetch.stale_while_revalidate(freshness.stale_while_revalidate);
