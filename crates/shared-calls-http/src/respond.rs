@@ -117,7 +117,8 @@ impl HttpPolicy {
             let cached = answer.outcome.is_from_cache() || answer.outcome == Outcome::Collapsed;
             let age = match cached {
                 true => Some(stored.initial_age + answer.age()),
-                false => (!stored.initial_age.is_zero()).then_some(stored.initial_age),
+                // Whole seconds: the time its own body took is not an `Age`.
+                false => (stored.initial_age.as_secs() > 0).then_some(stored.initial_age),
             };
             let age = age.map(freshness::age_header_value);
             (age, self.status_entry(answer, None))
