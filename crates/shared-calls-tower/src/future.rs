@@ -4,7 +4,6 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
-
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;

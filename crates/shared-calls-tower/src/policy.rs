@@ -55,17 +55,6 @@ pub enum Admission<C> {
     BypassAndInvalidate(C),
 }
 
-impl<C> Admission<C> {
-    /// The context, whatever the admission.
-    pub fn into_context(self) -> C {
-        match self {
-            Admission::Share(context)
-            | Admission::Bypass(context)
-            | Admission::BypassAndInvalidate(context) => context,
-        }
-    }
-}
-
 /// How an answer was obtained, for the policy to report (headers, extensions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -242,13 +231,6 @@ impl<R> Leader<R> {
         Answer::of(self.outcome)
     }
 
-    /// Whether the caller that made this call still waits for its response.
-    pub fn is_waiting(&self) -> bool {
-        self.sender
-            .as_ref()
-            .is_some_and(|sender| !sender.is_closed())
-    }
-
     /// Answers the leader now; the response comes back if it has gone.
     pub fn send(mut self, response: R) -> Result<(), R> {
         match self.sender.take() {
@@ -264,7 +246,7 @@ impl<R> fmt::Debug for Leader<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Leader")
             .field("outcome", &self.outcome)
-            .field("waiting", &self.is_waiting())
+            .field("detached", &self.sender.is_none())
             .finish()
     }
 }
