@@ -348,6 +348,11 @@ fn names_only(body: &[u8], key: u32, lang: &str) -> bool {
             .all(|chunk| chunk == token.as_bytes())
 }
 
+fn cache_status_of(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("cache-status")?;
+    value.to_str().ok().map(str::to_owned)
+}
+
 fn judge(
     key: u32,
     lang: &str,
@@ -355,11 +360,7 @@ fn judge(
     headers: &HeaderMap,
     body: Result<Bytes, String>,
 ) -> Verdict {
-    let cache_status = headers
-        .get("cache-status")
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    let Some(cache_status) = cache_status else {
+    let Some(cache_status) = cache_status_of(headers) else {
         return Verdict::Wrong(format!("{status} without Cache-Status for key {key}"));
     };
     let body = match body {
@@ -409,11 +410,7 @@ fn judge_events(
     headers: &HeaderMap,
     body: Result<Bytes, String>,
 ) -> Verdict {
-    let cache_status = headers
-        .get("cache-status")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let cache_status = cache_status_of(headers).unwrap_or_default();
     let own = !cache_status.contains("; hit") && !cache_status.contains("collapsed");
     match body {
         Ok(body) if status == StatusCode::OK && own && body == events_of(key).as_bytes() => {
