@@ -16,8 +16,13 @@
 //! their request and connection after a short random delay. An application
 //! task invalidates random keys through the cache handle all the while.
 //!
-//! Every body the handler produces is `key=<k>;` repeated, so each answer is
-//! checked exactly: it is correct for its request's key (the whole body, over
+//! A quarter of the keys answer with `Vary: Accept-Language`, and clients
+//! pick one of three languages; 3 % of requests go to an event stream
+//! (`text/event-stream`) of their key instead, which must reach its own
+//! client only, whole.
+//!
+//! Every body the handler produces is `key=<k>;` (or `key=<k>/<lang>;` for a
+//! key that varies) repeated, so each answer is checked exactly: it is correct for its request's key (the whole body, over
 //! the limit or not, names that key and only that key), or an explicit
 //! failure (a 5xx with `Cache-Status`, a body error, a closed connection).
 //! Anything else is a wrong answer; no answer within [`HANG_LIMIT`] is a
@@ -38,8 +43,8 @@ use axum::routing::get;
 use axum::{Router, response::Response};
 use bytes::Bytes;
 use futures::StreamExt;
-use http::header::HOST;
-use http::{HeaderMap, Request, StatusCode};
+use http::header::{ACCEPT_LANGUAGE, HOST, VARY};
+use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use shared_calls::http::HttpKey;
 use shared_calls::{HttpCache, SharedCallsLayer, default_key};
@@ -60,6 +65,8 @@ pub(crate) const LOCK_TIMEOUT: Duration = Duration::from_millis(200);
 pub(crate) const MAX_WAITERS: usize = 8;
 
 const HOST_NAME: &str = "soak.test";
+/// Events in each event stream.
+const EVENTS: usize = 3;
 const INJECTED_PANIC: &str = "soak: injected panic";
 
 /// What to run.
@@ -141,17 +148,72 @@ impl Drop for Running<'_> {
     }
 }
 
-fn token(key: u32) -> String {
-    format!("key={key};")
+/// The languages clients accept; a quarter of the keys vary on them.
+const LANGUAGES: [&str; 3] = ["en", "fr", "de"];
+
+/// Whether the answers of `key` carry `Vary: Accept-Language`.
+fn varies(key: u32) -> bool {
+    key % 4 == 1
 }
 
-/// `key=<k>;` repeated to at least `len` bytes, in whole tokens.
-fn body_of(key: u32, len: usize) -> Bytes {
-    let token = token(key);
+/// The token a body of `key` repeats: `key=<k>;`, or `key=<k>/<lang>;` for a
+/// key that varies, so that a variant served to another language shows.
+fn token(key: u32, lang: &str) -> String {
+    match varies(key) {
+        true => format!("key={key}/{lang};"),
+        false => format!("key={key};"),
+    }
+}
+
+/// The token repeated to at least `len` bytes, in whole tokens.
+fn body_of(key: u32, lang: &str, len: usize) -> Bytes {
+    let token = token(key, lang);
     Bytes::from(token.repeat(len.div_ceil(token.len()).max(1)))
 }
 
-async fn handler(State(backend): State<Arc<Backend>>, Path(key): Path<u32>) -> Response {
+async fn handler(
+    State(backend): State<Arc<Backend>>,
+    Path(key): Path<u32>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = headers
+        .get(ACCEPT_LANGUAGE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("en")
+        .to_owned();
+    let mut response = answer(&backend, key, &lang).await;
+    if varies(key) {
+        response
+            .headers_mut()
+            .insert(VARY, HeaderValue::from_static("accept-language"));
+    }
+    response
+}
+
+/// The events of `key`'s stream.
+fn events_of(key: u32) -> String {
+    format!("data: key={key};\n\n").repeat(EVENTS)
+}
+
+/// An event stream of `key`: a few events a millisecond apart, then its end.
+async fn events(State(backend): State<Arc<Backend>>, Path(key): Path<u32>) -> Response {
+    backend.calls.fetch_add(1, Ordering::Relaxed);
+    let event = Bytes::from(format!("data: key={key};\n\n"));
+    let stream =
+        futures::stream::iter((0..EVENTS).map(move |_| event.clone())).then(|event| async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            Ok::<_, std::io::Error>(event)
+        });
+    let mut response = Response::new(Body::from_stream(stream));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    response
+}
+
+/// The backend's answer for `key` in `lang`, with injected faults.
+async fn answer(backend: &Backend, key: u32, lang: &str) -> Response {
     backend.calls.fetch_add(1, Ordering::Relaxed);
     backend.running.fetch_add(1, Ordering::Relaxed);
     let _running = Running(&backend.running);
@@ -168,11 +230,11 @@ async fn handler(State(backend): State<Arc<Backend>>, Path(key): Path<u32>) -> R
     if roll < 75 {
         backend.ok.fetch_add(1, Ordering::Relaxed);
         let len = 64 + rng.below(12 * 1024) as usize;
-        return Response::new(Body::from(body_of(key, len)));
+        return Response::new(Body::from(body_of(key, lang, len)));
     }
     if roll < 83 {
         backend.server_error.fetch_add(1, Ordering::Relaxed);
-        let mut response = Response::new(Body::from(body_of(key, 64)));
+        let mut response = Response::new(Body::from(body_of(key, lang, 64)));
         *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
         return response;
     }
@@ -181,8 +243,8 @@ async fn handler(State(backend): State<Arc<Backend>>, Path(key): Path<u32>) -> R
         panic!("{INJECTED_PANIC}");
     }
     // Streamed bodies, in chunks of whole tokens.
-    let chunk = body_of(key, 2048);
-    let chunk = chunk.slice(..chunk.len() - chunk.len() % token(key).len());
+    let chunk = body_of(key, lang, 2048);
+    let chunk = chunk.slice(..chunk.len() - chunk.len() % token(key, lang).len());
     let (chunks, fail) = if roll < 92 {
         backend.body_error.fetch_add(1, Ordering::Relaxed);
         // Fails before or after crossing the size limit.
@@ -219,6 +281,7 @@ fn app(backend: Arc<Backend>) -> (Router, HttpCache) {
     let cache = layer.cache_handle();
     let router = Router::new()
         .route("/k/{key}", get(handler))
+        .route("/events/{key}", get(events))
         .with_state(backend)
         .layer(layer);
     (router, cache)
@@ -276,8 +339,8 @@ enum Verdict {
 }
 
 /// Whether `body` is `key=<key>;` repeated, and nothing else.
-fn names_only(body: &[u8], key: u32) -> bool {
-    let token = token(key);
+fn names_only(body: &[u8], key: u32, lang: &str) -> bool {
+    let token = token(key, lang);
     !body.is_empty()
         && body.len().is_multiple_of(token.len())
         && body
@@ -285,17 +348,19 @@ fn names_only(body: &[u8], key: u32) -> bool {
             .all(|chunk| chunk == token.as_bytes())
 }
 
+fn cache_status_of(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("cache-status")?;
+    value.to_str().ok().map(str::to_owned)
+}
+
 fn judge(
     key: u32,
+    lang: &str,
     status: StatusCode,
     headers: &HeaderMap,
     body: Result<Bytes, String>,
 ) -> Verdict {
-    let cache_status = headers
-        .get("cache-status")
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    let Some(cache_status) = cache_status else {
+    let Some(cache_status) = cache_status_of(headers) else {
         return Verdict::Wrong(format!("{status} without Cache-Status for key {key}"));
     };
     let body = match body {
@@ -304,7 +369,7 @@ fn judge(
         Err(_) => return Verdict::Failure(|t| &t.body_error),
     };
     let keyed = body.starts_with(b"key=");
-    if keyed && !names_only(&body, key) {
+    if keyed && !names_only(&body, key, lang) {
         let start = String::from_utf8_lossy(&body[..body.len().min(40)]).into_owned();
         return Verdict::Wrong(format!(
             "{status} for key {key}: body of {} bytes starting {start:?} ({cache_status})",
@@ -333,6 +398,31 @@ fn judge(
         _ if cache_status.contains("detail=") => Verdict::Failure(|t| &t.other_failure),
         _ => Verdict::Wrong(format!(
             "{status} for key {key} that does not say why ({cache_status})"
+        )),
+    }
+}
+
+/// An event stream reaches its own client only, whole: its own call, never
+/// a stored or shared answer.
+fn judge_events(
+    key: u32,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: Result<Bytes, String>,
+) -> Verdict {
+    let cache_status = cache_status_of(headers).unwrap_or_default();
+    let own = !cache_status.contains("; hit") && !cache_status.contains("collapsed");
+    match body {
+        Ok(body) if status == StatusCode::OK && own && body == events_of(key).as_bytes() => {
+            Verdict::Correct {
+                cache_status,
+                len: body.len(),
+            }
+        }
+        Err(_) => Verdict::Failure(|t| &t.body_error),
+        Ok(body) => Verdict::Wrong(format!(
+            "events of key {key}: {status}, {} bytes ({cache_status})",
+            body.len()
         )),
     }
 }
@@ -399,11 +489,13 @@ impl Connection {
     /// One request and its whole body. `Err` if no response arrived.
     async fn exchange(
         &mut self,
-        key: u32,
+        path: &str,
+        lang: &str,
     ) -> Result<(StatusCode, HeaderMap, Result<Bytes, String>), String> {
         self.sender.ready().await.map_err(|e| e.to_string())?;
-        let request = Request::get(format!("/k/{key}"))
+        let request = Request::get(path)
             .header(HOST, HOST_NAME)
+            .header(ACCEPT_LANGUAGE, lang)
             .body(Empty::new())
             .expect("a valid request");
         let response = self
@@ -444,11 +536,17 @@ async fn client(id: u64, addr: SocketAddr, keys: u32, deadline: Instant, tally: 
             },
         };
         let key = rng.skewed(keys);
+        let lang = LANGUAGES[rng.below(LANGUAGES.len() as u64) as usize];
+        let events = rng.below(100) < 3;
+        let path = match events {
+            true => format!("/events/{key}"),
+            false => format!("/k/{key}"),
+        };
         add(&tally.requests);
         // 3 % of requests: the client goes away after 0–30 ms.
         let give_up = (rng.below(100) < 3).then(|| Duration::from_millis(rng.below(31)));
         let limit = give_up.unwrap_or(HANG_LIMIT);
-        let result = tokio::time::timeout(limit, open.exchange(key)).await;
+        let result = tokio::time::timeout(limit, open.exchange(&path, lang)).await;
         match result {
             Err(_) if give_up.is_some() => {
                 add(&tally.disconnects);
@@ -470,7 +568,11 @@ async fn client(id: u64, addr: SocketAddr, keys: u32, deadline: Instant, tally: 
             }
             Ok(Ok((status, headers, body))) => {
                 let reusable = body.is_ok();
-                tally.record(key, judge(key, status, &headers, body));
+                let verdict = match events {
+                    true => judge_events(key, status, &headers, body),
+                    false => judge(key, lang, status, &headers, body),
+                };
+                tally.record(key, verdict);
                 if reusable {
                     connection = Some(open);
                 }
@@ -720,7 +822,7 @@ pub(crate) async fn run(config: SoakConfig) -> Report {
         if cache.get(&key_of(0)).is_some() {
             break;
         }
-        let _ = warm.exchange(0).await;
+        let _ = warm.exchange("/k/0", LANGUAGES[0]).await;
     }
     assert!(
         cache.get(&key_of(0)).is_some(),

@@ -148,7 +148,7 @@ struct Measured {
 async fn measure(entries: u32, body_len: usize) -> Measured {
     let layer = SharedCallsLayer::new(default_key as KeyFn)
         .ttl(Duration::from_secs(600))
-        .max_weight(16 << 30);
+        .max_bytes(16 << 30);
     let cache: HttpCache = layer.cache_handle();
     let service = layer.layer(service_fn(move |request: Request<Empty<Bytes>>| {
         let n: u32 = request.uri().path()["/entry/".len()..].parse().unwrap();

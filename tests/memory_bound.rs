@@ -61,7 +61,7 @@ async fn fetch(app: &Router, n: u32, size: usize) -> Outcome {
 async fn the_heap_stays_within_the_byte_bound_under_large_bodies_and_long_keys() {
     let layer = SharedCallsLayer::new(default_key as KeyFn)
         .ttl(Duration::from_secs(600))
-        .max_weight(BOUND);
+        .max_bytes(BOUND);
     let cache = layer.cache_handle();
     let app = Router::new()
         .route("/{padding}/{n}/{size}", get(answer))

@@ -130,7 +130,7 @@ async fn main() -> Result<(), Error> {
     let layer = SharedCallsLayer::new(default_key)
         .ttl(settings.ttl)
         .lock_timeout(settings.lock_timeout)
-        .max_weight(settings.cache_bytes);
+        .max_bytes(settings.cache_bytes);
     tokio::spawn(report_stats(layer.cache_handle()));
     let cached = ServiceBuilder::new()
         .layer(layer)

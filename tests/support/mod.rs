@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod hostile_origin;
+
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::Pin;

@@ -170,6 +170,27 @@ where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
+        self.get_or_load_with_outcome(key, move |_| load()).await.0
+    }
+
+    /// [`get_or_load`](Self::get_or_load), with the lookup's outcome beside
+    /// its result: an error or "not found" tells how it was reached too
+    /// ([`Outcome::Miss`] for the caller whose load failed,
+    /// [`Outcome::Collapsed`] for its waiters, [`Outcome::Pass`],
+    /// [`Outcome::LockTimeout`]). `load` is told the outcome its result will
+    /// have for the caller whose load it is (`Miss`, `Pass` or
+    /// `LockTimeout`), so that it can say so before it ends.
+    pub async fn get_or_load_with_outcome<Q, F, Fut>(
+        &self,
+        key: &Q,
+        load: F,
+    ) -> (Result<Lookup<V>, LoadError<E>>, Outcome)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: FnOnce(Outcome) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
+    {
         let now = Instant::now();
         let (result, outcome) = match self.inner.tier.get(key) {
             Some(entry) => match (entry.phase(now), &entry.content) {
@@ -187,7 +208,7 @@ where
         // produced them, like values.
         self.inner.counters.record(outcome);
         tracing::debug!(outcome = outcome.as_str(), "shared-calls cache lookup");
-        result
+        (result, outcome)
     }
 
     /// The value of `key` if a fresh entry holds one; never loads. Counts as a
@@ -280,7 +301,7 @@ where
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
-        F: FnOnce() -> Fut + Send + 'static,
+        F: FnOnce(Outcome) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
         let call = self.join_flight(key, load);
@@ -306,7 +327,7 @@ where
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
-        F: FnOnce() -> Fut + Send + 'static,
+        F: FnOnce(Outcome) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
         let owned = key.to_owned();
@@ -320,7 +341,7 @@ where
     /// waiting for one (`TimedOut`), which must not store.
     async fn flight_work<F, Fut>(self, key: K, load: F, source: Source) -> Flown<V, E>
     where
-        F: FnOnce() -> Fut + Send + 'static,
+        F: FnOnce(Outcome) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
         let may_store = source == Source::Fresh;
@@ -336,7 +357,11 @@ where
         }
         let hash = self.inner.hasher.hash_one(&key);
         let generation = self.inner.generations.snapshot(hash);
-        let fetched = self.catch_panic(async move { load().await }).await?;
+        let outcome = match may_store {
+            true => Outcome::Miss,
+            false => Outcome::LockTimeout,
+        };
+        let fetched = self.catch_panic(async move { load(outcome).await }).await?;
         self.settle(key, hash, generation, fetched, may_store)
     }
 
@@ -344,13 +369,13 @@ where
     /// allows it.
     async fn pass<F, Fut>(&self, key: K, load: F) -> (Result<Lookup<V>, LoadError<E>>, Outcome)
     where
-        F: FnOnce() -> Fut + Send + 'static,
+        F: FnOnce(Outcome) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
         let hash = self.inner.hasher.hash_one(&key);
         let generation = self.inner.generations.snapshot(hash);
         let loaded = self
-            .catch_panic(async move { load().await })
+            .catch_panic(async move { load(Outcome::Pass).await })
             .await
             .and_then(|fetched| self.settle(key, hash, generation, fetched, true));
         let loaded = match loaded {
@@ -376,7 +401,7 @@ where
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
-        F: FnOnce() -> Fut + Send + 'static,
+        F: FnOnce(Outcome) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -386,9 +411,9 @@ where
             return;
         }
         let counters = self.inner.counters.clone();
-        let call = self.join_flight(key, move || {
+        let call = self.join_flight(key, move |outcome| {
             counters.refreshes.add();
-            load()
+            load(outcome)
         });
         runtime.spawn(call);
     }

@@ -24,6 +24,8 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+use crate::tee::TeeReader;
+
 pin_project! {
     /// The body of every response the HTTP middleware returns.
     ///
@@ -39,13 +41,17 @@ pin_project! {
     ///   inner body (an answer over the buffering limit);
     /// - the frames [`buffer`] already read, replayed, then the error the inner
     ///   body failed with (an answer that failed midway: the client sees what
-    ///   arrived and then the same error, never a complete-looking body).
+    ///   arrived and then the same error, never a complete-looking body);
+    /// - a miss's body as it is buffered for the others: the leader's client
+    ///   reads the frames as the inner body yields them, then its end, its
+    ///   error, or (over the buffering limit) the rest of the inner body.
     ///
     /// # Auto traits
     ///
     /// `SharedBody<B>` is `Send` when `B` and `B::Error` are `Send`, `Sync`
-    /// when `B` and `B::Error` are `Sync` (the error is kept when a body
-    /// failed midway), and `Unpin` when `B` is `Unpin`.
+    /// when `B` and `B::Error` are `Send` and `Sync` (the error is kept when
+    /// a body failed midway, and a miss's body is shared with the buffer
+    /// that fills the cache), and `Unpin` when `B` is `Unpin`.
     pub struct SharedBody<B>
     where
         B: Body,
@@ -80,6 +86,9 @@ pin_project! {
             prefix: VecDeque<Frame<Bytes>>,
             error: Option<B::Error>,
         },
+        Tee {
+            reader: TeeReader<B>,
+        },
     }
 }
 
@@ -108,6 +117,14 @@ impl<B: Body> SharedBody<B> {
     /// A body with no data and no trailers; its size hint is exactly zero.
     pub fn empty() -> Self {
         Self { kind: Kind::Empty }
+    }
+
+    /// The leader's side of a miss whose body is being buffered as it
+    /// streams.
+    pub(crate) fn tee(reader: TeeReader<B>) -> Self {
+        Self {
+            kind: Kind::Tee { reader },
+        }
     }
 
     fn replay(prefix: VecDeque<Frame<Bytes>>, rest: Pin<Box<B>>) -> Self {
@@ -156,6 +173,7 @@ impl<B: Body> fmt::Debug for SharedBody<B> {
                 .field("prefix_len", &prefix_len(prefix))
                 .field("error_pending", &error.is_some())
                 .finish(),
+            Kind::Tee { reader } => f.debug_tuple("SharedBody::Tee").field(reader).finish(),
         }
     }
 }
@@ -188,6 +206,7 @@ where
                 Some(frame) => Poll::Ready(Some(Ok(frame))),
                 None => Poll::Ready(error.take().map(Err)),
             },
+            KindProj::Tee { reader } => reader.poll_frame(cx),
         }
     }
 
@@ -198,6 +217,7 @@ where
             Kind::Empty => true,
             Kind::Replay { prefix, rest } => prefix.is_empty() && rest.is_end_stream(),
             Kind::ReplayThenError { prefix, error } => prefix.is_empty() && error.is_none(),
+            Kind::Tee { reader } => reader.is_end_stream(),
         }
     }
 
@@ -226,6 +246,7 @@ where
                 hint.set_lower(prefix_len(prefix));
                 hint
             }
+            Kind::Tee { reader } => reader.size_hint(),
         }
     }
 }

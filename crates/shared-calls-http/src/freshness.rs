@@ -3,43 +3,8 @@
 //! Pure functions over a request's method and headers and a response's status
 //! and headers; the service calls them and acts on the answer.
 //!
-//! # Requests: [`classify_request`]
-//!
-//! Decides whether a request may join a flight (and be answered from the
-//! cache) or must go to the inner service on its own. In order:
-//!
-//! 1. Only `GET` and `HEAD` are collapsed (RFC 9111 §2, §4: other methods'
-//!    responses are not reused here) → [`BypassReason::Method`].
-//! 2. `Upgrade` (WebSocket and friends, RFC 9110 §7.8) → [`BypassReason::Upgrade`]:
-//!    a connection can't be shared.
-//! 3. A request body (`Transfer-Encoding`, or `Content-Length` other than 0)
-//!    → [`BypassReason::Body`]: content in a `GET` has no defined semantics
-//!    (RFC 9110 §9.3.1), yet two bodies behind one URI may differ.
-//! 4. `Range` → [`BypassReason::Range`]: partial responses are not stored
-//!    (RFC 9111 §3.3 is optional and not implemented).
-//! 5. `If-None-Match`, `If-Modified-Since`, `If-Match`, `If-Unmodified-Since`,
-//!    `If-Range` → [`BypassReason::Conditional`]: this cache does not evaluate
-//!    preconditions (RFC 9111 §4.3.2), so the origin does.
-//! 6. `Authorization` or `Cookie`, unless [`Rules::credentials_in_key`] says
-//!    the key already includes them → [`BypassReason::Credentials`]. A shared
-//!    cache must never hand one user's answer to another (RFC 9111 §3.5,
-//!    §7.5 for `Authorization`; `Cookie` by the same reasoning).
-//! 7. Request `Cache-Control: no-store` (§5.2.1.5) → [`BypassReason::NoStore`].
-//! 8. Only with [`Rules::honour_request_no_cache`]: request `no-cache`
-//!    (§5.2.1.4), request `max-age=0` (§5.2.1.1: nothing older than zero
-//!    seconds is acceptable, the browser "reload"), or `Pragma: no-cache` when
-//!    the request has no `Cache-Control` (the HTTP/1.0 form; RFC 9111 §5.4
-//!    deprecates `Pragma`) → [`BypassReason::NoCache`]. By default they are
-//!    ignored: a cache in front of an origin protects that origin, and
-//!    letting every client force a backend call defeats the stampede
-//!    protection. Other request directives (`max-stale`, `min-fresh`,
-//!    `only-if-cached`, `max-age=N`) depend on a stored entry's age and are left
-//!    to the service ([`CacheControl::from_headers_lenient`] exposes them).
-//!
-//! A malformed request `Cache-Control` is read leniently: malformed directives
-//! are ignored as if absent, the well-formed ones (a `no-store` next to
-//! garbage) still count. Ignoring is safe on the request side because request
-//! directives can only make this cache do *less*.
+//! Request admission ([`classify_request`]) lives in [`admission`](crate::admission)
+//! and is re-exported here.
 //!
 //! # Responses: [`storability`]
 //!
@@ -108,14 +73,15 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{
-    AGE, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, COOKIE, DATE, EXPIRES, HeaderMap,
-    HeaderName, HeaderValue, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE,
-    IF_UNMODIFIED_SINCE, PRAGMA, RANGE, SET_COOKIE, TRANSFER_ENCODING, UPGRADE,
+    AGE, AUTHORIZATION, CACHE_CONTROL, COOKIE, DATE, EXPIRES, HeaderMap, HeaderName, HeaderValue,
+    PRAGMA, SET_COOKIE,
 };
 use http::{Method, StatusCode};
 
+pub use crate::admission::{BypassReason, RequestDecision, classify_request};
 use crate::cache_control::{
-    CacheControl, DELTA_SECONDS_MAX, Vary, VaryError, parse_delta_seconds, trim_ows, vary,
+    CacheControl, DELTA_SECONDS_MAX, InvalidCacheControl, Vary, VaryError, parse_delta_seconds,
+    trim_ows, vary,
 };
 
 /// The statuses stored without explicit freshness, at [`Rules::default_ttl`],
@@ -155,8 +121,8 @@ pub struct Rules {
     min_ttl: Duration,
     max_ttl: Duration,
     store_set_cookie: bool,
-    credentials_in_key: bool,
-    honour_request_no_cache: bool,
+    pub(crate) credentials_in_key: bool,
+    pub(crate) honour_request_no_cache: bool,
 }
 
 impl Default for Rules {
@@ -318,179 +284,8 @@ impl Rules {
     }
 }
 
-/// What to do with a request before any cache lookup.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RequestDecision {
-    /// Look it up, and on a miss join (or lead) the flight for its key.
-    Collapse,
-    /// Call the inner service directly: nothing shared, nothing stored.
-    Bypass(BypassReason),
-}
-
-/// Why a request bypasses the cache (see [`classify_request`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum BypassReason {
-    /// Not `GET` or `HEAD`.
-    Method,
-    /// An `Upgrade` request.
-    Upgrade,
-    /// The request has a body.
-    Body,
-    /// A `Range` request.
-    Range,
-    /// A conditional request (`If-*`).
-    Conditional,
-    /// `Authorization` or `Cookie`, and the key does not include them.
-    Credentials,
-    /// Request `Cache-Control: no-store`.
-    NoStore,
-    /// Request `no-cache`, `max-age=0` or `Pragma: no-cache`, honoured.
-    NoCache,
-}
-
-impl BypassReason {
-    /// A short token for logs and a `Cache-Status` `detail` parameter.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            BypassReason::Method => "method",
-            BypassReason::Upgrade => "upgrade",
-            BypassReason::Body => "request-body",
-            BypassReason::Range => "range",
-            BypassReason::Conditional => "conditional",
-            BypassReason::Credentials => "credentials",
-            BypassReason::NoStore => "no-store",
-            BypassReason::NoCache => "no-cache",
-        }
-    }
-}
-
-impl fmt::Display for BypassReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-const CONDITIONALS: [HeaderName; 5] = [
-    IF_NONE_MATCH,
-    IF_MODIFIED_SINCE,
-    IF_MATCH,
-    IF_UNMODIFIED_SINCE,
-    IF_RANGE,
-];
-
-/// Decides whether a request may be collapsed and served from the cache (see
-/// the [module docs](self) for the rules and their order).
-pub fn classify_request(rules: &Rules, method: &Method, headers: &HeaderMap) -> RequestDecision {
-    use RequestDecision::Bypass;
-
-    if method != Method::GET && method != Method::HEAD {
-        return Bypass(BypassReason::Method);
-    }
-    // One pass over the request's header names (a handful, usually) rather
-    // than a lookup per rule: this runs for every request, hits included.
-    let found = RequestHeaders::scan(headers);
-    if found.upgrade {
-        return Bypass(BypassReason::Upgrade);
-    }
-    if found.body_framing && has_body(headers) {
-        return Bypass(BypassReason::Body);
-    }
-    if found.range {
-        return Bypass(BypassReason::Range);
-    }
-    if found.conditional {
-        return Bypass(BypassReason::Conditional);
-    }
-    if found.credentials && !rules.credentials_in_key {
-        return Bypass(BypassReason::Credentials);
-    }
-    if !found.cache_control && !found.pragma {
-        return RequestDecision::Collapse;
-    }
-    let cc = CacheControl::from_headers_lenient(headers);
-    if cc.no_store() {
-        return Bypass(BypassReason::NoStore);
-    }
-    if rules.honour_request_no_cache
-        && (cc.no_cache()
-            || cc.max_age() == Some(Duration::ZERO)
-            || (!found.cache_control && pragma_no_cache(headers)))
-    {
-        return Bypass(BypassReason::NoCache);
-    }
-    RequestDecision::Collapse
-}
-
-/// Which of the headers that [`classify_request`] cares about a request has.
-#[derive(Default)]
-struct RequestHeaders {
-    upgrade: bool,
-    body_framing: bool,
-    range: bool,
-    conditional: bool,
-    credentials: bool,
-    cache_control: bool,
-    pragma: bool,
-}
-
-impl RequestHeaders {
-    fn scan(headers: &HeaderMap) -> Self {
-        let mut found = Self::default();
-        for name in headers.keys() {
-            if name == UPGRADE {
-                found.upgrade = true;
-            } else if name == TRANSFER_ENCODING || name == CONTENT_LENGTH {
-                found.body_framing = true;
-            } else if name == RANGE {
-                found.range = true;
-            } else if CONDITIONALS.contains(name) {
-                found.conditional = true;
-            } else if name == AUTHORIZATION || name == COOKIE {
-                found.credentials = true;
-            } else if name == CACHE_CONTROL {
-                found.cache_control = true;
-            } else if name == PRAGMA {
-                found.pragma = true;
-            }
-        }
-        found
-    }
-}
-
-/// `Authorization` or `Cookie` that the key does not include
-/// ([`Rules::credentials_in_key`]): the request must not share.
-pub(crate) fn unkeyed_credentials(rules: &Rules, headers: &HeaderMap) -> bool {
-    !rules.credentials_in_key
-        && (headers.contains_key(AUTHORIZATION) || headers.contains_key(COOKIE))
-}
-
-/// Whether a response must reach its own client only, whatever its status:
-/// `no-store`, `private`, a `Set-Cookie` (unless [`Rules::store_set_cookie`]),
-/// `Vary: *`, or a `Cache-Control` or `Vary` that does not parse (what it
-/// would have said can't be known). Such a response is not handed even to
-/// the requests waiting for the same call; [`storability`] alone decides
-/// what is stored, and checks these only for statuses it would store.
-pub(crate) fn for_its_client_only(rules: &Rules, response_headers: &HeaderMap) -> bool {
-    let private = match CacheControl::from_headers(response_headers) {
-        Ok(cc) => cc.no_store() || cc.private(),
-        Err(_) => true,
-    };
-    private
-        || (response_headers.contains_key(SET_COOKIE) && !rules.store_set_cookie)
-        || vary(response_headers).is_err()
-}
-
-fn has_body(headers: &HeaderMap) -> bool {
-    headers.contains_key(TRANSFER_ENCODING)
-        || headers
-            .get_all(CONTENT_LENGTH)
-            .iter()
-            .any(|v| trim_ows(v.as_bytes()) != b"0")
-}
-
 /// `Pragma` contains the element `no-cache`.
-fn pragma_no_cache(headers: &HeaderMap) -> bool {
+pub(crate) fn pragma_no_cache(headers: &HeaderMap) -> bool {
     headers.get_all(PRAGMA).iter().any(|v| {
         v.as_bytes()
             .split(|&b| b == b',')
@@ -611,30 +406,122 @@ pub fn storability(
     response_headers: &HeaderMap,
     now: SystemTime,
 ) -> Storability {
-    match decide(
-        rules,
-        method,
-        request_headers,
-        status,
-        response_headers,
-        now,
-    ) {
+    let response = Reading::of(status, response_headers);
+    analyze(rules, method, request_headers, &response, now).storability
+}
+
+/// One reading of a response's head: each header the rules look at is
+/// parsed here once.
+pub(crate) struct Reading<'a> {
+    status: StatusCode,
+    headers: &'a HeaderMap,
+    /// The strict reading of `Cache-Control`.
+    cc: Result<CacheControl, InvalidCacheControl>,
+    /// What a malformed `Cache-Control` still says (the strict reading when
+    /// it is well formed).
+    lenient: CacheControl,
+    vary: Result<Vary, VaryError>,
+}
+
+impl<'a> Reading<'a> {
+    pub(crate) fn of(status: StatusCode, headers: &'a HeaderMap) -> Self {
+        let cc = CacheControl::from_headers(headers);
+        let lenient = cc.unwrap_or_else(|_| CacheControl::from_headers_lenient(headers));
+        Self {
+            status,
+            headers,
+            cc,
+            lenient,
+            vary: vary(headers),
+        }
+    }
+}
+
+/// Everything the HTTP policy needs to know of a response's head.
+#[derive(Debug)]
+pub(crate) struct Analysis {
+    pub(crate) storability: Storability,
+    /// The request headers it varies on: well formed, not `*`, not empty.
+    pub(crate) vary: Option<Vary>,
+    /// It must reach its own client only, whatever its status: `no-store`,
+    /// `private`, a `Set-Cookie` (unless [`Rules::store_set_cookie`]),
+    /// `Vary: *`, or a `Cache-Control` or `Vary` that does not parse (what
+    /// it would have said can't be known). [`storability`] alone decides
+    /// what is stored, and checks these only for statuses it would store.
+    pub(crate) own_client_only: bool,
+    pub(crate) says: Says,
+}
+
+/// Reads a response's head once for every decision about it.
+pub(crate) fn analyze(
+    rules: &Rules,
+    method: &Method,
+    request_headers: &HeaderMap,
+    response: &Reading<'_>,
+    now: SystemTime,
+) -> Analysis {
+    let set_cookie = response.headers.contains_key(SET_COOKIE) && !rules.store_set_cookie;
+    let own_client_only = response.cc.is_err()
+        || response.lenient.no_store()
+        || response.lenient.private()
+        || set_cookie
+        || response.vary.is_err();
+    let storability = match decide(rules, method, request_headers, response, now) {
         Ok(freshness) => Storability::Store(freshness),
         Err(reason) => Storability::DoNotStore(reason),
+    };
+    Analysis {
+        storability,
+        vary: response.vary.clone().ok().filter(|vary| !vary.is_empty()),
+        own_client_only,
+        says: Says::of(rules, response),
     }
+}
+
+/// Which lifetimes a stored response sets itself, over the cache's settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Says {
+    pub(crate) ttl: bool,
+    /// The origin stated the lifetime (`s-maxage`, `max-age`, `Expires`),
+    /// rather than the rules' heuristics: jitter may only shorten it.
+    pub(crate) ttl_is_explicit: bool,
+    pub(crate) stale_while_revalidate: bool,
+    pub(crate) stale_if_error: bool,
+}
+
+impl Says {
+    fn of(rules: &Rules, response: &Reading<'_>) -> Self {
+        let cc = &response.lenient;
+        let explicit = cc.s_maxage().is_some()
+            || cc.max_age().is_some()
+            || response.headers.contains_key(EXPIRES);
+        // RFC 9111 §4.2.4: these forbid serving stale whatever the cache's settings.
+        let no_stale = forbids_stale(cc);
+        Self {
+            ttl: explicit || rules.heuristic_ttl_configured(response.status),
+            ttl_is_explicit: explicit,
+            stale_while_revalidate: no_stale || cc.stale_while_revalidate().is_some(),
+            stale_if_error: no_stale || cc.stale_if_error().is_some(),
+        }
+    }
+}
+
+/// Directives that forbid serving the response stale (RFC 9111 §4.2.4).
+fn forbids_stale(cc: &CacheControl) -> bool {
+    cc.must_revalidate() || cc.proxy_revalidate() || cc.s_maxage().is_some() || cc.no_cache()
 }
 
 fn decide(
     rules: &Rules,
     method: &Method,
     request_headers: &HeaderMap,
-    status: StatusCode,
-    response_headers: &HeaderMap,
+    response: &Reading<'_>,
     now: SystemTime,
 ) -> Result<Freshness, Reason> {
     if method != Method::GET {
         return Err(Reason::Method);
     }
+    let status = response.status;
     if status.is_informational()
         || status.is_server_error()
         || status == StatusCode::PARTIAL_CONTENT
@@ -643,8 +530,43 @@ fn decide(
     {
         return Err(Reason::Status);
     }
-    let cc = CacheControl::from_headers(response_headers)
+    let cc = response
+        .cc
         .map_err(|_| Reason::InvalidHeader("cache-control"))?;
+    may_share(rules, request_headers, response.headers, &cc)?;
+    let vary = match &response.vary {
+        Ok(v) if v.is_empty() => None,
+        Ok(v) => Some(v.clone()),
+        Err(VaryError::Any) => return Err(Reason::VaryAny),
+        Err(_) => return Err(Reason::Vary),
+    };
+    let age = age(response.headers)?;
+    let lifetime = freshness_lifetime(rules, &cc, status, response.headers, now)?;
+    let ttl = rules.clamp(lifetime.saturating_sub(age));
+    if ttl.is_zero() {
+        return Err(Reason::StaleOnArrival);
+    }
+    let window = |d: Option<Duration>| match forbids_stale(&cc) {
+        true => Duration::ZERO,
+        false => d.unwrap_or(Duration::ZERO).min(rules.max_ttl),
+    };
+    Ok(Freshness {
+        ttl,
+        stale_while_revalidate: window(cc.stale_while_revalidate()),
+        stale_if_error: window(cc.stale_if_error()),
+        initial_age: age,
+        vary,
+    })
+}
+
+/// The privacy rules: whether a well-formed response may be stored for
+/// everyone.
+fn may_share(
+    rules: &Rules,
+    request_headers: &HeaderMap,
+    response_headers: &HeaderMap,
+    cc: &CacheControl,
+) -> Result<(), Reason> {
     if cc.no_store() || CacheControl::from_headers_lenient(request_headers).no_store() {
         return Err(Reason::NoStore);
     }
@@ -670,34 +592,7 @@ fn decide(
     if response_headers.contains_key(SET_COOKIE) && !rules.store_set_cookie {
         return Err(Reason::SetCookie);
     }
-    let vary = match vary(response_headers) {
-        Ok(v) if v.is_empty() => None,
-        Ok(v) => Some(v),
-        Err(VaryError::Any) => return Err(Reason::VaryAny),
-        Err(_) => return Err(Reason::Vary),
-    };
-    let age = age(response_headers)?;
-    let lifetime = freshness_lifetime(rules, &cc, status, response_headers, now)?;
-    let ttl = rules.clamp(lifetime.saturating_sub(age));
-    if ttl.is_zero() {
-        return Err(Reason::StaleOnArrival);
-    }
-    let no_stale =
-        cc.must_revalidate() || cc.proxy_revalidate() || cc.s_maxage().is_some() || cc.no_cache();
-    let window = |d: Option<Duration>| {
-        if no_stale {
-            Duration::ZERO
-        } else {
-            d.unwrap_or(Duration::ZERO).min(rules.max_ttl)
-        }
-    };
-    Ok(Freshness {
-        ttl,
-        stale_while_revalidate: window(cc.stale_while_revalidate()),
-        stale_if_error: window(cc.stale_if_error()),
-        initial_age: age,
-        vary,
-    })
+    Ok(())
 }
 
 /// The freshness lifetime of RFC 9111 §4.2.1, for a shared cache.

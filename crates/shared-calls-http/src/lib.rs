@@ -3,10 +3,10 @@
 //! concurrent identical requests reach the backend once, while fresh
 //! answers are kept per RFC 9111's rules for a shared cache.
 //!
-//! - [`HttpPolicy`]: admission (only `GET`/`HEAD`; no credentials, ranges or
-//!   conditionals unless keyed), storability and freshness ([`freshness`],
-//!   [`cache_control`]), body buffering up to a limit with trailers
-//!   ([`body`]), and what every answer says about itself.
+//! - [`HttpPolicy`]: admission ([`admission`]: only `GET`/`HEAD`; no
+//!   credentials, ranges or conditionals unless keyed), storability and
+//!   freshness ([`freshness`], [`cache_control`]), body buffering up to a
+//!   limit with trailers ([`body`]), and what every answer says about itself.
 //! - [`default_key`]: scheme, authority, path and query.
 //! - [`BufferRequestLayer`] and [`grpc_key`]: unary gRPC calls keyed by their
 //!   request message.
@@ -25,22 +25,43 @@
 //! | lock timeout | `shared-calls; fwd=miss; detail=lock-timeout` | `MISS` |
 //! | bypass | `shared-calls; fwd=bypass; detail=method` | `BYPASS` |
 //!
-//! Cached answers (hit, stale, collapsed) carry `Age`. Failures become
+//! A miss streams: the leader's head goes to its client as soon as the inner
+//! service answers (its `Cache-Status` then says `fwd=miss` alone, since
+//! whether it will be stored is not known yet), and its body is buffered
+//! for the waiting requests and the store at the inner service's pace,
+//! whatever the leader's client does. The waiting requests receive the
+//! answer once its body is complete. Whether an answer is shared is decided
+//! on its head: one meant for its own client only (`private`, `no-store`,
+//! `Set-Cookie`, `no-cache`, an event stream, contradictory framing) sends
+//! the waiting requests to make their own calls; a body over
+//! `max_body_size` still reaches the leader's client whole, is not stored,
+//! and releases the waiting requests too.
+//!
+//! Cached answers (hit, stale, collapsed) carry `Age`, and so does an answer
+//! whose origin sent one. Stored answers keep no hop-by-hop header and carry
+//! a `Content-Length` computed from the stored body. Failures become
 //! responses and the inner error type is untouched: a panicking inner
 //! service gives every waiter a `500` (`detail=panicked`), an inner error
 //! goes back, as it is, to the request whose call failed while the others
-//! waiting for it get a `502` (`detail=upstream-error`), and a `5xx` answer
+//! waiting for it get a `502` (`detail=upstream-error`), as do the requests
+//! waiting for a body that failed midway or an answer for its own client
+//! only that failed (or a stale-if-error answer instead); a `5xx` answer
 //! is shared with the requests waiting for it but never stored.
 
+pub mod admission;
 pub mod body;
 pub mod cache_control;
+mod framing;
 pub mod freshness;
 mod grpc;
 mod key;
+mod miss;
 mod owned;
 mod policy;
+mod respond;
 mod shared;
 mod status;
+mod tee;
 
 pub use body::SharedBody;
 pub use grpc::{BufferRequest, BufferRequestLayer, BufferedRequest, grpc_key};

@@ -25,13 +25,6 @@ use crate::shared::StoredResponse;
 /// reference count and the buffer's capacity).
 const SHARED_BYTES: usize = 24;
 
-/// The cache's record of one entry besides the key's bytes and the stored
-/// response: moka's hash table slot, entry, access and write queue nodes and
-/// frequency sketch share, the cache's entry with its lifetimes, and the
-/// key's handle (its `Bytes` and reference count). Measured with a counting
-/// allocator (`tests/entry_memory.rs`).
-const CACHE_RECORD: usize = 323;
-
 /// A header map's index slot.
 const INDEX: usize = 4;
 /// A header map's entry: name, value, hash and links to further values.
@@ -132,9 +125,10 @@ pub(crate) fn weight(stored: &StoredResponse) -> usize {
         + HIT_HEADERS
 }
 
-/// The heap a stored key holds, with the cache's record of its entry.
+/// The heap a stored key holds (the cache counts its own record of the
+/// entry).
 pub(crate) fn key_weight(key: &HttpKey) -> usize {
-    key.as_bytes().len() + SHARED_BYTES + CACHE_RECORD
+    key.as_bytes().len() + SHARED_BYTES
 }
 
 /// The heap of a header map's tables and of the names it holds a copy of.

@@ -4,25 +4,21 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response};
 use http_body::Body;
-use shared_calls_tower::{Admission, Answer, Fetch, Outcome, Policy, Rejected, ServicePolicy};
+use shared_calls_tower::{Admission, Answer, Fetch, Leader, Policy, Reply, ServicePolicy};
 use tower_service::Service;
 
-use crate::body::{Buffered, SharedBody, buffer};
-use crate::cache_control::{self, CacheControl, VaryError};
-use crate::freshness::{self, BypassReason, Reason, RequestDecision, Rules, Storability};
+use crate::admission::{self, BypassReason, RequestDecision};
+use crate::body::SharedBody;
+use crate::freshness::Rules;
 use crate::grpc;
 use crate::key::HttpKey;
-use crate::shared::{Failure, HttpFailure, HttpShared, Shared, StoredResponse, TakeOnce};
-use crate::status;
-
-const X_CACHE_STATUS: HeaderName = HeaderName::from_static("x-cache-status");
-const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+use crate::miss;
+use crate::respond::own_response;
+use crate::shared::{Failure, HttpFailure, HttpShared, Shared, TakeOnce};
 
 /// The HTTP policy: RFC 9111 rules for a shared cache, bodies buffered up to
 /// a limit with their trailers, `Cache-Status` on every answer.
@@ -130,113 +126,41 @@ impl HttpPolicy {
         self.with(|settings| settings.grpc = enabled)
     }
 
+    /// Which policy this is, to tell whose header values an entry remembers.
+    pub(crate) fn settings_id(&self) -> usize {
+        Arc::as_ptr(&self.settings) as usize
+    }
+
+    pub(crate) fn cache_status_name(&self) -> Option<&str> {
+        self.settings.cache_status.as_deref()
+    }
+
+    pub(crate) fn sends_x_cache_status(&self) -> bool {
+        self.settings.x_cache_status
+    }
+
+    pub(crate) fn rules(&self) -> &Rules {
+        &self.settings.rules
+    }
+
+    pub(crate) fn buffer_limit(&self) -> usize {
+        self.settings.max_body_size
+    }
+
     /// Whether a request is a buffered unary gRPC call, and why it is not
     /// shared, if it is not: the one decision behind `admit` and `context`.
     fn classify<B>(&self, request: &Request<B>) -> (bool, Option<BypassReason>) {
         if self.settings.grpc && grpc::is_buffered_unary(request) {
             // Credentials (`authorization` metadata) bypass as they do in HTTP.
             let credentials =
-                freshness::unkeyed_credentials(&self.settings.rules, request.headers());
+                admission::unkeyed_credentials(&self.settings.rules, request.headers());
             return (true, credentials.then_some(BypassReason::Credentials));
         }
         let rules = &self.settings.rules;
-        match freshness::classify_request(rules, request.method(), request.headers()) {
+        match admission::classify_request(rules, request.method(), request.headers()) {
             RequestDecision::Collapse => (false, None),
             RequestDecision::Bypass(reason) => (false, Some(reason)),
         }
-    }
-
-    /// Answers for a shared or stored response.
-    fn answer<B: Body>(
-        &self,
-        stored: &StoredResponse,
-        answer: &Answer,
-        method: &Method,
-    ) -> Response<SharedBody<B>> {
-        let mut response = stored.to_response(method != Method::HEAD);
-        let (age, cache_status) = if answer.outcome == Outcome::Hit {
-            let headers = stored.hit_headers(answer.age(), answer.fresh_for(), self.id(), |age| {
-                (
-                    freshness::age_header_value(age),
-                    self.status_entry(answer, None),
-                )
-            });
-            (Some(headers.age), headers.cache_status)
-        } else {
-            let cached = answer.outcome.is_from_cache() || answer.outcome == Outcome::Collapsed;
-            let age =
-                cached.then(|| freshness::age_header_value(stored.initial_age + answer.age()));
-            (age, self.status_entry(answer, None))
-        };
-        if let Some(age) = age {
-            response.headers_mut().insert(http::header::AGE, age);
-        }
-        self.mark_with(&mut response, answer.outcome, cache_status);
-        response
-    }
-
-    /// Which policy this is, to tell whose header values an entry remembers.
-    fn id(&self) -> usize {
-        Arc::as_ptr(&self.settings) as usize
-    }
-
-    /// This cache's `Cache-Status` entry for an answer, if it sends one.
-    fn status_entry(&self, answer: &Answer, detail: Option<&str>) -> Option<HeaderValue> {
-        let name = self.settings.cache_status.as_ref()?;
-        Some(status::cache_status(name, answer, detail))
-    }
-
-    /// Adds the outcome: extension, `Cache-Status`, `X-Cache-Status`.
-    fn mark<B>(&self, response: &mut Response<B>, answer: &Answer, detail: Option<&str>) {
-        self.mark_with(response, answer.outcome, self.status_entry(answer, detail));
-    }
-
-    fn mark_with<B>(
-        &self,
-        response: &mut Response<B>,
-        outcome: Outcome,
-        cache_status: Option<HeaderValue>,
-    ) {
-        response.extensions_mut().insert(outcome);
-        if let Some(cache_status) = cache_status {
-            response.headers_mut().append(CACHE_STATUS, cache_status);
-        }
-        if self.settings.x_cache_status {
-            response
-                .headers_mut()
-                .insert(X_CACHE_STATUS, status::x_cache_status(outcome));
-        }
-    }
-
-    /// A response made by this cache itself (502, 500, 503).
-    fn synthesize<B: Body>(
-        &self,
-        status: StatusCode,
-        answer: &Answer,
-        detail: &str,
-        method: &Method,
-    ) -> Response<SharedBody<B>> {
-        let body = if method == Method::HEAD {
-            SharedBody::empty()
-        } else {
-            SharedBody::full(
-                Bytes::from(status.canonical_reason().unwrap_or("error")),
-                None,
-            )
-        };
-        let mut response = Response::new(body);
-        *response.status_mut() = status;
-        response.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        self.mark(&mut response, answer, Some(detail));
-        response
     }
 }
 
@@ -255,20 +179,22 @@ impl Policy for HttpPolicy {
 }
 
 /// What the HTTP policy keeps of a request.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct HttpContext {
-    method: Method,
-    /// Kept for shared requests: storability and `Vary` need them.
-    headers: Option<HeaderMap>,
+    pub(crate) method: Method,
+    /// Kept for requests that miss: storability and `Vary` need them.
+    pub(crate) headers: Option<HeaderMap>,
     bypass: Option<BypassReason>,
     /// A unary gRPC call: its `POST` is a read, stored like a `GET`.
-    grpc: bool,
+    pub(crate) grpc: bool,
 }
 
+/// Any method but the safe ones (RFC 9110 §9.2.1), unknown ones included:
+/// its success invalidates the target's stored answer (RFC 9111 §4.4).
 fn is_unsafe(method: &Method) -> bool {
-    matches!(
+    !matches!(
         *method,
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
     )
 }
 
@@ -285,293 +211,94 @@ where
     type Share =
         Pin<Box<dyn Future<Output = Result<Fetch<HttpShared>, HttpFailure>> + Send + 'static>>;
 
-    fn admit(&self, request: &Request<ReqB>) -> Admission {
-        match self.classify(request) {
-            (_, None) => Admission::Share,
-            (false, Some(_)) if is_unsafe(request.method()) => Admission::BypassAndInvalidate,
-            (_, Some(_)) => Admission::Bypass,
-        }
-    }
-
-    fn context(&self, request: &Request<ReqB>) -> HttpContext {
+    fn admit(&self, request: &Request<ReqB>) -> Admission<HttpContext> {
         let (grpc, bypass) = self.classify(request);
-        HttpContext {
+        let context = HttpContext {
             method: request.method().clone(),
-            headers: bypass.is_none().then(|| request.headers().clone()),
+            headers: None,
             grpc: grpc && bypass.is_none(),
             bypass,
+        };
+        match (grpc, bypass) {
+            (_, None) => Admission::Share(context),
+            (false, Some(_)) if is_unsafe(request.method()) => {
+                Admission::BypassAndInvalidate(context)
+            }
+            (_, Some(_)) => Admission::Bypass(context),
         }
     }
 
-    fn prepare(&self, mut request: Request<ReqB>) -> Request<ReqB> {
-        // The stored answer must have a body: a HEAD leader fetches the GET.
+    fn prepare(&self, mut request: Request<ReqB>, context: &mut HttpContext) -> Request<ReqB> {
+        context.headers = Some(request.headers().clone());
+        // The stored answer must have a body: a HEAD fetches the GET.
         if request.method() == Method::HEAD {
             *request.method_mut() = Method::GET;
         }
         request
     }
 
-    fn share(&self, response: Response<ResB>, context: &HttpContext) -> Self::Share {
-        let settings = self.settings.clone();
-        let request_headers = context.headers.clone().unwrap_or_default();
-        // A HEAD leader fetched the GET; a unary gRPC call reads like one.
-        let method = if context.method == Method::HEAD || context.grpc {
-            Method::GET
-        } else {
-            context.method.clone()
-        };
-        Box::pin(async move { share(&settings, response, &method, &request_headers).await })
+    fn share(
+        &self,
+        result: Result<Response<ResB>, S::Error>,
+        context: &HttpContext,
+        leader: Leader<Self::Response>,
+    ) -> Self::Share {
+        let (policy, context) = (self.clone(), context.clone());
+        Box::pin(async move {
+            match result {
+                Ok(response) => miss::share(&policy, response, &context, leader).await,
+                Err(error) => Err(HttpFailure(Failure::Error(TakeOnce::new(error)))),
+            }
+        })
     }
 
-    fn fail(&self, error: S::Error, _: &HttpContext) -> HttpFailure {
-        HttpFailure(Failure::Error(TakeOnce::new(error)))
-    }
-
-    fn respond_hit(
+    fn serves(
         &self,
         shared: &HttpShared,
         answer: &Answer,
-        request: &Request<ReqB>,
-    ) -> Option<Self::Response> {
+        request: Option<&Request<ReqB>>,
+        context: &HttpContext,
+    ) -> bool {
         match &shared.0 {
-            Shared::Complete(stored) if stored.serves(request.headers()) => {
-                Some(self.answer(stored, answer, request.method()))
-            }
-            _ => None,
+            Shared::Complete(_) if answer.own_call => true,
+            Shared::Complete(stored) => request
+                .map(Request::headers)
+                .or(context.headers.as_ref())
+                .is_some_and(|headers| stored.serves(headers)),
+            Shared::Unshared(response) => answer.own_call && !response.is_taken(),
         }
     }
 
     fn respond(
         &self,
-        shared: &HttpShared,
-        answer: &Answer,
-        context: &HttpContext,
-        request: Option<&Request<ReqB>>,
-    ) -> Option<Self::Response> {
-        match &shared.0 {
-            Shared::Complete(stored) => {
-                let headers = request.map(Request::headers).or(context.headers.as_ref());
-                if !answer.own_call && !headers.is_some_and(|headers| stored.serves(headers)) {
-                    return None;
-                }
-                Some(self.answer(stored, answer, &context.method))
-            }
-            Shared::Unshared(response) if answer.own_call => {
-                let mut response: Self::Response = response.take()?;
-                if context.method == Method::HEAD {
-                    // The leader asked with HEAD; its GET answer loses the body
-                    // but keeps its length when known (RFC 9110 §8.6).
-                    let (mut parts, body) = response.into_parts();
-                    if !parts.headers.contains_key(CONTENT_LENGTH)
-                        && let Some(length) = body.size_hint().exact()
-                    {
-                        parts
-                            .headers
-                            .insert(CONTENT_LENGTH, HeaderValue::from(length));
-                    }
-                    response = Response::from_parts(parts, SharedBody::empty());
-                }
-                self.mark(&mut response, answer, None);
-                Some(response)
-            }
-            Shared::Unshared(_) => None,
-        }
-    }
-
-    fn respond_failure(
-        &self,
-        failure: &HttpFailure,
-        answer: &Answer,
+        reply: Reply<'_, Request<ReqB>, S, Self>,
         context: &HttpContext,
     ) -> Result<Self::Response, S::Error> {
-        match &failure.0 {
-            Failure::Status(stored) => Ok(self.answer(stored, answer, &context.method)),
-            Failure::Error(taken) => {
-                if answer.own_call {
-                    if let Some(error) = taken.take::<S::Error>() {
-                        return Err(error);
-                    }
-                    if let Some(mut response) = taken.take::<Self::Response>() {
-                        self.mark(&mut response, answer, None);
-                        return Ok(response);
-                    }
-                }
-                Ok(self.synthesize(
-                    StatusCode::BAD_GATEWAY,
-                    answer,
-                    "upstream-error",
-                    &context.method,
-                ))
+        let method = &context.method;
+        match reply {
+            Reply::Hit { shared, answer } => Ok(self.respond_shared(&shared, &answer, method)),
+            Reply::Shared { shared, answer } => Ok(self.respond_shared(shared, &answer, method)),
+            Reply::Failed { failure, answer } => self.respond_failure(failure, &answer, method),
+            Reply::Rejected(rejected) => Ok(self.respond_rejected(&rejected, method)),
+            Reply::Own { result, answer } => {
+                let response = result?.map(SharedBody::streamed);
+                // A request that missed was sent as a `GET`, even for a `HEAD`.
+                let mut response = match context.headers {
+                    Some(_) => own_response(response, method),
+                    None => response,
+                };
+                self.mark(
+                    &mut response,
+                    &answer,
+                    context.bypass.map(BypassReason::as_str),
+                );
+                Ok(response)
             }
         }
-    }
-
-    fn respond_rejected(
-        &self,
-        rejected: Rejected,
-        context: &HttpContext,
-    ) -> Result<Self::Response, S::Error> {
-        let answer = Answer::of(Outcome::Miss);
-        Ok(match rejected {
-            Rejected::Panicked(_) => self.synthesize(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &answer,
-                "panicked",
-                &context.method,
-            ),
-            Rejected::Overloaded => self.synthesize(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &answer,
-                "overloaded",
-                &context.method,
-            ),
-            _ => self.synthesize(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &answer,
-                "unshareable",
-                &context.method,
-            ),
-        })
-    }
-
-    fn map_error(&self, error: S::Error) -> S::Error {
-        error
-    }
-
-    fn pass_through(
-        &self,
-        result: Result<Response<ResB>, S::Error>,
-        answer: &Answer,
-        context: &HttpContext,
-    ) -> Result<Self::Response, S::Error> {
-        let mut response = result?.map(SharedBody::streamed);
-        self.mark(
-            &mut response,
-            answer,
-            context.bypass.map(BypassReason::as_str),
-        );
-        Ok(response)
     }
 
     fn confirms_invalidation(&self, response: &Response<ResB>) -> bool {
         // RFC 9111 §4.4: a non-error status to an unsafe method.
         response.status().is_success() || response.status().is_redirection()
-    }
-}
-
-/// Turns the leader's response into what its waiters receive and how the
-/// cache stores it.
-async fn share<B>(
-    settings: &Settings,
-    response: Response<B>,
-    method: &Method,
-    request_headers: &HeaderMap,
-) -> Result<Fetch<HttpShared>, HttpFailure>
-where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Send,
-{
-    let (parts, body) = response.into_parts();
-    let storability = freshness::storability(
-        &settings.rules,
-        method,
-        request_headers,
-        parts.status,
-        &parts.headers,
-        SystemTime::now(),
-    );
-    // Answers meant for one user, or that set cookies, are not handed to
-    // anyone else: the other waiters call on their own.
-    let vary = match cache_control::vary(&parts.headers) {
-        Ok(vary) => (!vary.is_empty()).then(|| vary.capture(request_headers)),
-        Err(VaryError::Any | VaryError::TooMany | VaryError::Malformed) => None,
-    };
-    let failed = parts.status.is_server_error();
-    let private = matches!(
-        storability,
-        Storability::DoNotStore(
-            Reason::NoStore
-                | Reason::Private
-                | Reason::SetCookie
-                | Reason::Authorization
-                | Reason::Cookie
-                | Reason::VaryAny
-                | Reason::Vary
-        )
-    ) || freshness::for_its_client_only(&settings.rules, &parts.headers)
-        // A failure is answered to its waiters without a `Vary` check.
-        || (failed && vary.is_some());
-    if private {
-        let response = Response::from_parts(parts, SharedBody::streamed(body));
-        return Ok(
-            Fetch::value(HttpShared(Shared::Unshared(TakeOnce::new(response)))).do_not_store(),
-        );
-    }
-    let collected = match buffer(body, settings.max_body_size).await {
-        Buffered::Complete(collected) => collected,
-        Buffered::TooLarge(body) | Buffered::Failed(body) => {
-            let response = TakeOnce::new(Response::from_parts(parts, body));
-            return match failed {
-                true => Err(HttpFailure(Failure::Error(response))),
-                false => Ok(Fetch::value(HttpShared(Shared::Unshared(response))).do_not_store()),
-            };
-        }
-    };
-    let grpc_failed = grpc::is_grpc_response(&parts.headers)
-        && !grpc::succeeded(&parts.headers, collected.trailers());
-    let initial_age = match &storability {
-        Storability::Store(freshness) => freshness.initial_age,
-        Storability::DoNotStore(_) => Duration::ZERO,
-    };
-    let says = Says::of(&settings.rules, parts.status, &parts.headers);
-    let stored = Arc::new(StoredResponse::new(parts, collected, vary, initial_age));
-    if failed || grpc_failed {
-        return Err(HttpFailure(Failure::Status(stored)));
-    }
-    let fetch = Fetch::value(HttpShared(Shared::Complete(stored)));
-    Ok(match storability {
-        Storability::Store(freshness) => {
-            // What the response (or the configured rules) does not say is
-            // left to the cache: the layer's `ttl` and stale windows.
-            let mut fetch = fetch;
-            if says.ttl {
-                fetch = fetch.ttl(freshness.ttl);
-            }
-            if says.stale_while_revalidate {
-                fetch = fetch.stale_while_revalidate(freshness.stale_while_revalidate);
-            }
-            if says.stale_if_error {
-                fetch = fetch.stale_if_error(freshness.stale_if_error);
-            }
-            fetch
-        }
-        Storability::DoNotStore(_) => fetch.do_not_store(),
-    })
-}
-
-/// Which lifetimes a stored response sets itself, over the cache's settings.
-#[derive(Debug, Clone, Copy)]
-struct Says {
-    ttl: bool,
-    stale_while_revalidate: bool,
-    stale_if_error: bool,
-}
-
-impl Says {
-    fn of(rules: &Rules, status: StatusCode, headers: &HeaderMap) -> Self {
-        let cc = CacheControl::from_headers_lenient(headers);
-        let explicit = cc.s_maxage().is_some()
-            || cc.max_age().is_some()
-            || headers.contains_key(http::header::EXPIRES);
-        // RFC 9111 §4.2.4: these forbid serving stale whatever the cache's settings.
-        let no_stale = cc.must_revalidate()
-            || cc.proxy_revalidate()
-            || cc.s_maxage().is_some()
-            || cc.no_cache();
-        Self {
-            ttl: explicit || rules.heuristic_ttl_configured(status),
-            stale_while_revalidate: no_stale || cc.stale_while_revalidate().is_some(),
-            stale_if_error: no_stale || cc.stale_if_error().is_some(),
-        }
     }
 }

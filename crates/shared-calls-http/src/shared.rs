@@ -6,12 +6,13 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use http::header::{AGE, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::CONTENT_LENGTH;
 use http::response::Parts;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, Version};
 
 use crate::body::{Collected, SharedBody};
 use crate::cache_control::VaryKey;
+use crate::framing;
 use crate::owned;
 
 /// A complete response, buffered: status, headers, body and trailers.
@@ -46,11 +47,7 @@ impl StoredResponse {
         vary: Option<VaryKey>,
         initial_age: Duration,
     ) -> Self {
-        // Connection-specific headers describe the hop it came over, and the
-        // origin's `Age` is recomputed on every answer.
-        for name in [CONNECTION, TRANSFER_ENCODING, AGE] {
-            parts.headers.remove(name);
-        }
+        framing::stored_headers(&mut parts.headers, parts.status, body.data().len());
         let (headers, body) = owned::own(parts.headers, body);
         Self {
             status: parts.status,
@@ -141,6 +138,19 @@ impl TakeOnce {
         Self(Arc::new(Mutex::new(Some(Box::new(value)))))
     }
 
+    /// Whether there is still something to take.
+    pub(crate) fn is_taken(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
+    }
+
+    /// Nothing to take: the caller it was for has its answer already.
+    pub(crate) fn taken() -> Self {
+        Self(Arc::new(Mutex::new(None)))
+    }
+
     /// The value, if nobody took it and it is a `T`. A value of another type
     /// stays for a later `take` of its own type.
     pub(crate) fn take<T: 'static>(&self) -> Option<T> {
@@ -168,7 +178,7 @@ pub(crate) enum Shared {
 }
 
 impl HttpShared {
-    /// Roughly how many bytes it holds (the weigher of `max_weight`).
+    /// How many bytes it holds on the heap, for the byte bound.
     pub fn weight(&self) -> u32 {
         match &self.0 {
             Shared::Complete(stored) => stored.weight(),
@@ -199,9 +209,13 @@ pub struct HttpFailure(pub(crate) Failure);
 pub(crate) enum Failure {
     /// A 5xx (or failed gRPC) response, buffered.
     Status(Arc<StoredResponse>),
-    /// The inner service's error (or an unbufferable error response): the
-    /// caller whose call failed takes it; the others answer 502.
+    /// The inner service's error (or an error response meant for its own
+    /// client only): the caller whose call failed takes it; the others
+    /// answer 502.
     Error(TakeOnce),
+    /// The answer broke on its way (its body failed, or its framing lied);
+    /// its own client has what came, the others answer 502.
+    Broken,
 }
 
 impl fmt::Debug for HttpFailure {
@@ -209,6 +223,7 @@ impl fmt::Debug for HttpFailure {
         match &self.0 {
             Failure::Status(stored) => f.debug_tuple("HttpFailure").field(&stored.status).finish(),
             Failure::Error(_) => f.write_str("HttpFailure(error)"),
+            Failure::Broken => f.write_str("HttpFailure(broken)"),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use shared_calls_cache::Fetch;
 use tower_service::Service;
 
-use crate::policy::{Admission, Answer, Policy, Rejected, ServicePolicy};
+use crate::policy::{Admission, Leader, Policy, Rejected, Reply, ServicePolicy};
 
 /// Shares and stores the inner service's responses by cloning them: for a
 /// database client, a typed RPC stub, any service whose `Response: Clone`.
@@ -104,45 +104,23 @@ where
     type Context = ();
     type Share = std::future::Ready<Result<Fetch<T>, Arc<E>>>;
 
-    fn admit(&self, _: &Req) -> Admission {
-        Admission::Share
+    fn admit(&self, _: &Req) -> Admission<()> {
+        Admission::Share(())
     }
 
-    fn context(&self, _: &Req) -> Self::Context {}
-
-    fn share(&self, response: T, _: &()) -> Self::Share {
-        std::future::ready(Ok(Fetch::value(response)))
+    fn share(&self, result: Result<T, E>, _: &(), _: Leader<T>) -> Self::Share {
+        std::future::ready(result.map(Fetch::value).map_err(Arc::new))
     }
 
-    fn fail(&self, error: E, _: &()) -> Arc<E> {
-        Arc::new(error)
-    }
-
-    fn respond_hit(&self, shared: &T, _: &Answer, _: &Req) -> Option<T> {
-        Some(shared.clone())
-    }
-
-    fn respond_hit_owned(&self, shared: T, _: &Answer, _: &Req) -> Option<T> {
-        Some(shared)
-    }
-
-    fn respond(&self, shared: &T, _: &Answer, _: &(), _: Option<&Req>) -> Option<T> {
-        Some(shared.clone())
-    }
-
-    fn respond_failure(&self, failure: &Arc<E>, _: &Answer, _: &()) -> Result<T, SharedError<E>> {
-        Err(SharedError::Inner(failure.clone()))
-    }
-
-    fn respond_rejected(&self, rejected: Rejected, _: &()) -> Result<T, SharedError<E>> {
-        Err(SharedError::Rejected(rejected))
-    }
-
-    fn map_error(&self, error: E) -> SharedError<E> {
-        SharedError::Inner(Arc::new(error))
-    }
-
-    fn pass_through(&self, result: Result<T, E>, _: &Answer, _: &()) -> Result<T, SharedError<E>> {
-        result.map_err(|error| SharedError::Inner(Arc::new(error)))
+    fn respond(&self, reply: Reply<'_, Req, S, Self>, _: &()) -> Result<T, SharedError<E>> {
+        match reply {
+            Reply::Hit { shared, .. } => Ok(shared),
+            Reply::Shared { shared, .. } => Ok(shared.clone()),
+            Reply::Failed { failure, .. } => Err(SharedError::Inner(failure.clone())),
+            Reply::Rejected(rejected) => Err(SharedError::Rejected(rejected)),
+            Reply::Own { result, .. } => {
+                result.map_err(|error| SharedError::Inner(Arc::new(error)))
+            }
+        }
     }
 }

@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::layer::PolicyCache;
-use crate::policy::{Answer, ServicePolicy};
+use crate::policy::{Answer, Reply, ServicePolicy};
 
 type SharedFuture<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send + 'static>>;
 
@@ -38,7 +38,7 @@ pin_project! {
         /// The inner service's own call, passed through.
         Bypass {
             #[pin]
-            future: S::Future,
+            call: InnerCall<Req, S>,
             policy: P,
             context: P::Context,
             answer: Answer,
@@ -49,6 +49,44 @@ pin_project! {
         /// is never locked makes that `Sync` without unsafe code (what the
         /// unstable `std::sync::Exclusive` does).
         Shared { future: Mutex<SharedFuture<P::Response, P::Error>> },
+    }
+}
+
+pin_project! {
+    /// A call of the inner service that readies its own clone first, so
+    /// that nothing holds the inner service's capacity before it calls.
+    #[project = InnerCallProj]
+    enum InnerCall<Req, S>
+    where
+        S: Service<Req>,
+    {
+        Readying { service: S, request: Option<Req> },
+        Calling {
+            #[pin]
+            future: S::Future,
+        },
+    }
+}
+
+impl<Req, S: Service<Req>> Future for InnerCall<Req, S> {
+    type Output = Result<S::Response, S::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project() {
+                InnerCallProj::Readying { service, request } => {
+                    if let Err(error) = ready!(service.poll_ready(cx)) {
+                        return Poll::Ready(Err(error));
+                    }
+                    let Some(request) = request.take() else {
+                        panic!("`ResponseFuture` polled after completion");
+                    };
+                    let future = service.call(request);
+                    self.set(InnerCall::Calling { future });
+                }
+                InnerCallProj::Calling { future } => return future.poll(cx),
+            }
+        }
     }
 }
 
@@ -66,7 +104,8 @@ where
     }
 
     pub(crate) fn bypass(
-        future: S::Future,
+        service: S,
+        request: Req,
         policy: P,
         context: P::Context,
         answer: Answer,
@@ -74,7 +113,10 @@ where
     ) -> Self {
         Self {
             state: State::Bypass {
-                future,
+                call: InnerCall::Readying {
+                    service,
+                    request: Some(request),
+                },
                 policy,
                 context,
                 answer,
@@ -107,19 +149,20 @@ where
                     .expect("`ResponseFuture` polled after completion"),
             ),
             StateProj::Bypass {
-                future,
+                call,
                 policy,
                 context,
                 answer,
                 invalidate,
             } => {
-                let result = ready!(future.poll(cx));
+                let result = ready!(call.poll(cx));
                 if let (Ok(response), Some((cache, key))) = (&result, invalidate.take())
                     && policy.confirms_invalidation(response)
                 {
                     cache.invalidate(&key);
                 }
-                Poll::Ready(policy.pass_through(result, answer, context))
+                let answer = *answer;
+                Poll::Ready(policy.respond(Reply::Own { result, answer }, context))
             }
             StateProj::Shared { future } => future
                 .get_mut()

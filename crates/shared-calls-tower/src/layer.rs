@@ -83,8 +83,8 @@ impl<F, P: Policy> SharedCallsLayer<F, P> {
     pub fn with_policy(key_fn: F, policy: P) -> Self {
         Self {
             key_fn: Arc::new(key_fn),
+            settings: weighed_by(&policy, Cache::builder()),
             policy,
-            settings: Cache::builder(),
             cache: Arc::new(OnceLock::new()),
         }
     }
@@ -145,16 +145,13 @@ impl<F, P: Policy> SharedCallsLayer<F, P> {
         self.configure(|settings| settings.max_entries(max))
     }
 
-    /// At most this total weight of stored answers, each weighed by the
-    /// policy with its key ([`Policy::weigh`] and [`Policy::weigh_key`];
-    /// bytes, for HTTP).
-    pub fn max_weight(self, max: u64) -> Self {
+    /// At most this many bytes of stored answers and their keys, as the
+    /// policy weighs them ([`Policy::weigh`], [`Policy::weigh_key`]);
+    /// [`DEFAULT_MAX_BYTES`](shared_calls_cache::DEFAULT_MAX_BYTES) by default
+    /// ([`CacheBuilder::max_bytes`]).
+    pub fn max_bytes(self, max: u64) -> Self {
         let policy = self.policy.clone();
-        self.configure(|settings| {
-            settings.max_weight(max, move |key, shared| {
-                policy.weigh(shared).saturating_add(policy.weigh_key(key))
-            })
-        })
+        self.configure(|settings| weighed_by(&policy, settings.max_bytes(max)))
     }
 
     /// Stale-while-revalidate window ([`CacheBuilder::stale_while_revalidate`]).
@@ -201,4 +198,15 @@ impl<S, F, P: Policy> Layer<S> for SharedCallsLayer<F, P> {
             self.cache_handle(),
         )
     }
+}
+
+/// `settings` with the policy's weighers for the byte bound.
+fn weighed_by<P: Policy>(
+    policy: &P,
+    settings: CacheBuilder<P::Key, P::Shared>,
+) -> CacheBuilder<P::Key, P::Shared> {
+    let (keys, values) = (policy.clone(), policy.clone());
+    settings
+        .weigh_keys(move |key| keys.weigh_key(key) as usize)
+        .weigh_values(move |shared| values.weigh(shared) as usize)
 }

@@ -14,12 +14,13 @@
 mod clone_policy;
 mod future;
 mod layer;
+mod miss;
 mod policy;
 mod service;
 
 pub use clone_policy::{CloneResponses, SharedError};
 pub use future::ResponseFuture;
 pub use layer::{PolicyCache, SharedCallsLayer};
-pub use policy::{Admission, Answer, Policy, Rejected, ServicePolicy};
+pub use policy::{Admission, Answer, Leader, Policy, Rejected, Reply, ServicePolicy};
 pub use service::SharedCalls;
 pub use shared_calls_cache::{Cache, CacheBuilder, Fetch, Outcome, Stats};

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shared_calls_cache::{Fetch, Lookup, Outcome, Timing};
+use tokio::sync::oneshot;
 use tower_service::Service;
 
 /// The storage side of a policy: what is keyed, shared and stored.
@@ -25,32 +26,34 @@ pub trait Policy: Clone + Send + Sync + 'static {
     /// of the failed call (never stored).
     type Failure: Clone + Send + Sync + 'static;
 
-    /// The weight of a stored answer, for a cache bounded by weight. One by
-    /// default.
+    /// The bytes a stored answer holds on the heap, for the cache's byte
+    /// bound (which counts the entry's inline size and bookkeeping itself).
+    /// Zero by default: override it for answers that own heap memory.
     fn weigh(&self, shared: &Self::Shared) -> u32 {
         let _ = shared;
-        1
+        0
     }
 
-    /// The weight of a stored answer's key, added to [`weigh`](Self::weigh)
-    /// for a cache bounded by weight: a key that may be long (an HTTP URI)
-    /// takes memory too. Zero by default.
+    /// The bytes a stored answer's key holds on the heap, for the byte bound:
+    /// a key that may be long (an HTTP URI) takes memory too. Zero by
+    /// default.
     fn weigh_key(&self, key: &Self::Key) -> u32 {
         let _ = key;
         0
     }
 }
 
-/// Whether a request takes part in sharing.
+/// Whether a request takes part in sharing, with what the policy keeps of
+/// it to shape its answer (its context).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
+pub enum Admission<C> {
     /// Collapse and cache it under its key.
-    Share,
+    Share(C),
     /// Call the inner service directly; nothing is shared or stored.
-    Bypass,
+    Bypass(C),
     /// Bypass, and when the inner service answers with success, invalidate
     /// this request's key (a successful unsafe HTTP method, RFC 9111 §4.4).
-    BypassAndInvalidate,
+    BypassAndInvalidate(C),
 }
 
 /// How an answer was obtained, for the policy to report (headers, extensions).
@@ -135,6 +138,120 @@ impl fmt::Display for Rejected {
 
 impl std::error::Error for Rejected {}
 
+/// What a caller is answered with, for the policy to turn into a response.
+/// Exhaustive: a policy answers every kind.
+pub enum Reply<'a, Req, S: Service<Req>, P: Policy> {
+    /// A fresh stored entry found before anything else happened.
+    Hit {
+        /// The lookup's own copy of the stored answer, to keep rather than
+        /// clone once more.
+        shared: P::Shared,
+        /// How it was obtained.
+        answer: Answer,
+    },
+    /// The answer of a flight, or a stored one the flight found.
+    Shared {
+        /// The shared answer.
+        shared: &'a P::Shared,
+        /// How it was obtained ([`Answer::own_call`] when this caller's
+        /// request produced it).
+        answer: Answer,
+    },
+    /// The flight failed: the failure as [`ServicePolicy::share`] made it.
+    Failed {
+        /// The shared failure.
+        failure: &'a P::Failure,
+        /// How it was obtained.
+        answer: Answer,
+    },
+    /// The caller received nothing from the flight.
+    Rejected(Rejected),
+    /// The inner service's own result for a caller that was not shared
+    /// (bypass, or an answer that did not serve it).
+    Own {
+        /// The inner service's result (its readiness error included).
+        result: Result<S::Response, S::Error>,
+        /// How it was obtained.
+        answer: Answer,
+    },
+}
+
+impl<Req, S: Service<Req>, P: Policy> fmt::Debug for Reply<'_, Req, S, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (kind, answer) = match self {
+            Reply::Hit { answer, .. } => ("Hit", Some(answer)),
+            Reply::Shared { answer, .. } => ("Shared", Some(answer)),
+            Reply::Failed { answer, .. } => ("Failed", Some(answer)),
+            Reply::Rejected(_) => ("Rejected", None),
+            Reply::Own { answer, .. } => ("Own", Some(answer)),
+        };
+        f.debug_struct("Reply")
+            .field("kind", &kind)
+            .field("answer", &answer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The leader's way to its own client: the policy may hand it its response
+/// as soon as the inner service's head is known, while the shared answer is
+/// still being completed (an HTTP body streaming in).
+pub struct Leader<R> {
+    sender: Option<oneshot::Sender<(R, Outcome)>>,
+    outcome: Outcome,
+}
+
+impl<R> Leader<R> {
+    pub(crate) fn channel() -> (Self, oneshot::Receiver<(R, Outcome)>) {
+        let (sender, receiver) = oneshot::channel();
+        let leader = Self {
+            sender: Some(sender),
+            outcome: Outcome::Miss,
+        };
+        (leader, receiver)
+    }
+
+    /// A leader nobody waits for (a background refresh): [`send`](Self::send)
+    /// hands the response back.
+    pub fn detached() -> Self {
+        Self {
+            sender: None,
+            outcome: Outcome::Miss,
+        }
+    }
+
+    pub(crate) fn with_outcome(mut self, outcome: Outcome) -> Self {
+        self.outcome = outcome;
+        self
+    }
+
+    /// How the leader's own answer was obtained: [`Outcome::Miss`] for the
+    /// flight's call, [`Outcome::Pass`] for a key marked hit-for-miss,
+    /// [`Outcome::LockTimeout`] for a caller that stopped waiting for
+    /// another's; its own call, nothing stored yet.
+    pub fn answer(&self) -> Answer {
+        Answer::of(self.outcome)
+    }
+
+    /// Answers the leader now; the response comes back if it has gone.
+    pub fn send(mut self, response: R) -> Result<(), R> {
+        match self.sender.take() {
+            Some(sender) => sender
+                .send((response, self.outcome))
+                .map_err(|(response, _)| response),
+            None => Err(response),
+        }
+    }
+}
+
+impl<R> fmt::Debug for Leader<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Leader")
+            .field("outcome", &self.outcome)
+            .field("detached", &self.sender.is_none())
+            .finish()
+    }
+}
+
 /// The service side of a policy: everything that needs the request and the
 /// inner service's types.
 pub trait ServicePolicy<Req, S: Service<Req>>: Policy {
@@ -143,98 +260,64 @@ pub trait ServicePolicy<Req, S: Service<Req>>: Policy {
     /// The layer's service error.
     type Error;
     /// What the policy keeps of a request to shape its answer after the
-    /// request itself has been handed on (keep it cheap: it is made for
-    /// every request that is not a hit).
-    type Context: Send + 'static;
-    /// Turns the inner service's response into its shareable form, or into
+    /// request itself has been handed on. It is made for every request,
+    /// hits included, and cloned for a leader's call: keep it cheap.
+    type Context: Clone + Send + Sync + 'static;
+    /// Turns the inner service's result into its shareable form, or into
     /// a failure (an HTTP 5xx, say) that is shared with the current waiters
     /// but never stored, and may be answered by a stale entry instead.
     type Share: Future<Output = Result<Fetch<Self::Shared>, Self::Failure>> + Send + 'static;
 
-    /// Whether the request is shared, bypassed, or invalidates its key.
-    /// Called before the key function.
-    fn admit(&self, request: &Req) -> Admission;
+    /// Whether the request is shared, bypassed, or invalidates its key, and
+    /// its context. Called once per request, before the key function.
+    fn admit(&self, request: &Req) -> Admission<Self::Context>;
 
-    /// What to keep of the request.
-    fn context(&self, request: &Req) -> Self::Context;
-
-    /// The request a leader sends to the inner service (HTTP turns `HEAD`
-    /// into `GET`, so that the stored answer has a body). Unchanged by
-    /// default.
-    fn prepare(&self, request: Req) -> Req {
+    /// What a request that missed sends to the inner service if it calls
+    /// (HTTP turns `HEAD` into `GET`, so that the stored answer has a body),
+    /// and what its context must remember of it to share, store or match an
+    /// answer once the request has been handed on. Called once per miss,
+    /// before the request leads or joins a flight. Unchanged by default.
+    fn prepare(&self, request: Req, context: &mut Self::Context) -> Req {
+        let _ = context;
         request
     }
 
-    /// The leader's inner response, made shareable, with how to store it:
-    /// a [`Fetch::value`], with a TTL, stale windows or `do_not_store` as
-    /// the response says. A layer has no use for [`Fetch::absent`]: every
-    /// caller would be answered [`Rejected::Unshareable`] until the negative
-    /// TTL passes.
-    fn share(&self, response: S::Response, context: &Self::Context) -> Self::Share;
-
-    /// The leader's inner error, made shareable.
-    fn fail(&self, error: S::Error, context: &Self::Context) -> Self::Failure;
-
-    /// The response for a request answered by a fresh stored entry before
-    /// anything else happened, or `None` when the entry does not serve this
-    /// request (the request then goes to the inner service on its own).
-    fn respond_hit(
-        &self,
-        shared: &Self::Shared,
-        answer: &Answer,
-        request: &Req,
-    ) -> Option<Self::Response>;
-
-    /// [`respond_hit`](Self::respond_hit) with the lookup's own copy of the
-    /// stored answer, which it may keep rather than clone once more (the hit
-    /// path's one allocation for a `String` answer, say). Calls
-    /// `respond_hit` by default.
-    fn respond_hit_owned(
-        &self,
-        shared: Self::Shared,
-        answer: &Answer,
-        request: &Req,
-    ) -> Option<Self::Response> {
-        self.respond_hit(&shared, answer, request)
-    }
-
-    /// The response for a caller from a shared or stored answer, or `None`
-    /// when it does not serve this request (the caller then calls the inner
-    /// service on its own). `request` is `None` when the caller's request was
-    /// consumed by its own call.
-    fn respond(
-        &self,
-        shared: &Self::Shared,
-        answer: &Answer,
-        context: &Self::Context,
-        request: Option<&Req>,
-    ) -> Option<Self::Response>;
-
-    /// The response (or error) for a caller whose flight failed.
-    fn respond_failure(
-        &self,
-        failure: &Self::Failure,
-        answer: &Answer,
-        context: &Self::Context,
-    ) -> Result<Self::Response, Self::Error>;
-
-    /// The response (or error) for a caller whose flight panicked or who was
-    /// refused a place in the queue.
-    fn respond_rejected(
-        &self,
-        rejected: Rejected,
-        context: &Self::Context,
-    ) -> Result<Self::Response, Self::Error>;
-
-    /// The inner service's error from `poll_ready`.
-    fn map_error(&self, error: S::Error) -> Self::Error;
-
-    /// The inner service's own result for a caller that was not shared
-    /// (bypass, or an answer that did not serve it).
-    fn pass_through(
+    /// The leader's inner result, made shareable, with how to store it: a
+    /// [`Fetch::value`], with a TTL, stale windows or `do_not_store` as the
+    /// response says. The policy may answer the leader early through
+    /// `leader`; otherwise the leader is answered from the shared result like
+    /// everyone else. A layer has no use for [`Fetch::absent`]: every caller
+    /// would be answered [`Rejected::Unshareable`] until the negative TTL
+    /// passes.
+    fn share(
         &self,
         result: Result<S::Response, S::Error>,
+        context: &Self::Context,
+        leader: Leader<Self::Response>,
+    ) -> Self::Share;
+
+    /// Whether a shared or stored answer serves this request: `false` for a
+    /// `Vary` variant of another request, or for an answer meant for its own
+    /// client only. `request` is `None` when the caller's request was
+    /// consumed by its own call or left to a background refresh (the context
+    /// then tells what it was). Such a request goes to the inner service on
+    /// its own, if it still has it, and is otherwise answered
+    /// [`Reply::Rejected`]`(`[`Rejected::Unshareable`]`)`. `true` by default.
+    fn serves(
+        &self,
+        shared: &Self::Shared,
         answer: &Answer,
+        request: Option<&Req>,
+        context: &Self::Context,
+    ) -> bool {
+        let _ = (shared, answer, request, context);
+        true
+    }
+
+    /// The response (or error) for a reply.
+    fn respond(
+        &self,
+        reply: Reply<'_, Req, S, Self>,
         context: &Self::Context,
     ) -> Result<Self::Response, Self::Error>;
 

@@ -2,26 +2,30 @@
 
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use shared_calls_cache::{LoadError, Outcome};
+use shared_calls_cache::Outcome;
 use tower_service::Service;
 use tracing::Instrument;
 
 use crate::future::ResponseFuture;
 use crate::layer::PolicyCache;
-use crate::policy::{Admission, Answer, Policy, Rejected, ServicePolicy};
+use crate::miss::{self, Parked};
+use crate::policy::{Admission, Answer, Policy, Reply, ServicePolicy};
 
 /// The service made by [`SharedCallsLayer`](crate::SharedCallsLayer).
 ///
 /// # Readiness
 ///
-/// `poll_ready` delegates to the inner service. `call` answers a fresh hit
-/// without touching the inner service, which then stays ready for the next
-/// request. Any other request takes the ready inner service (leaving a clone
-/// in its place, as tower requires) and uses it for its own inner call, if
-/// it makes one: a request that shares another's call returns it unused.
+/// `poll_ready` is always ready and reserves nothing: a request that turns
+/// out to be a hit never waits for the inner service's capacity (a
+/// `ConcurrencyLimit` or `Buffer` inside the layer, a busy tonic `Channel`).
+/// A request that calls the inner service (a leader, a bypass, a caller the
+/// shared answer does not serve) readies its own clone of it inside its
+/// response future, as tower's `Buffer` does; a request waiting for another's
+/// call holds an unreadied clone, and so no capacity. The inner service's
+/// readiness error reaches that request's caller through the policy.
 ///
 /// # Concurrent calls on the same key
 ///
@@ -35,7 +39,7 @@ use crate::policy::{Admission, Answer, Policy, Rejected, ServicePolicy};
 /// # Panics
 ///
 /// A panic in the inner service while it answers a shared call reaches every
-/// waiting request as [`Rejected::Panicked`] through the policy, and the key
+/// waiting request as [`Rejected::Panicked`](crate::Rejected::Panicked) through the policy, and the key
 /// is free again at once; nobody hangs.
 pub struct SharedCalls<S, F, P: Policy> {
     inner: S,
@@ -100,67 +104,68 @@ where
     P: ServicePolicy<Req, S>,
     P::Response: Send + 'static,
     P::Error: Send + 'static,
-    P::Context: Sync,
 {
     type Response = P::Response;
     type Error = P::Error;
     type Future = ResponseFuture<Req, S, P>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner
-            .poll_ready(cx)
-            .map_err(|error| self.policy.map_error(error))
+    /// Always ready: a request that may be a hit reserves nothing of the
+    /// inner service. Every inner call readies its own clone of the inner
+    /// service inside its response future.
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
         let admission = self.policy.admit(&request);
-        let key = match admission {
-            Admission::Bypass => None,
-            Admission::Share | Admission::BypassAndInvalidate => {
-                (self.key_fn)(&request).map(Into::into)
+        let (key, invalidates, context) = match admission {
+            Admission::Bypass(context) => (None, false, context),
+            Admission::Share(context) => ((self.key_fn)(&request).map(Into::into), false, context),
+            Admission::BypassAndInvalidate(context) => {
+                ((self.key_fn)(&request).map(Into::into), true, context)
             }
         };
         let Some(key) = key else {
-            return self.bypass(request, Answer::bypass(), None);
+            return self.bypass(request, context, Answer::bypass(), None);
         };
-        if admission == Admission::BypassAndInvalidate {
-            return self.bypass(request, Answer::bypass(), Some(key));
+        if invalidates {
+            return self.bypass(request, context, Answer::bypass(), Some(key));
         }
         if let Some(lookup) = self.cache.get(&key) {
             let answer = Answer::from_lookup(&lookup, false);
-            return match self
+            if !self
                 .policy
-                .respond_hit_owned(lookup.into_value(), &answer, &request)
+                .serves(lookup.value(), &answer, Some(&request), &context)
             {
-                Some(response) => ResponseFuture::ready(Ok(response)),
                 // The stored answer does not serve this request (a variant).
-                None => self.bypass(
-                    request,
-                    Answer {
-                        outcome: Outcome::Miss,
-                        ..answer
-                    },
-                    None,
-                ),
+                return self.bypass(request, context, Answer::of(Outcome::Miss), None);
+            }
+            let reply = Reply::Hit {
+                shared: lookup.into_value(),
+                answer,
             };
+            return ResponseFuture::ready(self.policy.respond(reply, &context));
         }
-        self.share(request, key)
+        let mut context = context;
+        let request = self.policy.prepare(request, &mut context);
+        let parked = Parked::new(self.inner.clone(), request);
+        let span = self.span(&key);
+        let miss = miss::run(
+            self.cache.clone(),
+            self.policy.clone(),
+            key,
+            parked,
+            context,
+        );
+        ResponseFuture::shared(Box::pin(miss.instrument(span)))
     }
 }
 
 impl<S, F, P: Policy> SharedCalls<S, F, P> {
-    /// The ready inner service, leaving a clone in its place.
-    fn take_ready<Req>(&mut self) -> S
-    where
-        S: Service<Req> + Clone,
-    {
-        let clone = self.inner.clone();
-        std::mem::replace(&mut self.inner, clone)
-    }
-
     fn bypass<Req>(
-        &mut self,
+        &self,
         request: Req,
+        context: P::Context,
         answer: Answer,
         invalidate: Option<P::Key>,
     ) -> ResponseFuture<Req, S, P>
@@ -168,106 +173,24 @@ impl<S, F, P: Policy> SharedCalls<S, F, P> {
         S: Service<Req> + Clone,
         P: ServicePolicy<Req, S>,
     {
-        let context = self.policy.context(&request);
-        let future = self.take_ready().call(request);
         let invalidate = invalidate.map(|key| (self.cache.clone(), key));
-        ResponseFuture::bypass(future, self.policy.clone(), context, answer, invalidate)
+        ResponseFuture::bypass(
+            self.inner.clone(),
+            request,
+            self.policy.clone(),
+            context,
+            answer,
+            invalidate,
+        )
     }
 
-    /// A miss: lead or join the key's flight.
-    fn share<Req>(&mut self, request: Req, key: P::Key) -> ResponseFuture<Req, S, P>
-    where
-        Req: Send + 'static,
-        S: Service<Req> + Clone + Send + 'static,
-        S::Future: Send + 'static,
-        S::Response: Send + 'static,
-        S::Error: Send + 'static,
-        P: ServicePolicy<Req, S>,
-        P::Response: Send + 'static,
-        P::Error: Send + 'static,
-        P::Context: Sync,
-    {
-        let span = if tracing::enabled!(tracing::Level::DEBUG) {
-            let key_hash = self.hasher.hash_one(&key);
+    /// The span of a miss, with the key's hash when debug tracing is on.
+    fn span(&self, key: &P::Key) -> tracing::Span {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let key_hash = self.hasher.hash_one(key);
             tracing::debug_span!("shared_calls", key_hash, outcome = tracing::field::Empty)
         } else {
             tracing::Span::none()
-        };
-        let context = Arc::new(self.policy.context(&request));
-        // This request and the ready service: taken by its own load if it
-        // leads; returned unused if it shares another's answer.
-        let own = Arc::new(Mutex::new(Some((self.take_ready(), request))));
-        let load = {
-            let (own, policy, context) = (own.clone(), self.policy.clone(), context.clone());
-            move || {
-                let taken = own.lock().unwrap_or_else(PoisonError::into_inner).take();
-                async move {
-                    // The caller takes its request back only after its load
-                    // had the chance to run, or leaves it for a refresh.
-                    let (mut service, request) =
-                        taken.expect("a request is sent by its own load at most once");
-                    match service.call(policy.prepare(request)).await {
-                        Ok(response) => policy.share(response, &context).await,
-                        Err(error) => Err(policy.fail(error, &context)),
-                    }
-                }
-            }
-        };
-        let (cache, policy) = (self.cache.clone(), self.policy.clone());
-        let shared = async move {
-            let result = cache.get_or_load(&key, load).await;
-            // A stale answer leaves the request to the background refresh.
-            let stale = matches!(&result, Ok(lookup) if lookup.outcome() == Outcome::Stale);
-            let unused = if stale {
-                None
-            } else {
-                own.lock().unwrap_or_else(PoisonError::into_inner).take()
-            };
-            let own_call = unused.is_none() && !stale;
-            match result {
-                Ok(lookup) => {
-                    let answer = Answer::from_lookup(&lookup, own_call);
-                    tracing::Span::current().record("outcome", answer.outcome.as_str());
-                    let request = unused.as_ref().map(|(_, request)| request);
-                    match policy.respond(lookup.value(), &answer, &context, request) {
-                        Some(response) => Ok(response),
-                        // The shared answer does not serve this request: call alone.
-                        None => match unused {
-                            Some((mut service, request)) => {
-                                let answer = Answer {
-                                    outcome: Outcome::Miss,
-                                    stored: false,
-                                    own_call: true,
-                                    ..answer
-                                };
-                                policy.pass_through(service.call(request).await, &answer, &context)
-                            }
-                            None => policy.respond_rejected(Rejected::Unshareable, &context),
-                        },
-                    }
-                }
-                Err(LoadError::Load(failure)) => {
-                    let outcome = if own_call {
-                        Outcome::Miss
-                    } else {
-                        Outcome::Collapsed
-                    };
-                    let answer = Answer {
-                        outcome,
-                        own_call,
-                        ..Answer::bypass()
-                    };
-                    policy.respond_failure(&failure, &answer, &context)
-                }
-                Err(LoadError::Panicked(message)) => {
-                    policy.respond_rejected(Rejected::Panicked(message), &context)
-                }
-                Err(LoadError::Overloaded) => {
-                    policy.respond_rejected(Rejected::Overloaded, &context)
-                }
-                Err(_) => policy.respond_rejected(Rejected::Unshareable, &context),
-            }
-        };
-        ResponseFuture::shared(Box::pin(shared.instrument(span)))
+        }
     }
 }

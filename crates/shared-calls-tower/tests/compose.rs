@@ -104,9 +104,9 @@ async fn concurrency_limit_outside_lets_waiting_requests_hit() {
     assert_eq!((stats.misses, stats.collapsed, stats.hits), (1, 3, 16));
 }
 
-/// `concurrency_limit(1)` inside: the leader's call holds the only permit,
-/// the other requests wait for readiness, then hit the stored answer: no
-/// deadlock, one inner call.
+/// `concurrency_limit(1)` inside: the leader's call holds the only permit;
+/// the other requests reserve none (a follower holds no readied service)
+/// and wait for its answer: no deadlock, one inner call.
 #[tokio::test(start_paused = true)]
 async fn concurrency_limit_inside_does_not_deadlock() {
     let layer = layer();
@@ -125,12 +125,12 @@ async fn concurrency_limit_inside_does_not_deadlock() {
     }
     assert_eq!(backend.calls(), 1);
     let stats = layer.cache_handle().stats();
-    assert_eq!((stats.misses, stats.hits), (1, 9));
+    assert_eq!((stats.misses, stats.collapsed, stats.hits), (1, 9, 0));
 }
 
 /// `concurrency_limit(1)` inside, and the leader is aborted while its call
 /// holds the only permit: the call, abandoned, still runs to its end, which
-/// gives the permit back; the waiting requests then hit its stored answer.
+/// gives the permit back, and the waiting requests receive its answer.
 #[tokio::test(start_paused = true)]
 async fn concurrency_limit_inside_survives_an_aborted_leader() {
     let layer = layer();
@@ -153,7 +153,7 @@ async fn concurrency_limit_inside_survives_an_aborted_leader() {
         assert_eq!(result.unwrap(), "v7");
     }
     assert_eq!((backend.calls(), backend.cancelled()), (1, 0));
-    assert_eq!(layer.cache_handle().stats().hits, 5);
+    assert_eq!(layer.cache_handle().stats().collapsed, 5);
 }
 
 /// `buffer` outside: fifty concurrent requests through one buffer (its
@@ -180,10 +180,9 @@ async fn buffer_outside_still_collapses() {
     assert_eq!((stats.misses, stats.collapsed), (1, 49));
 }
 
-/// `buffer(4)` inside: a request's ready buffer holds a slot; the leader's
-/// is spent by its call, each follower keeps its own until the answer
-/// arrives, so four requests follow and the other fifteen wait for a slot,
-/// then hit. One request reaches the buffer's worker.
+/// `buffer(4)` inside: only the leader readies the buffer (taking a slot
+/// for its call); the nineteen followers hold no slot and receive its
+/// answer. One request reaches the buffer's worker.
 #[tokio::test(start_paused = true)]
 async fn buffer_inside_makes_one_inner_call() {
     let layer = boxed_layer();
@@ -202,5 +201,62 @@ async fn buffer_inside_makes_one_inner_call() {
     }
     assert_eq!(backend.requests(), [7]);
     let stats = layer.cache_handle().stats();
-    assert_eq!((stats.misses, stats.collapsed, stats.hits), (1, 4, 15));
+    assert_eq!((stats.misses, stats.collapsed, stats.hits), (1, 19, 0));
+}
+
+/// Hits never wait for the inner service: `concurrency_limit(2)` inside the
+/// layer charges its capacity in `poll_ready` (a permit per call), two slow
+/// misses hold both permits, and a hit on another key is answered at once
+/// while a third miss waits for a permit.
+#[tokio::test(start_paused = true)]
+async fn a_hit_is_answered_while_two_slow_misses_hold_the_concurrency_limit() {
+    let layer = layer();
+    let backend = Backend::open_now();
+    let service = ServiceBuilder::new()
+        .layer(layer.clone())
+        .concurrency_limit(2)
+        .service(backend.clone());
+    hit_while_two_misses_hold_the_capacity(service, &backend).await;
+    assert_eq!(layer.cache_handle().stats().hits, 1);
+}
+
+/// The same with tower's `Buffer` (one slot) in front of the limit.
+#[tokio::test(start_paused = true)]
+async fn a_hit_is_answered_while_two_slow_misses_hold_a_buffered_limit() {
+    let layer = boxed_layer();
+    let backend = Backend::open_now();
+    let service = ServiceBuilder::new()
+        .layer(layer.clone())
+        .buffer(1)
+        .concurrency_limit(2)
+        .service(backend.clone());
+    hit_while_two_misses_hold_the_capacity(service, &backend).await;
+    assert_eq!(layer.cache_handle().stats().hits, 1);
+}
+
+async fn hit_while_two_misses_hold_the_capacity<S, E>(service: S, backend: &Backend)
+where
+    S: tower::Service<u32, Response = String, Error = E> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    E: std::fmt::Debug + Send + 'static,
+{
+    assert_eq!(bounded(service.clone().oneshot(1)).await.unwrap(), "v1");
+    backend.close();
+    let slow: Vec<_> = [2, 3]
+        .map(|key| tokio::spawn(service.clone().oneshot(key)))
+        .into();
+    backend.until_called(3).await;
+    let waiting = tokio::spawn(service.clone().oneshot(4));
+    settle().await;
+    assert_eq!(backend.calls(), 3, "the third miss waits for a permit");
+
+    let hit = tokio::time::timeout(Duration::from_millis(1), service.clone().oneshot(1)).await;
+    assert_eq!(hit.expect("a hit never waits").unwrap(), "v1");
+
+    backend.open();
+    for result in join_all(slow).await {
+        result.unwrap();
+    }
+    assert_eq!(bounded(waiting).await.unwrap().unwrap(), "v4");
+    assert_eq!(backend.calls(), 4);
 }

@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shared_calls_tower::{
-    Admission, Answer, Fetch, Outcome, Policy, Rejected, ServicePolicy, SharedCallsLayer,
-    SharedError,
+    Admission, Fetch, Leader, Outcome, Policy, Reply, ServicePolicy, SharedCallsLayer, SharedError,
 };
 use support::{bounded, join_all};
 use tower::{Layer, Service, ServiceExt, service_fn};
@@ -45,65 +44,35 @@ where
     type Context = ();
     type Share = std::future::Ready<Result<Fetch<Page>, Arc<io::Error>>>;
 
-    fn admit(&self, _: &String) -> Admission {
-        Admission::Share
+    fn admit(&self, _: &String) -> Admission<()> {
+        Admission::Share(())
     }
 
-    fn context(&self, _: &String) {}
-
-    fn share(&self, page: Page, _: &()) -> Self::Share {
-        let max_age = page.max_age;
-        let fetch = match max_age.is_zero() {
-            true => Fetch::value(page).do_not_store(),
-            false => Fetch::value(page).ttl(max_age),
-        };
-        std::future::ready(Ok(fetch))
-    }
-
-    fn fail(&self, error: io::Error, _: &()) -> Arc<io::Error> {
-        Arc::new(error)
-    }
-
-    fn respond_hit(&self, page: &Page, answer: &Answer, _: &String) -> Option<(Page, Outcome)> {
-        Some((page.clone(), answer.outcome))
+    fn share(&self, result: io::Result<Page>, _: &(), _: Leader<(Page, Outcome)>) -> Self::Share {
+        let fetch = result.map_err(Arc::new).map(|page| {
+            let max_age = page.max_age;
+            match max_age.is_zero() {
+                true => Fetch::value(page).do_not_store(),
+                false => Fetch::value(page).ttl(max_age),
+            }
+        });
+        std::future::ready(fetch)
     }
 
     fn respond(
         &self,
-        page: &Page,
-        answer: &Answer,
-        _: &(),
-        _: Option<&String>,
-    ) -> Option<(Page, Outcome)> {
-        Some((page.clone(), answer.outcome))
-    }
-
-    fn respond_failure(
-        &self,
-        error: &Arc<io::Error>,
-        _: &Answer,
+        reply: Reply<'_, String, S, Self>,
         _: &(),
     ) -> Result<(Page, Outcome), Self::Error> {
-        Err(SharedError::Inner(error.clone()))
-    }
-
-    fn respond_rejected(&self, rejected: Rejected, _: &()) -> Result<(Page, Outcome), Self::Error> {
-        Err(SharedError::Rejected(rejected))
-    }
-
-    fn map_error(&self, error: io::Error) -> Self::Error {
-        SharedError::Inner(Arc::new(error))
-    }
-
-    fn pass_through(
-        &self,
-        result: Result<Page, io::Error>,
-        answer: &Answer,
-        _: &(),
-    ) -> Result<(Page, Outcome), Self::Error> {
-        result
-            .map(|page| (page, answer.outcome))
-            .map_err(|error| SharedError::Inner(Arc::new(error)))
+        match reply {
+            Reply::Hit { shared, answer } => Ok((shared, answer.outcome)),
+            Reply::Shared { shared, answer } => Ok((shared.clone(), answer.outcome)),
+            Reply::Failed { failure, .. } => Err(SharedError::Inner(failure.clone())),
+            Reply::Rejected(rejected) => Err(SharedError::Rejected(rejected)),
+            Reply::Own { result, answer } => result
+                .map(|page| (page, answer.outcome))
+                .map_err(|error| SharedError::Inner(Arc::new(error))),
+        }
     }
 }
 

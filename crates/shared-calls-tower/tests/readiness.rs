@@ -1,8 +1,9 @@
 //! The tower readiness contract, with `tower-test` mocks (their clones start
-//! not ready, and calling one panics): `poll_ready` delegates, `call` uses
-//! the ready service and never a not-ready clone, a hit leaves the ready
-//! service in place, and a request that shares another's call does not use
-//! up the inner service's capacity.
+//! not ready, and calling one panics): `poll_ready` reserves nothing, every
+//! inner call readies its own clone of the inner service inside its response
+//! future (as tower's `Buffer` does), a hit never waits for the inner
+//! service, and a request that shares another's call holds none of its
+//! capacity.
 
 mod support;
 
@@ -10,7 +11,7 @@ use std::task::Poll;
 
 use shared_calls_tower::{CloneResponses, SharedCallsLayer, SharedError};
 use support::{KeyFn, bounded, own_key, poll_once};
-use tokio_test::{assert_pending, assert_ready, assert_ready_ok};
+use tokio_test::{assert_pending, assert_ready_ok};
 use tower_test::mock;
 
 type MockError = Box<dyn std::error::Error + Send + Sync>;
@@ -20,104 +21,84 @@ fn layer() -> SharedCallsLayer<KeyFn, Policy> {
     SharedCallsLayer::new(own_key as KeyFn)
 }
 
-/// A not-ready inner service makes the layer not ready; when it becomes
-/// ready, the layer's task is woken and the layer is ready.
+/// The layer is ready while the inner service is not: a request that may be
+/// a hit reserves nothing of it.
 #[tokio::test(start_paused = true)]
-async fn poll_ready_delegates_to_the_inner_service() {
+async fn poll_ready_reserves_nothing_of_the_inner_service() {
     let (mut service, mut handle) = mock::spawn_layer::<u32, String, _>(layer());
     handle.allow(0);
-    assert_pending!(service.poll_ready());
-    assert_pending!(service.poll_ready());
-    assert!(!service.is_woken());
-
-    handle.allow(1);
-    assert!(
-        service.is_woken(),
-        "readiness of the inner service wakes the layer's task"
-    );
+    assert_ready_ok!(service.poll_ready());
     assert_ready_ok!(service.poll_ready());
 }
 
-/// An error from the inner service's `poll_ready` comes out of the layer's,
-/// as the policy's error.
+/// A miss readies its own clone inside its response future: it waits there
+/// while the inner service has no capacity, and is sent once it has.
 #[tokio::test(start_paused = true)]
-async fn poll_ready_passes_the_inner_error_on() {
+async fn a_miss_readies_the_inner_service_inside_its_future() {
+    let (mut service, mut handle) = mock::spawn_layer::<u32, String, _>(layer());
+    handle.allow(0);
+    assert_ready_ok!(service.poll_ready());
+    let mut response = service.call(1);
+    assert_pending!(poll_once(&mut response));
+    assert_pending!(handle.poll_request(), "nothing is sent without capacity");
+
+    let response = tokio::spawn(response);
+    handle.allow(1);
+    let (request, send) = bounded(handle.next_request()).await.unwrap();
+    assert_eq!(request, 1);
+    send.send_response("v1".to_owned());
+    assert_eq!(bounded(response).await.unwrap().unwrap(), "v1");
+}
+
+/// An error from the inner service's `poll_ready` reaches the request that
+/// readied it, as the policy's error.
+#[tokio::test(start_paused = true)]
+async fn the_inner_readiness_error_reaches_the_caller() {
     let (mut service, mut handle) = mock::spawn_layer::<u32, String, _>(layer());
     handle.send_error("not today");
-    match assert_ready!(service.poll_ready()) {
+    assert_ready_ok!(service.poll_ready());
+    match bounded(service.call(1)).await {
         Err(SharedError::Inner(error)) => assert_eq!(error.to_string(), "not today"),
         other => panic!("expected the inner error, got {other:?}"),
     }
 }
 
-/// `call` after `poll_ready` sends the request through the ready service
-/// (the mock panics if a not-ready clone is called) and leaves a not-ready
-/// clone behind: with the inner service's capacity used up, the layer is not
-/// ready again until the inner service is.
+/// A bypassed request (no key) readies its own clone too: each one is sent
+/// as soon as there is capacity for it.
 #[tokio::test(start_paused = true)]
-async fn call_uses_the_ready_service_and_leaves_a_clone_that_must_be_polled() {
-    let (mut service, mut handle) = mock::spawn_layer::<u32, String, _>(layer());
-    handle.allow(1);
-    assert_ready_ok!(service.poll_ready());
-    let mut response = service.call(1);
-    assert_pending!(poll_once(&mut response));
-
-    let (request, send) = bounded(handle.next_request()).await.unwrap();
-    assert_eq!(request, 1);
-    send.send_response("v1".to_owned());
-    assert_eq!(bounded(response).await.unwrap(), "v1");
-
-    // The clone left in place is not ready, and the mock allows no more.
-    assert_pending!(service.poll_ready());
-    handle.allow(1);
-    assert!(service.is_woken());
-    assert_ready_ok!(service.poll_ready());
-    let mut response = service.call(2);
-    assert_pending!(poll_once(&mut response));
-    let (request, send) = bounded(handle.next_request()).await.unwrap();
-    assert_eq!(request, 2);
-    send.send_response("v2".to_owned());
-    assert_eq!(bounded(response).await.unwrap(), "v2");
-}
-
-/// A bypassed request (no key) goes through the ready service too.
-#[tokio::test(start_paused = true)]
-async fn a_bypassed_call_uses_the_ready_service() {
+async fn a_bypassed_call_readies_its_own_service() {
     let layer = SharedCallsLayer::<_, Policy>::new(|_: &u32| None::<u32>);
     let (mut service, mut handle) = mock::spawn_layer::<u32, String, _>(layer);
     for request in 0..3 {
         handle.allow(1);
         assert_ready_ok!(service.poll_ready());
         let response = service.call(request);
+        let response = tokio::spawn(response);
         let (received, send) = bounded(handle.next_request()).await.unwrap();
         assert_eq!(received, request);
         send.send_response(format!("v{request}"));
-        assert_eq!(bounded(response).await.unwrap(), format!("v{request}"));
-        assert_pending!(service.poll_ready(), "a bypass consumes the ready service");
+        assert_eq!(
+            bounded(response).await.unwrap().unwrap(),
+            format!("v{request}")
+        );
     }
 }
 
-/// A fresh hit answers in `call` without touching the inner service: the
-/// mock receives no request, and the ready inner service stays in place,
-/// ready, for the next call — which then reaches the mock without another
-/// unit of its capacity.
+/// A fresh hit answers in `call` while the inner service has no capacity
+/// at all: the mock receives nothing.
 #[tokio::test(start_paused = true)]
-async fn a_hit_leaves_the_ready_inner_service_in_place() {
+async fn a_hit_is_answered_without_inner_capacity() {
     let layer = layer();
     let (mut service, mut handle) = mock::spawn_layer::<u32, String, _>(layer.clone());
     handle.allow(1);
-    assert_ready_ok!(service.poll_ready());
-    let mut response = service.call(7);
-    // The call starts when its future is first polled.
-    assert_pending!(poll_once(&mut response));
+    let response = tokio::spawn(service.call(7));
     let (_, send) = bounded(handle.next_request()).await.unwrap();
     send.send_response("v7".to_owned());
-    assert_eq!(bounded(response).await.unwrap(), "v7");
+    assert_eq!(bounded(response).await.unwrap().unwrap(), "v7");
 
-    // One more unit of capacity: the clone left behind takes it.
-    handle.allow(1);
-    assert_ready_ok!(service.poll_ready());
+    handle.allow(0);
     for _ in 0..3 {
+        assert_ready_ok!(service.poll_ready());
         let mut hit = service.call(7);
         assert_eq!(
             poll_once(&mut hit).map(Result::unwrap),
@@ -128,26 +109,13 @@ async fn a_hit_leaves_the_ready_inner_service_in_place() {
             handle.poll_request(),
             "a hit sends nothing to the inner service"
         );
-        // Still ready, without asking the mock for more capacity.
-        assert_ready_ok!(service.poll_ready());
     }
     assert_eq!(layer.cache_handle().stats().hits, 3);
-
-    // The same ready service carries the next miss.
-    let mut miss = service.call(8);
-    assert_pending!(poll_once(&mut miss));
-    let (request, send) = bounded(handle.next_request()).await.unwrap();
-    assert_eq!(request, 8);
-    send.send_response("v8".to_owned());
-    assert_eq!(bounded(miss).await.unwrap(), "v8");
-    // And that used the one unit of capacity there was.
-    assert_pending!(service.poll_ready());
 }
 
-/// Requests that share another's call take the ready service in `call` but
-/// never call it: with capacity for two calls, a leader and four followers
-/// cost one, and the other remains for the next key. Every `call` follows a
-/// `poll_ready` that returned ready, and nothing panics.
+/// Requests that share another's call never ready the inner service: with
+/// capacity for two calls, a leader and four followers cost one, and the
+/// other remains for the next key.
 #[tokio::test(start_paused = true)]
 async fn followers_do_not_use_the_inner_capacity() {
     let layer = layer();
@@ -172,14 +140,16 @@ async fn followers_do_not_use_the_inner_capacity() {
     assert_eq!((stats.misses, stats.collapsed), (1, 4));
 
     // One unit of capacity is left for another key.
-    assert_ready_ok!(service.poll_ready());
     let mut response = service.call(8);
     assert_pending!(poll_once(&mut response));
     let (request, send) = bounded(handle.next_request()).await.unwrap();
     assert_eq!(request, 8);
     send.send_response("v8".to_owned());
     assert_eq!(bounded(response).await.unwrap(), "v8");
-    assert_pending!(service.poll_ready(), "both units are used now");
+    // Both units are used now: a third key waits inside its future.
+    let mut response = service.call(9);
+    assert_pending!(poll_once(&mut response));
+    assert_pending!(handle.poll_request());
 }
 
 /// Many tasks, each with its own clone of the layer's service over one mock

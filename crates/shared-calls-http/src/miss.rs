@@ -1,0 +1,226 @@
+//! A miss in HTTP terms: whether and how an answer is shared is decided on
+//! its head; a shareable body streams to the leader's client while it is
+//! buffered for the others and the store.
+//!
+//! Waiting requests receive the answer once its body is complete: that keeps
+//! one point where an answer is checked (its framing against the bytes that
+//! came) and stored, and gives every follower a response with an exact
+//! `Content-Length`. A follower's first byte thus comes when the leader's
+//! last byte does; the leader's client, the only one that could not have
+//! been answered sooner, gets its head and bytes as they arrive.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, Method, Response};
+use http_body::Body;
+use shared_calls_tower::{Fetch, Leader};
+
+use crate::body::SharedBody;
+use crate::cache_control::VaryKey;
+use crate::framing::{self, Framing};
+use crate::freshness::{self, Reading, Reason, Rules, Says, Storability};
+use crate::grpc;
+use crate::policy::{HttpContext, HttpPolicy};
+use crate::shared::{Failure, HttpFailure, HttpShared, Shared, StoredResponse, TakeOnce};
+use crate::tee::{Pumped, tee};
+
+/// Turns the leader's response into what its waiters receive and how the
+/// cache stores it, answering the leader on the way.
+pub(crate) async fn share<B>(
+    policy: &HttpPolicy,
+    response: Response<B>,
+    context: &HttpContext,
+    leader: Leader<Response<SharedBody<B>>>,
+) -> Result<Fetch<HttpShared>, HttpFailure>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Send,
+{
+    let (parts, body) = response.into_parts();
+    let request_headers = context.headers.clone().unwrap_or_default();
+    // RFC 9111 §4.2.3: the response time is when the head arrived; the
+    // time its body took counts in the stored answer's age.
+    let received = Instant::now();
+    let head = Head::analyze(policy.rules(), context, &parts, &request_headers);
+    if head.own_client_only {
+        return own_client_only(&head, parts, body);
+    }
+    let (reader, pump) = tee(body, policy.buffer_limit());
+    let own = Response::from_parts(parts.clone(), SharedBody::tee(reader));
+    // A failure is answered when its body is in, so that a stale entry may
+    // answer its leader too; any other answer goes to the leader at once.
+    // Nobody waits for a background refresh: it only fills the cache.
+    let own = match head.failed {
+        true => Some(own),
+        false => {
+            let answer = leader.answer();
+            drop(leader.send(policy.leader_response(own, &answer, &context.method)));
+            None
+        }
+    };
+    let collected = match pump.run().await {
+        Pumped::Complete(collected) => collected,
+        Pumped::TooLarge if !head.failed => {
+            let released = HttpShared(Shared::Unshared(TakeOnce::taken()));
+            return Ok(Fetch::value(released).do_not_store());
+        }
+        Pumped::TooLarge | Pumped::Failed => {
+            return Err(HttpFailure(match own {
+                Some(own) => Failure::Error(TakeOnce::new(own)),
+                None => Failure::Broken,
+            }));
+        }
+    };
+    if !head.framing.agrees_with(collected.data().len()) {
+        return Err(HttpFailure(Failure::Broken));
+    }
+    let grpc_failed = grpc::is_grpc_response(&parts.headers)
+        && !grpc::succeeded(&parts.headers, collected.trailers());
+    let in_transit = received.elapsed();
+    let age = head.initial_age + in_transit;
+    let stored = StoredResponse::new(parts, collected, head.vary.clone(), age);
+    if head.failed || grpc_failed {
+        return Err(HttpFailure(Failure::Status(stored.into())));
+    }
+    Ok(head.fetch(HttpShared(Shared::Complete(stored.into())), in_transit))
+}
+
+/// An answer for its own client only, untouched: the others call on their
+/// own, or, for a failure, get a 502 or the stale answer (a failure never
+/// replaces a good stale entry with a hit-for-miss marker).
+fn own_client_only<B>(
+    head: &Head,
+    mut parts: http::response::Parts,
+    body: B,
+) -> Result<Fetch<HttpShared>, HttpFailure>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Send,
+{
+    let contradictory = head.framing == Framing::Contradictory;
+    if contradictory {
+        framing::drop_framing(&mut parts.headers);
+    }
+    let response = TakeOnce::new(Response::from_parts(parts, SharedBody::streamed(body)));
+    match head.failed || contradictory {
+        true => Err(HttpFailure(Failure::Error(response))),
+        false => Ok(Fetch::value(HttpShared(Shared::Unshared(response))).do_not_store()),
+    }
+}
+
+/// What the head of an answer decides.
+struct Head {
+    storability: Storability,
+    says: Says,
+    vary: Option<VaryKey>,
+    framing: Framing,
+    /// A server error: shared with the current waiters, never stored.
+    failed: bool,
+    /// Meant for the leader's client only: the others call on their own.
+    own_client_only: bool,
+    initial_age: Duration,
+}
+
+impl Head {
+    fn analyze(
+        rules: &Rules,
+        context: &HttpContext,
+        parts: &http::response::Parts,
+        request_headers: &HeaderMap,
+    ) -> Self {
+        // A HEAD leader fetched the GET; a unary gRPC call reads like one.
+        let method = match context.method == Method::HEAD || context.grpc {
+            true => Method::GET,
+            false => context.method.clone(),
+        };
+        let response = Reading::of(parts.status, &parts.headers);
+        let analysis = freshness::analyze(
+            rules,
+            &method,
+            request_headers,
+            &response,
+            SystemTime::now(),
+        );
+        let failed = parts.status.is_server_error();
+        let framing = Framing::of(&parts.headers);
+        let own_client_only = analysis.own_client_only
+            || reaches_its_own_client_only(&analysis.storability)
+            // A failure is answered to its waiters without a `Vary` check.
+            || (failed && analysis.vary.is_some())
+            || framing == Framing::Contradictory
+            || is_event_stream(&parts.headers);
+        let initial_age = match &analysis.storability {
+            Storability::Store(freshness) => freshness.initial_age,
+            Storability::DoNotStore(_) => Duration::ZERO,
+        };
+        Self {
+            vary: analysis.vary.map(|vary| vary.capture(request_headers)),
+            storability: analysis.storability,
+            says: analysis.says,
+            framing,
+            failed,
+            own_client_only,
+            initial_age,
+        }
+    }
+
+    /// How the cache stores a shareable answer.
+    /// `in_transit`: how long the body took after the head, already part
+    /// of the answer's age.
+    fn fetch(self, shared: HttpShared, in_transit: Duration) -> Fetch<HttpShared> {
+        let fetch = Fetch::value(shared);
+        let Storability::Store(freshness) = self.storability else {
+            return fetch.do_not_store();
+        };
+        // What the response (or the configured rules) does not say is left
+        // to the cache: the layer's `ttl` and stale windows.
+        let mut fetch = fetch;
+        if self.says.ttl {
+            let ttl = freshness.ttl.saturating_sub(in_transit);
+            fetch = if self.says.ttl_is_explicit {
+                fetch.ttl(ttl)
+            } else {
+                fetch.heuristic_ttl(ttl)
+            };
+        }
+        if self.says.stale_while_revalidate {
+            fetch = fetch.stale_while_revalidate(freshness.stale_while_revalidate);
+        }
+        if self.says.stale_if_error {
+            fetch = fetch.stale_if_error(freshness.stale_if_error);
+        }
+        fetch
+    }
+}
+
+/// Answers not to be seen by other users (meant for one user, or setting
+/// cookies), and answers not to be reused without revalidation, which this
+/// cache does not do: the requests waiting for them make their own calls.
+fn reaches_its_own_client_only(storability: &Storability) -> bool {
+    matches!(
+        storability,
+        Storability::DoNotStore(
+            Reason::NoStore
+                | Reason::Private
+                | Reason::SetCookie
+                | Reason::Authorization
+                | Reason::Cookie
+                | Reason::VaryAny
+                | Reason::Vary
+                | Reason::NoCache
+                | Reason::StaleOnArrival
+                | Reason::InvalidHeader("expires")
+        )
+    )
+}
+
+/// An event stream (server-sent events) never ends by design: it goes to
+/// its own client untouched, and nothing of it is buffered.
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers.get(CONTENT_TYPE).is_some_and(|value| {
+        let value = value.as_bytes();
+        value.len() >= 17 && value[..17].eq_ignore_ascii_case(b"text/event-stream")
+    })
+}
