@@ -481,6 +481,11 @@ mod chart {
     const WITHOUT: (RGBColor, RGBColor) = (RGBColor(244, 165, 130), RGBColor(178, 24, 43));
     const WITH: (RGBColor, RGBColor) = (RGBColor(146, 197, 222), RGBColor(33, 102, 172));
 
+    const FONT: &str = "sans-serif";
+    /// plotters' SVG backend writes a font's size divided by 1.24: sizes in
+    /// multiples of it come out as whole pixels.
+    const PX: f64 = 1.24;
+
     /// The bottom of the log-scale axis, where intervals without a single
     /// request or call are drawn.
     const FLOOR: f64 = 1.0;
@@ -538,7 +543,7 @@ mod chart {
             settings.clients
         );
         let mut chart = ChartBuilder::on(&root)
-            .caption(caption, ("sans-serif", 20))
+            .caption(caption, (FONT, 20.0 * PX))
             .margin(16)
             .x_label_area_size(44)
             .y_label_area_size(72)
@@ -548,6 +553,8 @@ mod chart {
             .x_desc("seconds into the run")
             .y_desc("per second (log scale; zero on the axis)")
             .y_label_formatter(&|v| thousands(v.round() as u64))
+            .label_style((FONT, 12.0 * PX))
+            .axis_desc_style((FONT, 12.0 * PX))
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
 
@@ -576,6 +583,7 @@ mod chart {
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
+            .label_font((FONT, 12.0 * PX))
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK.mix(0.3))
             .draw()?;
