@@ -482,9 +482,6 @@ mod chart {
     const WITH: (RGBColor, RGBColor) = (RGBColor(146, 197, 222), RGBColor(33, 102, 172));
 
     const FONT: &str = "sans-serif";
-    /// plotters' SVG backend writes a font's size divided by 1.24: sizes in
-    /// multiples of it come out as whole pixels.
-    const PX: f64 = 1.24;
 
     /// The bottom of the log-scale axis, where intervals without a single
     /// request or call are drawn.
@@ -510,12 +507,41 @@ mod chart {
             .collect()
     }
 
+    /// Draws the chart into an SVG file at `path`.
     pub(super) fn write(
         path: &Path,
         settings: Settings,
         without: &Run,
         with: &Run,
     ) -> Result<(), Error> {
+        let mut svg = String::new();
+        draw(&mut svg, settings, without, with)?;
+        std::fs::write(path, whole_pixel_font_sizes(&svg))?;
+        Ok(())
+    }
+
+    /// plotters writes each font size as its size in points over 1.24, with
+    /// every decimal (`font-size="11.290322580645162"`): whole pixels read
+    /// as well and keep the file plain.
+    fn whole_pixel_font_sizes(svg: &str) -> String {
+        const ATTRIBUTE: &str = "font-size=\"";
+        let mut out = String::with_capacity(svg.len());
+        let mut rest = svg;
+        while let Some(start) = rest.find(ATTRIBUTE) {
+            let (before, value) = rest.split_at(start + ATTRIBUTE.len());
+            let end = value.find('"').unwrap_or(value.len());
+            out.push_str(before);
+            match value[..end].parse::<f64>() {
+                Ok(size) => out.push_str(&size.round().to_string()),
+                Err(_) => out.push_str(&value[..end]),
+            }
+            rest = &value[end..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn draw(svg: &mut String, settings: Settings, without: &Run, with: &Run) -> Result<(), Error> {
         let runs = [
             (
                 "without the layer",
@@ -535,7 +561,7 @@ mod chart {
             .fold(1.0, f64::max)
             * 20.0; // room for the legend above the lines
 
-        let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
+        let root = SVGBackend::with_string(svg, (900, 480)).into_drawing_area();
         root.fill(&WHITE)?;
         let caption = format!(
             "GET /hot: a {} ms handler, {} keep-alive clients, loopback",
@@ -543,7 +569,7 @@ mod chart {
             settings.clients
         );
         let mut chart = ChartBuilder::on(&root)
-            .caption(caption, (FONT, 20.0 * PX))
+            .caption(caption, (FONT, 22))
             .margin(16)
             .x_label_area_size(44)
             .y_label_area_size(72)
@@ -553,8 +579,8 @@ mod chart {
             .x_desc("seconds into the run")
             .y_desc("per second (log scale; zero on the axis)")
             .y_label_formatter(&|v| thousands(v.round() as u64))
-            .label_style((FONT, 12.0 * PX))
-            .axis_desc_style((FONT, 12.0 * PX))
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 14))
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
 
@@ -583,7 +609,7 @@ mod chart {
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FONT, 12.0 * PX))
+            .label_font((FONT, 14))
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK.mix(0.3))
             .draw()?;
