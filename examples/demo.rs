@@ -541,6 +541,7 @@ mod chart {
         out
     }
 
+    /// Draws both runs, each as a requests/s line and a backend calls/s line.
     fn draw(svg: &mut String, settings: Settings, without: &Run, with: &Run) -> Result<(), Error> {
         let runs = [
             (
