@@ -3,28 +3,30 @@
 //! `SharedCallsLayer`. Every figure printed is measured in this run.
 //!
 //! ```sh
-//! cargo run --release --example demo            # 200 clients, 3 s per run
-//! cargo run --release --example demo -- --quick # 50 clients, 0.5 s per run
+//! cargo run --release --example demo                           # 200 clients, 3 s per run
+//! cargo run --release --example demo -- --quick                # 50 clients, 0.5 s per run
+//! cargo run --release --example demo -- --chart docs/demo.svg  # and plot both runs
 //! ```
 //!
 //! The server and the clients run on two separate tokio runtimes of one
 //! thread each, so that the load generator cannot starve the server.
+//! `--chart PATH` writes an SVG chart of requests/s and backend calls/s over
+//! time, per 100 ms, for both runs on the same axes.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::{Router, routing::get};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use shared_calls::http::HttpKey;
 use shared_calls::{SharedCallsLayer, default_key};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
-type KeyFn = fn(&http::Request<axum::body::Body>) -> Option<HttpKey>;
 
 /// The load and the layer's settings.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +90,30 @@ impl Outcomes {
     }
 }
 
+/// The layer's counters, read from its cache handle after a run.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    hits: u64,
+    collapsed: u64,
+    misses: u64,
+    stale: u64,
+    /// Stale-if-error, hit-for-miss and lock-timeout answers.
+    others: u64,
+    refreshes: u64,
+}
+
+/// Reads the layer's counters.
+type ReadCounts = Box<dyn Fn() -> Counts + Send>;
+
+/// Requests answered and backend calls made by a point in a run, counted
+/// from its start.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Duration,
+    requests: u64,
+    backend_calls: u64,
+}
+
 /// One client's log.
 #[derive(Debug, Default)]
 struct ClientLog {
@@ -104,10 +130,15 @@ struct Run {
     peak_in_flight: u64,
     latencies_us: Vec<u32>,
     outcomes: Outcomes,
-    stats: Option<shared_calls::tower::Stats>,
+    counts: Option<Counts>,
+    /// One sample every 100 ms or so.
+    timeline: Vec<Sample>,
 }
 
-fn app(backend: Arc<Backend>, delay: Duration, layer: Option<SharedCallsLayer<KeyFn>>) -> Router {
+/// The hot endpoint, and with `layer` the layer in front of it and a way to
+/// read its counters.
+fn app(backend: Arc<Backend>, settings: Settings, layer: bool) -> (Router, Option<ReadCounts>) {
+    let delay = settings.handler_delay;
     let handler = move || {
         let backend = backend.clone();
         async move {
@@ -121,10 +152,25 @@ fn app(backend: Arc<Backend>, delay: Duration, layer: Option<SharedCallsLayer<Ke
         }
     };
     let router = Router::new().route("/hot", get(handler));
-    match layer {
-        Some(layer) => router.layer(layer),
-        None => router,
+    if !layer {
+        return (router, None);
     }
+    let layer = SharedCallsLayer::new(default_key)
+        .ttl(settings.ttl)
+        .stale_while_revalidate(settings.stale_while_revalidate);
+    let cache = layer.cache_handle();
+    let read_counts = move || {
+        let stats = cache.stats();
+        Counts {
+            hits: stats.hits,
+            collapsed: stats.collapsed,
+            misses: stats.misses,
+            stale: stats.stale,
+            others: stats.stale_if_error + stats.passes + stats.lock_timeouts,
+            refreshes: stats.refreshes,
+        }
+    };
+    (router.layer(layer), Some(Box::new(read_counts)))
 }
 
 /// Starts `app` on its own single-threaded runtime, on a thread of its own.
@@ -175,27 +221,33 @@ async fn client(
 }
 
 /// Runs the load against a fresh server, with or without the layer.
-fn run(
-    settings: Settings,
-    label: &str,
-    layer: Option<SharedCallsLayer<KeyFn>>,
-) -> Result<Run, Error> {
+fn run(settings: Settings, label: &str, layer: bool) -> Result<Run, Error> {
     let backend = Arc::new(Backend::default());
-    let cache = layer.as_ref().map(SharedCallsLayer::cache_handle);
-    let (addr, server) = serve(app(backend.clone(), settings.handler_delay, layer))?;
+    let (app, read_counts) = app(backend.clone(), settings, layer);
+    let (addr, server) = serve(app)?;
     let clients = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let progress = Arc::new(Progress::default());
+    let timeline = Arc::new(Mutex::new(Vec::new()));
     let (logs, elapsed) = clients.block_on(async {
         let start = Instant::now();
         let deadline = start + settings.duration;
         let ticker = {
             let (progress, backend, label) = (progress.clone(), backend.clone(), label.to_owned());
+            let timeline = timeline.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_millis(100));
+                // A late tick is not made up by a burst of short intervals.
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
+                    let sample = Sample {
+                        at: start.elapsed(),
+                        requests: progress.requests.load(Ordering::Relaxed),
+                        backend_calls: backend.calls.load(Ordering::Relaxed),
+                    };
+                    timeline.lock().expect("no sampler panics").push(sample);
                     print!(
                         "\r  {label:<24} {:>4.1} s   requests {:>10}   backend calls {:>8}",
                         start.elapsed().as_secs_f64(),
@@ -241,7 +293,8 @@ fn run(
         peak_in_flight: backend.peak_in_flight.load(Ordering::Relaxed),
         latencies_us,
         outcomes,
-        stats: cache.map(|cache| cache.stats()),
+        counts: read_counts.map(|read| read()),
+        timeline: std::mem::take(&mut *timeline.lock().expect("no sampler panics")),
     })
 }
 
@@ -272,8 +325,37 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
+/// The command line: `[--quick] [--chart PATH]`.
+#[derive(Debug, Default)]
+struct Args {
+    quick: bool,
+    chart: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Args, Error> {
+    let mut args = Args::default();
+    let mut words = std::env::args().skip(1);
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--quick" => args.quick = true,
+            "--chart" => {
+                let path = words.next().ok_or("--chart needs a file path")?;
+                args.chart = Some(PathBuf::from(path));
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; usage: demo [--quick] [--chart PATH]"
+                )
+                .into());
+            }
+        }
+    }
+    Ok(args)
+}
+
 fn main() -> Result<(), Error> {
-    let quick = std::env::args().any(|arg| arg == "--quick");
+    let args = parse_args()?;
+    let quick = args.quick;
     let settings = Settings {
         clients: if quick { 50 } else { 200 },
         duration: if quick {
@@ -297,11 +379,8 @@ fn main() -> Result<(), Error> {
         settings.stale_while_revalidate.as_secs_f64(),
     );
 
-    let without = run(settings, "without the layer", None)?;
-    let layer = SharedCallsLayer::new(default_key as KeyFn)
-        .ttl(settings.ttl)
-        .stale_while_revalidate(settings.stale_while_revalidate);
-    let with = run(settings, "with SharedCallsLayer", Some(layer))?;
+    let without = run(settings, "without the layer", false)?;
+    let with = run(settings, "with SharedCallsLayer", true)?;
 
     let rows: [Row; 9] = [
         ("requests served", |r| thousands(r.requests)),
@@ -347,28 +426,27 @@ fn main() -> Result<(), Error> {
         thousands(o.stale),
         thousands(o.other)
     );
-    if let Some(stats) = with.stats {
-        let others = stats.stale_if_error + stats.passes + stats.lock_timeouts;
+    if let Some(counts) = with.counts {
         println!(
             "{:<28}{:>12}{:>12}{:>12}{:>12}{:>12}",
             "cache_handle().stats()",
-            thousands(stats.hits),
-            thousands(stats.collapsed),
-            thousands(stats.misses),
-            thousands(stats.stale),
-            thousands(others)
+            thousands(counts.hits),
+            thousands(counts.collapsed),
+            thousands(counts.misses),
+            thousands(counts.stale),
+            thousands(counts.others)
         );
         let agree = (
-            stats.hits,
-            stats.collapsed,
-            stats.misses,
-            stats.stale,
-            others,
+            counts.hits,
+            counts.collapsed,
+            counts.misses,
+            counts.stale,
+            counts.others,
         ) == (o.hit, o.collapsed, o.miss, o.stale, o.other);
         println!(
             "responses and stats agree: {}; background refreshes: {}",
             if agree { "yes" } else { "NO" },
-            stats.refreshes
+            counts.refreshes
         );
         if !agree {
             return Err("the responses' Cache-Status and the cache's stats disagree".into());
@@ -382,5 +460,161 @@ fn main() -> Result<(), Error> {
         without.backend_calls as f64 / with.backend_calls.max(1) as f64,
         with.requests as f64 / without.requests.max(1) as f64,
     );
+    if let Some(path) = args.chart {
+        chart::write(&path, settings, &without, &with)?;
+        println!("chart: {}", path.display());
+    }
     Ok(())
+}
+
+/// The `--chart` picture: both runs' requests/s and backend calls/s over
+/// time, on the same axes.
+mod chart {
+    use std::path::Path;
+
+    use plotters::prelude::*;
+
+    use super::{Error, Run, Sample, Settings, thousands};
+
+    /// Each run's colours: a light one for requests (a wide line) and a dark
+    /// one for backend calls (dashed, so that it shows where both coincide).
+    const WITHOUT: (RGBColor, RGBColor) = (RGBColor(244, 165, 130), RGBColor(178, 24, 43));
+    const WITH: (RGBColor, RGBColor) = (RGBColor(146, 197, 222), RGBColor(33, 102, 172));
+
+    const FONT: &str = "sans-serif";
+
+    /// The bottom of the log-scale axis, where intervals without a single
+    /// request or call are drawn.
+    const FLOOR: f64 = 1.0;
+
+    /// Per-second rates between consecutive samples, at the end of each
+    /// interval: (seconds into the run, requests/s, backend calls/s).
+    fn rates(timeline: &[Sample]) -> Vec<(f64, f64, f64)> {
+        timeline
+            .windows(2)
+            .filter_map(|pair| {
+                let seconds = (pair[1].at - pair[0].at).as_secs_f64();
+                (seconds > 0.0).then(|| {
+                    let per_second =
+                        |later: u64, earlier: u64| ((later - earlier) as f64 / seconds).max(FLOOR);
+                    (
+                        pair[1].at.as_secs_f64(),
+                        per_second(pair[1].requests, pair[0].requests),
+                        per_second(pair[1].backend_calls, pair[0].backend_calls),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Draws the chart into an SVG file at `path`.
+    pub(super) fn write(
+        path: &Path,
+        settings: Settings,
+        without: &Run,
+        with: &Run,
+    ) -> Result<(), Error> {
+        let mut svg = String::new();
+        draw(&mut svg, settings, without, with)?;
+        std::fs::write(path, whole_pixel_font_sizes(&svg))?;
+        Ok(())
+    }
+
+    /// plotters writes each font size as its size in points over 1.24, with
+    /// every decimal (`font-size="11.290322580645162"`): whole pixels read
+    /// as well and keep the file plain.
+    fn whole_pixel_font_sizes(svg: &str) -> String {
+        const ATTRIBUTE: &str = "font-size=\"";
+        let mut out = String::with_capacity(svg.len());
+        let mut rest = svg;
+        while let Some(start) = rest.find(ATTRIBUTE) {
+            let (before, value) = rest.split_at(start + ATTRIBUTE.len());
+            let end = value.find('"').unwrap_or(value.len());
+            out.push_str(before);
+            match value[..end].parse::<f64>() {
+                Ok(size) => out.push_str(&size.round().to_string()),
+                Err(_) => out.push_str(&value[..end]),
+            }
+            rest = &value[end..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// Draws both runs, each as a requests/s line and a backend calls/s line.
+    fn draw(svg: &mut String, settings: Settings, without: &Run, with: &Run) -> Result<(), Error> {
+        let runs = [
+            (
+                "without the layer",
+                WITHOUT,
+                rates(&without.timeline),
+                without,
+            ),
+            ("with the layer", WITH, rates(&with.timeline), with),
+        ];
+        let x_max = runs
+            .iter()
+            .flat_map(|(_, _, rates, _)| rates.iter().map(|r| r.0))
+            .fold(settings.duration.as_secs_f64(), f64::max);
+        let y_max = runs
+            .iter()
+            .flat_map(|(_, _, rates, _)| rates.iter().map(|r| r.1.max(r.2)))
+            .fold(1.0, f64::max)
+            * 20.0; // room for the legend above the lines
+
+        let root = SVGBackend::with_string(svg, (900, 480)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let caption = format!(
+            "GET /hot: a {} ms handler, {} keep-alive clients, loopback",
+            settings.handler_delay.as_millis(),
+            settings.clients
+        );
+        let mut chart = ChartBuilder::on(&root)
+            .caption(caption, (FONT, 22))
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(72)
+            .build_cartesian_2d(0.0..x_max, (FLOOR..y_max).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds into the run")
+            .y_desc("per second (log scale; zero on the axis)")
+            .y_label_formatter(&|v| thousands(v.round() as u64))
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 14))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+
+        for &(label, (light, dark), ref rates, run) in &runs {
+            let requests = rates.iter().map(|&(t, requests, _)| (t, requests));
+            let style = light.stroke_width(5);
+            chart
+                .draw_series(LineSeries::new(requests, style))?
+                .label(format!(
+                    "requests/s {label} ({} requests)",
+                    thousands(run.requests)
+                ))
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], style));
+            let calls = rates.iter().map(|&(t, _, calls)| (t, calls));
+            let style = dark.stroke_width(2);
+            chart
+                .draw_series(DashedLineSeries::new(calls, 6, 4, style))?
+                .label(format!(
+                    "backend calls/s {label} ({} calls)",
+                    thousands(run.backend_calls)
+                ))
+                .legend(move |(x, y)| {
+                    plotters::element::DashedPathElement::new([(x, y), (x + 24, y)], 6, 4, style)
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font((FONT, 14))
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK.mix(0.3))
+            .draw()?;
+        root.present()?;
+        Ok(())
+    }
 }
