@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::Cache;
+use crate::l2::SecondTier;
 use crate::tier::Capacity;
 
 #[derive(Debug, Clone)]
@@ -78,6 +79,7 @@ impl Jitter {
 pub struct CacheBuilder<K, V> {
     config: Config,
     capacity: Capacity<K, V>,
+    pub(crate) second_tier: Option<SecondTier<K, V>>,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -86,6 +88,7 @@ impl<K, V> Clone for CacheBuilder<K, V> {
         Self {
             config: self.config.clone(),
             capacity: self.capacity.clone(),
+            second_tier: self.second_tier.clone(),
             _types: PhantomData,
         }
     }
@@ -100,6 +103,7 @@ impl<K, V> fmt::Debug for CacheBuilder<K, V> {
         f.debug_struct("CacheBuilder")
             .field("config", &self.config)
             .field("capacity", &capacity)
+            .field("second_tier", &self.second_tier)
             .finish()
     }
 }
@@ -121,6 +125,7 @@ impl<K, V> Default for CacheBuilder<K, V> {
                 max_waiters: usize::MAX,
             },
             capacity: Capacity::Entries(10_000),
+            second_tier: None,
             _types: PhantomData,
         }
     }
@@ -249,6 +254,6 @@ where
     where
         E: Clone + Send + Sync + 'static,
     {
-        Cache::from_parts(self.config, self.capacity)
+        Cache::from_parts(self.config, self.capacity, self.second_tier)
     }
 }
