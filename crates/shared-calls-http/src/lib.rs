@@ -17,6 +17,7 @@
 //! | outcome | `Cache-Status` | `X-Cache-Status` |
 //! |---|---|---|
 //! | hit | `shared-calls; hit; ttl=42` | `HIT` |
+//! | hit from the fleet's second tier | `shared-calls; hit; ttl=42; detail=l2` | `HIT` |
 //! | miss, stored | `shared-calls; fwd=miss; stored; ttl=60` | `MISS` |
 //! | collapsed | `shared-calls; fwd=miss; collapsed; stored; ttl=60` | `HIT` |
 //! | stale-while-revalidate | `shared-calls; hit; fwd=stale; detail=stale-while-revalidate` | `UPDATING` |
