@@ -39,6 +39,11 @@
 //!   [`tower::CloneResponses`] for any service whose responses can be cloned.
 //! - [`http`] (feature `http`, on by default): the HTTP policy, so that
 //!   [`SharedCallsLayer`] is the layer for axum, hyper and tonic.
+//! - `redis` (feature `redis`): the second tier for a fleet of instances,
+//!   one backend call per key across all of them
+//!   (`SharedCallsLayer::new(key_fn).second_tier(tier, HttpCodec)`).
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[doc(inline)]
 pub use shared_calls_cache as cache;
@@ -47,6 +52,10 @@ pub use shared_calls_flight as flight;
 #[cfg(feature = "http")]
 #[doc(inline)]
 pub use shared_calls_http as http;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+#[doc(inline)]
+pub use shared_calls_redis as redis;
 #[doc(inline)]
 pub use shared_calls_tower as tower;
 

@@ -134,8 +134,14 @@ pub trait SharedTier: fmt::Debug + Send + Sync + 'static {
     fn get<'a>(&'a self, key: &'a [u8]) -> TierFuture<'a, Result<Option<Vec<u8>>, TierError>>;
 
     /// Tries to take `key`'s fill lock (bounded in time: a crashed holder
-    /// delays the others by at most the lock's expiry).
-    fn lock<'a>(&'a self, key: &'a [u8]) -> TierFuture<'a, Result<FillTicket, TierError>>;
+    /// delays the others by at most the lock's expiry), and reads the
+    /// key's entry at the same instant: one that another instance stored
+    /// since this one looked needs no load.
+    #[allow(clippy::type_complexity)]
+    fn lock<'a>(
+        &'a self,
+        key: &'a [u8],
+    ) -> TierFuture<'a, Result<(FillTicket, Option<Vec<u8>>), TierError>>;
 
     /// Waits until `key` has an entry (returned) or its lock is gone
     /// (`None`), for at most `timeout` or the tier's own bound, whichever is

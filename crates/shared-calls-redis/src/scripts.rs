@@ -5,15 +5,16 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// `KEYS`: lock, generation. `ARGV`: token, expiry in ms.
-/// Returns `{1 if taken, generation}`.
+/// `KEYS`: lock, generation, entry. `ARGV`: token, expiry in ms.
+/// Returns `{1 if taken, generation, entry or false}`.
 pub(crate) static LOCK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         local taken = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
         local generation = redis.call('GET', KEYS[2]) or '0'
-        if taken then return {1, generation} end
-        return {0, generation}
+        local entry = redis.call('GET', KEYS[3])
+        if taken then return {1, generation, entry} end
+        return {0, generation, entry}
         ",
     )
 });

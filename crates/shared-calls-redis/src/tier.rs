@@ -231,27 +231,32 @@ impl SharedTier for RedisTier {
         })
     }
 
-    fn lock<'a>(&'a self, key: &'a [u8]) -> TierFuture<'a, Result<FillTicket, TierError>> {
+    fn lock<'a>(
+        &'a self,
+        key: &'a [u8],
+    ) -> TierFuture<'a, Result<(FillTicket, Option<Vec<u8>>), TierError>> {
         Box::pin(async move {
             let keys = self.keys(key);
             let token: u128 = rand::random();
             let mut connection = self.connection();
-            let (taken, generation): (i64, String) = self
+            let (taken, generation, entry): (i64, String, Option<Vec<u8>>) = self
                 .run(
                     "lock",
                     scripts::LOCK
                         .key(&keys.lock)
                         .key(&keys.generation)
+                        .key(&keys.entry)
                         .arg(format!("{token:032x}"))
                         .arg(millis(self.inner.settings.lock_ttl))
                         .invoke_async(&mut connection),
                 )
                 .await?;
             let generation = generation.parse().unwrap_or(u64::MAX);
-            Ok(match taken {
+            let ticket = match taken {
                 1 => FillTicket::held(token, generation),
                 _ => FillTicket::busy(generation),
-            })
+            };
+            Ok((ticket, entry))
         })
     }
 

@@ -34,11 +34,11 @@ where
             second,
         };
         let counters = fill.second.counters.clone();
-        let found = match fill.second.tier.get(&fill.key_bytes).await {
-            Ok(found) => found.and_then(|bytes| fill.decode(&bytes)),
+        let seen = match fill.second.tier.get(&fill.key_bytes).await {
+            Ok(seen) => seen,
             Err(_) => return self.without_second_tier(fill, load).await,
         };
-        if let Some(entry) = found {
+        if let Some(entry) = seen.as_deref().and_then(|bytes| fill.decode(bytes)) {
             let now = Instant::now();
             match (entry.phase(now), &entry.content) {
                 (Phase::Fresh, Content::HitForMiss) => {
@@ -56,10 +56,18 @@ where
             }
         }
         add(&counters.misses);
-        let ticket = match fill.second.tier.lock(&fill.key_bytes).await {
-            Ok(ticket) => ticket,
+        let (ticket, now_stored) = match fill.second.tier.lock(&fill.key_bytes).await {
+            Ok(locked) => locked,
             Err(_) => return self.without_second_tier(fill, load).await,
         };
+        // Another instance filled the key between the read and the lock.
+        let filled = now_stored.filter(|bytes| Some(bytes) != seen.as_ref());
+        if let Some(entry) = filled.and_then(|bytes| fresh_value(fill.decode(&bytes)?)) {
+            if ticket.is_held() {
+                let _released = fill.second.tier.fill(&fill.key_bytes, None, ticket).await;
+            }
+            return Ok(self.hit_from_second_tier(&fill, entry));
+        }
         if ticket.is_held() {
             add(&counters.locks_taken);
             return self.load_and_fill(fill, ticket, load).await;
@@ -71,9 +79,7 @@ where
             .wait(&fill.key_bytes, self.inner.config.lock_timeout)
             .await;
         if let Ok(Some(bytes)) = waited
-            && let Some(entry) = fill.decode(&bytes)
-            && entry.phase(Instant::now()) == Phase::Fresh
-            && !matches!(entry.content, Content::HitForMiss)
+            && let Some(entry) = fill.decode(&bytes).and_then(fresh_value)
         {
             return Ok(self.hit_from_second_tier(&fill, entry));
         }
@@ -107,7 +113,7 @@ where
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
         add(&fill.second.counters.stale);
-        if let Ok(ticket) = fill.second.tier.lock(&fill.key_bytes).await
+        if let Ok((ticket, _)) = fill.second.tier.lock(&fill.key_bytes).await
             && ticket.is_held()
         {
             add(&fill.second.counters.locks_taken);
@@ -117,7 +123,9 @@ where
                     let cache = self.clone();
                     runtime.spawn(async move { cache.load_and_fill(fill, ticket, load).await });
                 }
-                Err(_) => drop(fill.second.tier.fill(&fill.key_bytes, None, ticket).await),
+                Err(_) => {
+                    let _released = fill.second.tier.fill(&fill.key_bytes, None, ticket).await;
+                }
             }
         }
         Loaded {
@@ -252,6 +260,12 @@ where
             }
         });
     }
+}
+
+/// The entry if it answers now: fresh, and not a hit-for-miss marker.
+fn fresh_value<V>(entry: Entry<V>) -> Option<Entry<V>> {
+    let fresh = entry.phase(Instant::now()) == Phase::Fresh;
+    (fresh && !matches!(entry.content, Content::HitForMiss)).then_some(entry)
 }
 
 /// What a flight through the second tier carries along.
