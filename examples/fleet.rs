@@ -51,7 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let expiries = elapsed.as_secs_f64() / TTL.as_secs_f64();
         println!(
             "{name:>10}: {requests} requests over {INSTANCES} instances in {elapsed:.1?}, \
-             {calls} backend calls ({:.2} per expiry of the key)",
+             {calls} backend calls ({:.2} per 100 ms lifetime of the key)",
             calls as f64 / expiries
         );
     }
