@@ -1,1 +1,201 @@
-fn main() {}
+//! What the Redis tier costs, in one run (`cargo bench -p shared-calls-redis`):
+//!
+//! - `l1_hit`: `Cache::get` of a fresh key (the layer's hit path) on a cache
+//!   with memory alone and on one with the Redis tier: the tier must cost a
+//!   hit nothing.
+//! - `l2_hit`: a lookup answered by Redis (the memory tier emptied first,
+//!   locally) next to a raw `GET` of the same bytes through the same client
+//!   (the redis crate's `ConnectionManager`). Target: at most 1.3x.
+//! - At the end, the backend calls of four instances hammering a key that
+//!   expires every 100 ms for 2 s, with memory alone and with Redis.
+//!
+//! Needs `redis-server` on `PATH`; it starts its own.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use redis::aio::ConnectionManager;
+use shared_calls_cache::l2::Codec;
+use shared_calls_cache::{Cache, Fetch};
+use shared_calls_redis::RedisTier;
+use shared_calls_redis::local::LocalRedis;
+
+struct Utf8;
+
+impl Codec<String, String> for Utf8 {
+    fn encode_key(&self, key: &String, out: &mut Vec<u8>) {
+        out.extend_from_slice(key.as_bytes());
+    }
+    fn decode_key(&self, bytes: &[u8]) -> Option<String> {
+        String::from_utf8(bytes.to_vec()).ok()
+    }
+    fn encode_value(&self, value: &String, out: &mut Vec<u8>) -> bool {
+        out.extend_from_slice(value.as_bytes());
+        true
+    }
+    fn decode_value(&self, bytes: &[u8]) -> Option<String> {
+        String::from_utf8(bytes.to_vec()).ok()
+    }
+}
+
+type Strings = Cache<String, String, String>;
+
+const VALUE_BYTES: usize = 1024;
+
+async fn with_redis(url: &str) -> Strings {
+    let tier = RedisTier::builder(url)
+        .timeout(Duration::from_millis(250))
+        .build()
+        .await
+        .unwrap();
+    Cache::builder()
+        .ttl(Duration::from_secs(600))
+        .second_tier(tier, Utf8)
+        .build()
+}
+
+async fn fill(cache: &Strings, key: &str) {
+    let value = "x".repeat(VALUE_BYTES);
+    cache
+        .get_or_load(
+            &key.to_string(),
+            move || async move { Ok(Fetch::value(value)) },
+        )
+        .await
+        .unwrap();
+}
+
+fn l1_hit(c: &mut Criterion, redis: &LocalRedis) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let memory: Strings = Cache::builder().ttl(Duration::from_secs(600)).build();
+    let tiered = runtime.block_on(with_redis(&redis.url()));
+    runtime.block_on(fill(&memory, "hot"));
+    runtime.block_on(fill(&tiered, "hot"));
+    let key = "hot".to_string();
+    let mut group = c.benchmark_group("l1_hit");
+    group.bench_function("memory_alone", |b| {
+        b.iter(|| black_box(memory.get(&key)).unwrap())
+    });
+    group.bench_function("with_redis_tier", |b| {
+        b.iter(|| black_box(tiered.get(&key)).unwrap())
+    });
+    group.finish();
+}
+
+fn l2_hit(c: &mut Criterion, redis: &LocalRedis) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cache = runtime.block_on(with_redis(&redis.url()));
+    runtime.block_on(fill(&cache, "warm"));
+    let entry = redis.command(&[b"KEYS", b"*:e:warm"]).unwrap();
+    let entry = entry
+        .split(|&b| b == b'\n')
+        .nth(2)
+        .map(|name| name.strip_suffix(b"\r").unwrap_or(name).to_vec())
+        .expect("the entry's name");
+    let client = redis::Client::open(redis.url()).unwrap();
+    let raw = runtime.block_on(ConnectionManager::new(client)).unwrap();
+    let key = "warm".to_string();
+    let mut group = c.benchmark_group("l2_hit");
+    group.bench_function("raw_get", |b| {
+        b.to_async(&runtime).iter(|| {
+            let mut raw = raw.clone();
+            let entry = entry.clone();
+            async move {
+                let bytes: Vec<u8> = redis::cmd("GET")
+                    .arg(entry)
+                    .query_async(&mut raw)
+                    .await
+                    .unwrap();
+                black_box(bytes)
+            }
+        })
+    });
+    group.bench_function("cache_lookup", |b| {
+        b.to_async(&runtime).iter(|| async {
+            cache.invalidate_all();
+            let never = || async { Err::<Fetch<String>, String>("a load".into()) };
+            let lookup = cache.get_or_load(&key, never).await.unwrap();
+            assert!(lookup.from_second_tier());
+            black_box(lookup)
+        })
+    });
+    group.finish();
+}
+
+/// Backend calls of four caches hammering one key that expires every
+/// 100 ms for 2 s.
+fn fleet_calls(redis: Option<&str>) -> usize {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut fleet = Vec::new();
+        for _ in 0..4 {
+            let builder = Cache::builder().ttl(Duration::from_millis(100)).jitter(0.0);
+            let cache: Strings = match redis {
+                Some(url) => {
+                    let tier = RedisTier::builder(url)
+                        .timeout(Duration::from_millis(250))
+                        .prefix("fleet:")
+                        .build()
+                        .await
+                        .unwrap();
+                    builder.second_tier(tier, Utf8).build()
+                }
+                None => builder.build(),
+            };
+            fleet.push(cache);
+        }
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for n in 0..16 {
+            let (cache, calls) = (fleet[n % 4].clone(), calls.clone());
+            tasks.push(tokio::spawn(async move {
+                while started.elapsed() < Duration::from_secs(2) {
+                    let calls = calls.clone();
+                    cache
+                        .get_or_load(&"hot".to_string(), move || async move {
+                            calls.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            Ok(Fetch::value("v".to_string()))
+                        })
+                        .await
+                        .unwrap();
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        calls.load(Ordering::Relaxed)
+    })
+}
+
+fn main() {
+    let Some(redis) = LocalRedis::start_or_skip("the redis benchmark") else {
+        return;
+    };
+    let mut criterion = Criterion::default().configure_from_args();
+    l1_hit(&mut criterion, &redis);
+    l2_hit(&mut criterion, &redis);
+    criterion.final_summary();
+    let alone = fleet_calls(None);
+    let tiered = fleet_calls(Some(&redis.url()));
+    println!(
+        "fleet of 4, key expiring every 100 ms for 2 s: {alone} backend calls with memory alone, \
+         {tiered} with Redis"
+    );
+}

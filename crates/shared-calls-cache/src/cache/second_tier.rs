@@ -200,10 +200,10 @@ where
         let value = shared
             .filter(|_| current)
             .and_then(|entry| encode(&*fill.second.codec, &fill.key_bytes, entry));
-        if value.is_some() || ticket.is_held() {
-            if let Ok(true) = fill.second.tier.fill(&fill.key_bytes, value, ticket).await {
-                add(&fill.second.counters.writes);
-            }
+        if (value.is_some() || ticket.is_held())
+            && let Ok(true) = fill.second.tier.fill(&fill.key_bytes, value, ticket).await
+        {
+            add(&fill.second.counters.writes);
         }
         release.disarm();
         let stored = match marker {

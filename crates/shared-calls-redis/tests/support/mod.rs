@@ -55,14 +55,15 @@ pub async fn instance(
         .build()
 }
 
+/// What a test loader returns.
+pub type Loading = std::pin::Pin<Box<dyn Future<Output = Result<Fetch<String>, String>> + Send>>;
+
 /// A loader that counts its calls and answers `value` after `delay`.
 pub fn counted(
     calls: &Arc<AtomicUsize>,
     value: &str,
     delay: Duration,
-) -> impl FnOnce() -> std::pin::Pin<Box<dyn Future<Output = Result<Fetch<String>, String>> + Send>>
-+ Send
-+ 'static {
+) -> impl FnOnce() -> Loading + Send + 'static {
     let (calls, value) = (calls.clone(), value.to_string());
     move || {
         Box::pin(async move {
