@@ -194,6 +194,34 @@ pub trait Codec<K, V>: Send + Sync + 'static {
     fn decode_value(&self, bytes: &[u8]) -> Option<V>;
 }
 
+/// The codec of text keys and values (`String`, say): their UTF-8 bytes.
+/// Bytes that are not UTF-8 do not decode.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TextCodec;
+
+impl<K, V> Codec<K, V> for TextCodec
+where
+    K: AsRef<str> + From<String> + 'static,
+    V: AsRef<str> + From<String> + 'static,
+{
+    fn encode_key(&self, key: &K, out: &mut Vec<u8>) {
+        out.extend_from_slice(key.as_ref().as_bytes());
+    }
+
+    fn decode_key(&self, bytes: &[u8]) -> Option<K> {
+        Some(String::from_utf8(bytes.to_vec()).ok()?.into())
+    }
+
+    fn encode_value(&self, value: &V, out: &mut Vec<u8>) -> bool {
+        out.extend_from_slice(value.as_ref().as_bytes());
+        true
+    }
+
+    fn decode_value(&self, bytes: &[u8]) -> Option<V> {
+        Some(String::from_utf8(bytes.to_vec()).ok()?.into())
+    }
+}
+
 /// A tier's own counters and state, part of [`L2Stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]

@@ -11,23 +11,12 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use shared_calls_cache::l2::Codec;
+//! use shared_calls_cache::l2::TextCodec;
 //! use shared_calls_cache::{Cache, Fetch};
 //! use shared_calls_redis::RedisTier;
 //!
-//! struct Utf8;
-//! impl Codec<String, String> for Utf8 {
-//!     fn encode_key(&self, key: &String, out: &mut Vec<u8>) { out.extend_from_slice(key.as_bytes()) }
-//!     fn decode_key(&self, bytes: &[u8]) -> Option<String> { String::from_utf8(bytes.to_vec()).ok() }
-//!     fn encode_value(&self, value: &String, out: &mut Vec<u8>) -> bool {
-//!         out.extend_from_slice(value.as_bytes());
-//!         true
-//!     }
-//!     fn decode_value(&self, bytes: &[u8]) -> Option<String> { String::from_utf8(bytes.to_vec()).ok() }
-//! }
-//!
 //! let redis = RedisTier::builder("redis://127.0.0.1:6379").build().await?;
-//! let users: Cache<String, String> = Cache::builder().second_tier(redis, Utf8).build();
+//! let users: Cache<String, String> = Cache::builder().second_tier(redis, TextCodec).build();
 //! let ada = users
 //!     .get_or_load("user:7", || async { Ok(Fetch::value("ada".to_string())) })
 //!     .await?;

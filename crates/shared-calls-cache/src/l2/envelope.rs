@@ -180,23 +180,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
 
-    struct Strings;
-
-    impl Codec<String, String> for Strings {
-        fn encode_key(&self, key: &String, out: &mut Vec<u8>) {
-            out.extend_from_slice(key.as_bytes());
-        }
-        fn decode_key(&self, bytes: &[u8]) -> Option<String> {
-            String::from_utf8(bytes.to_vec()).ok()
-        }
-        fn encode_value(&self, value: &String, out: &mut Vec<u8>) -> bool {
-            out.extend_from_slice(value.as_bytes());
-            true
-        }
-        fn decode_value(&self, bytes: &[u8]) -> Option<String> {
-            String::from_utf8(bytes.to_vec()).ok()
-        }
-    }
+    use crate::l2::TextCodec as Strings;
 
     fn entry(content: Content<String>) -> Entry<String> {
         let now = Instant::now();

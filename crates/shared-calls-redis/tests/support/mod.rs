@@ -7,29 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use shared_calls_cache::l2::Codec;
 use shared_calls_cache::{Cache, CacheBuilder, Fetch};
 use shared_calls_redis::local::LocalRedis;
 use shared_calls_redis::{RedisTier, RedisTierBuilder};
 
 /// Keys and values as UTF-8.
-pub struct Utf8;
-
-impl Codec<String, String> for Utf8 {
-    fn encode_key(&self, key: &String, out: &mut Vec<u8>) {
-        out.extend_from_slice(key.as_bytes());
-    }
-    fn decode_key(&self, bytes: &[u8]) -> Option<String> {
-        String::from_utf8(bytes.to_vec()).ok()
-    }
-    fn encode_value(&self, value: &String, out: &mut Vec<u8>) -> bool {
-        out.extend_from_slice(value.as_bytes());
-        true
-    }
-    fn decode_value(&self, bytes: &[u8]) -> Option<String> {
-        String::from_utf8(bytes.to_vec()).ok()
-    }
-}
+pub use shared_calls_cache::l2::TextCodec as Utf8;
 
 pub type Strings = Cache<String, String, String>;
 
