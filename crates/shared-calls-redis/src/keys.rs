@@ -4,29 +4,39 @@
 //! entry, its fill lock and its invalidation generation share the tag, so
 //! they live in one cluster slot and one script may touch all three.
 
-/// The three Redis keys of one cache key.
+/// The Redis keys of one cache key, named when asked for.
 #[derive(Debug)]
-pub(crate) struct Keys {
-    pub(crate) entry: Vec<u8>,
-    pub(crate) lock: Vec<u8>,
-    pub(crate) generation: Vec<u8>,
+pub(crate) struct Keys<'a> {
+    tag: String,
+    key: &'a [u8],
 }
 
-impl Keys {
-    pub(crate) fn new(prefix: &str, key: &[u8]) -> Self {
-        let tag = format!("{prefix}{{{:016x}}}:", fnv1a(key));
-        let name = |role: &str| {
-            let mut name = Vec::with_capacity(tag.len() + role.len() + key.len());
-            name.extend_from_slice(tag.as_bytes());
-            name.extend_from_slice(role.as_bytes());
-            name.extend_from_slice(key);
-            name
-        };
+impl<'a> Keys<'a> {
+    pub(crate) fn new(prefix: &str, key: &'a [u8]) -> Self {
         Self {
-            entry: name("e:"),
-            lock: name("l:"),
-            generation: name("g:"),
+            tag: format!("{prefix}{{{:016x}}}:", fnv1a(key)),
+            key,
         }
+    }
+
+    fn name(&self, role: &str) -> Vec<u8> {
+        let mut name = Vec::with_capacity(self.tag.len() + role.len() + self.key.len());
+        name.extend_from_slice(self.tag.as_bytes());
+        name.extend_from_slice(role.as_bytes());
+        name.extend_from_slice(self.key);
+        name
+    }
+
+    pub(crate) fn entry(&self) -> Vec<u8> {
+        self.name("e:")
+    }
+
+    pub(crate) fn lock(&self) -> Vec<u8> {
+        self.name("l:")
+    }
+
+    pub(crate) fn generation(&self) -> Vec<u8> {
+        self.name("g:")
     }
 }
 
@@ -56,15 +66,15 @@ mod tests {
     #[test]
     fn an_entry_its_lock_and_its_generation_share_one_hash_tag() {
         let keys = Keys::new("app:", b"https://a/{weird}key");
-        assert_eq!(tag(&keys.entry), tag(&keys.lock));
-        assert_eq!(tag(&keys.entry), tag(&keys.generation));
-        assert!(keys.entry.starts_with(b"app:{"));
-        assert!(keys.entry.ends_with(b":e:https://a/{weird}key"));
+        assert_eq!(tag(&keys.entry()), tag(&keys.lock()));
+        assert_eq!(tag(&keys.entry()), tag(&keys.generation()));
+        assert!(keys.entry().starts_with(b"app:{"));
+        assert!(keys.entry().ends_with(b":e:https://a/{weird}key"));
     }
 
     #[test]
     fn different_keys_have_different_names() {
-        assert_ne!(Keys::new("p:", b"a").entry, Keys::new("p:", b"b").entry);
+        assert_ne!(Keys::new("p:", b"a").entry(), Keys::new("p:", b"b").entry());
     }
 
     #[test]

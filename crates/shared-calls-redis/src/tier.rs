@@ -167,7 +167,7 @@ impl RedisTier {
         }
     }
 
-    fn keys(&self, key: &[u8]) -> Keys {
+    fn keys<'a>(&self, key: &'a [u8]) -> Keys<'a> {
         Keys::new(&self.inner.settings.prefix, key)
     }
 
@@ -198,8 +198,8 @@ impl RedisTier {
                 .run(
                     "wait",
                     scripts::PEEK
-                        .key(&keys.entry)
-                        .key(&keys.lock)
+                        .key(keys.entry())
+                        .key(keys.lock())
                         .invoke_async(&mut connection),
                 )
                 .await?;
@@ -224,7 +224,7 @@ impl SharedTier for RedisTier {
             self.run(
                 "get",
                 redis::cmd("GET")
-                    .arg(&keys.entry)
+                    .arg(keys.entry())
                     .query_async(&mut connection),
             )
             .await
@@ -243,9 +243,9 @@ impl SharedTier for RedisTier {
                 .run(
                     "lock",
                     scripts::LOCK
-                        .key(&keys.lock)
-                        .key(&keys.generation)
-                        .key(&keys.entry)
+                        .key(keys.lock())
+                        .key(keys.generation())
+                        .key(keys.entry())
                         .arg(format!("{token:032x}"))
                         .arg(millis(self.inner.settings.lock_ttl))
                         .invoke_async(&mut connection),
@@ -300,9 +300,9 @@ impl SharedTier for RedisTier {
                 .run(
                     "fill",
                     scripts::FILL
-                        .key(&keys.entry)
-                        .key(&keys.lock)
-                        .key(&keys.generation)
+                        .key(keys.entry())
+                        .key(keys.lock())
+                        .key(keys.generation())
                         .arg(bytes)
                         .arg(millis(keep))
                         .arg(token)
@@ -322,8 +322,8 @@ impl SharedTier for RedisTier {
                 .run(
                     "invalidate",
                     scripts::INVALIDATE
-                        .key(&keys.entry)
-                        .key(&keys.generation)
+                        .key(keys.entry())
+                        .key(keys.generation())
                         .arg(millis(self.inner.settings.generation_ttl))
                         .invoke_async(&mut connection),
                 )
