@@ -166,9 +166,9 @@ impl RedisTierBuilder {
             .collect::<Result<Vec<_>, _>>()?;
         let connect_timeout = settings.reconnect.min(Duration::from_millis(250));
         let connection = if self.cluster {
+            // Every operation has the tier's own timeout: no second timer.
             let client = ClusterClientBuilder::new(self.nodes.iter().map(String::as_str))
                 .connection_timeout(connect_timeout)
-                .response_timeout(settings.lock_ttl)
                 .build()?;
             Connection::Cluster(client.get_async_connection().await?)
         } else {
@@ -178,7 +178,7 @@ impl RedisTierBuilder {
                 .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Client, "no url")))?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(connect_timeout))
-                .set_response_timeout(Some(settings.lock_ttl))
+                .set_response_timeout(None)
                 .set_number_of_retries(2)
                 .set_max_delay(settings.reconnect);
             Connection::Single(ConnectionManager::new_lazy_with_config(client, config)?)

@@ -5,7 +5,7 @@
 //! ```text
 //! magic "SCL2" | version u8 | kind u8 | loaded_at, fresh_until, stale_until,
 //! error_until: u64 ms since the Unix epoch | key: u32 length + bytes |
-//! value: u32 length + bytes | FNV-1a 64 of everything before
+//! value: u32 length + bytes | CRC-32 (IEEE) of everything before
 //! ```
 //!
 //! All integers are big-endian. The key is kept so that a value stored under
@@ -22,7 +22,7 @@ use crate::fetch::{Content, Entry};
 const MAGIC: &[u8; 4] = b"SCL2";
 const VERSION: u8 = 1;
 const HEADER: usize = MAGIC.len() + 2 + 4 * 8;
-const CHECKSUM: usize = 8;
+const CHECKSUM: usize = 4;
 
 const VALUE: u8 = 0;
 const ABSENT: u8 = 1;
@@ -79,7 +79,7 @@ pub(crate) fn encode<K: 'static, V: 'static>(
     }
     let length = u32::try_from(out.len() - start - 4).ok()?;
     out[start..start + 4].copy_from_slice(&length.to_be_bytes());
-    let checksum = fnv1a(&out);
+    let checksum = crc32fast::hash(&out);
     out.extend_from_slice(&checksum.to_be_bytes());
     Some((out, keep))
 }
@@ -92,7 +92,7 @@ pub(crate) fn decode<K: 'static, V: 'static>(
     bytes: &[u8],
 ) -> Option<Entry<V>> {
     let (body, checksum) = bytes.split_at_checked(bytes.len().checked_sub(CHECKSUM)?)?;
-    if fnv1a(body).to_be_bytes() != checksum {
+    if crc32fast::hash(body).to_be_bytes() != checksum {
         return None;
     }
     let (header, rest) = body.split_at_checked(HEADER)?;
@@ -168,19 +168,13 @@ fn local_instant(millis: u64, now: Instant, wall_now: SystemTime) -> Option<Inst
     })
 }
 
-/// FNV-1a, 64 bits: detects corruption and truncation (not tampering: the
-/// tier is trusted, its bytes are not).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    use crate::l2::TextCodec as Strings;
+    use crate::l2::TextCodec;
+
+    const STRINGS: &dyn Codec<String, String> = &TextCodec;
 
     fn entry(content: Content<String>) -> Entry<String> {
         let now = Instant::now();
@@ -196,9 +190,9 @@ mod tests {
     #[test]
     fn an_entry_round_trips_with_its_lifetimes_to_the_millisecond() {
         let original = entry(Content::Value("v".into()));
-        let (bytes, keep) = encode(&Strings, b"k", &original).unwrap();
+        let (bytes, keep) = encode(STRINGS, b"k", &original).unwrap();
         assert!(keep > Duration::from_secs(29) && keep <= Duration::from_secs(30));
-        let decoded = decode(&Strings, b"k", &bytes).unwrap();
+        let decoded = decode(STRINGS, b"k", &bytes).unwrap();
         assert!(matches!(&decoded.content, Content::Value(v) if v == "v"));
         for (a, b) in [
             (original.fresh_until, decoded.fresh_until),
@@ -213,8 +207,8 @@ mod tests {
     #[test]
     fn absent_and_hit_for_miss_entries_round_trip() {
         for content in [Content::Absent, Content::HitForMiss] {
-            let (bytes, _) = encode(&Strings, b"k", &entry(content.clone())).unwrap();
-            let decoded = decode(&Strings, b"k", &bytes).unwrap();
+            let (bytes, _) = encode(STRINGS, b"k", &entry(content.clone())).unwrap();
+            let decoded = decode(STRINGS, b"k", &bytes).unwrap();
             assert_eq!(
                 std::mem::discriminant(&decoded.content),
                 std::mem::discriminant(&content)
@@ -224,26 +218,26 @@ mod tests {
 
     #[test]
     fn every_truncation_and_every_flipped_byte_is_a_miss() {
-        let (bytes, _) = encode(&Strings, b"k", &entry(Content::Value("value".into()))).unwrap();
+        let (bytes, _) = encode(STRINGS, b"k", &entry(Content::Value("value".into()))).unwrap();
         for length in 0..bytes.len() {
             assert!(
-                decode(&Strings, b"k", &bytes[..length]).is_none(),
+                decode(STRINGS, b"k", &bytes[..length]).is_none(),
                 "{length}"
             );
         }
         for at in 0..bytes.len() {
             let mut corrupt = bytes.clone();
             corrupt[at] ^= 0x40;
-            assert!(decode(&Strings, b"k", &corrupt).is_none(), "byte {at}");
+            assert!(decode(STRINGS, b"k", &corrupt).is_none(), "byte {at}");
         }
     }
 
     #[test]
     fn a_value_stored_under_another_key_or_foreign_bytes_is_a_miss() {
-        let (bytes, _) = encode(&Strings, b"k", &entry(Content::Value("v".into()))).unwrap();
-        assert!(decode(&Strings, b"other", &bytes).is_none());
-        assert!(decode(&Strings, b"k", b"plain text someone else wrote").is_none());
-        assert!(decode(&Strings, b"k", &[]).is_none());
+        let (bytes, _) = encode(STRINGS, b"k", &entry(Content::Value("v".into()))).unwrap();
+        assert!(decode(STRINGS, b"other", &bytes).is_none());
+        assert!(decode(STRINGS, b"k", b"plain text someone else wrote").is_none());
+        assert!(decode(STRINGS, b"k", &[]).is_none());
     }
 
     #[test]
@@ -251,6 +245,6 @@ mod tests {
         let now = Instant::now();
         let mut old = entry(Content::Value("v".into()));
         (old.fresh_until, old.stale_until, old.error_until) = (now, now, now);
-        assert!(encode(&Strings, b"k", &old).is_none());
+        assert!(encode(STRINGS, b"k", &old).is_none());
     }
 }
