@@ -96,12 +96,7 @@ fn l2_hit(c: &mut Criterion, redis: &LocalRedis) {
             .await
             .unwrap()
     });
-    let entry = redis.command(&[b"KEYS", b"*:e:filled-0"]).unwrap();
-    let entry = entry
-        .split(|&b| b == b'\n')
-        .nth(2)
-        .map(|name| name.strip_suffix(b"\r").unwrap_or(name).to_vec())
-        .expect("the entry's name");
+    let entry = entry_name(redis);
     let client = redis::Client::open(redis.url()).unwrap();
     let raw = runtime.block_on(ConnectionManager::new(client)).unwrap();
     let mut group = c.benchmark_group("l2_hit");
@@ -109,15 +104,7 @@ fn l2_hit(c: &mut Criterion, redis: &LocalRedis) {
         b.iter_custom(|iters| {
             runtime.block_on(async {
                 let started = Instant::now();
-                for _ in 0..iters {
-                    let mut raw = raw.clone();
-                    let bytes: Vec<u8> = redis::cmd("GET")
-                        .arg(&entry)
-                        .query_async(&mut raw)
-                        .await
-                        .unwrap();
-                    black_box(bytes);
-                }
+                raw_gets(&raw, &entry, iters).await;
                 started.elapsed()
             })
         })
@@ -171,12 +158,7 @@ fn l2_ratios_interleaved(redis: &LocalRedis) -> [f64; 3] {
         .build()
         .unwrap();
     let keys: Vec<String> = (0..1_000).map(|n| format!("filled-{n}")).collect();
-    let entry = redis.command(&[b"KEYS", b"*:e:filled-0"]).unwrap();
-    let entry = entry
-        .split(|&b| b == b'\n')
-        .nth(2)
-        .map(|name| name.strip_suffix(b"\r").unwrap_or(name).to_vec())
-        .unwrap();
+    let entry = entry_name(redis);
     runtime.block_on(async {
         let tier = RedisTier::builder(redis.url())
             .timeout(Duration::from_millis(250))
@@ -188,15 +170,7 @@ fn l2_ratios_interleaved(redis: &LocalRedis) -> [f64; 3] {
         let mut ratios = [(); 3].map(|_| Vec::new());
         for _ in 0..15 {
             let started = Instant::now();
-            for _ in 0..keys.len() {
-                let mut raw = raw.clone();
-                let bytes: Vec<u8> = redis::cmd("GET")
-                    .arg(&entry)
-                    .query_async(&mut raw)
-                    .await
-                    .unwrap();
-                black_box(bytes);
-            }
+            raw_gets(&raw, &entry, keys.len() as u64).await;
             let raw_time = started.elapsed().as_secs_f64();
             let started = Instant::now();
             for key in &keys {
@@ -228,6 +202,30 @@ fn l2_ratios_interleaved(redis: &LocalRedis) -> [f64; 3] {
             ratios[ratios.len() / 2]
         })
     })
+}
+
+/// The Redis name of the entry of `filled-0`.
+fn entry_name(redis: &LocalRedis) -> Vec<u8> {
+    let reply = redis.command(&[b"KEYS", b"*:e:filled-0"]).unwrap();
+    reply
+        .split(|&b| b == b'\n')
+        .nth(2)
+        .map(|name| name.strip_suffix(b"\r").unwrap_or(name).to_vec())
+        .expect("the entry's name")
+}
+
+/// `count` raw `GET`s of `entry`, each on a clone of the connection as the
+/// tier does.
+async fn raw_gets(raw: &ConnectionManager, entry: &[u8], count: u64) {
+    for _ in 0..count {
+        let mut raw = raw.clone();
+        let bytes: Vec<u8> = redis::cmd("GET")
+            .arg(entry)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        black_box(bytes);
+    }
 }
 
 /// Backend calls of four caches hammering one key that expires every
