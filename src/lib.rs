@@ -6,6 +6,7 @@
            feature (on by default); without it, the collapsing primitive, the cache and the \
            generic layer are available."
 )]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[doc(inline)]
 pub use shared_calls_cache as cache;
@@ -14,6 +15,10 @@ pub use shared_calls_flight as flight;
 #[cfg(feature = "http")]
 #[doc(inline)]
 pub use shared_calls_http as http;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+#[doc(inline)]
+pub use shared_calls_redis as redis;
 #[doc(inline)]
 pub use shared_calls_tower as tower;
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::Cache;
 use crate::fetch::window;
+use crate::l2::SecondTier;
 use crate::tier::{Capacity, Weighers};
 
 #[derive(Debug, Clone)]
@@ -115,6 +116,7 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct CacheBuilder<K, V> {
     config: Config,
     capacity: Capacity<K, V>,
+    pub(crate) second_tier: Option<SecondTier<K, V>>,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -123,6 +125,7 @@ impl<K, V> Clone for CacheBuilder<K, V> {
         Self {
             config: self.config.clone(),
             capacity: self.capacity.clone(),
+            second_tier: self.second_tier.clone(),
             _types: PhantomData,
         }
     }
@@ -138,6 +141,7 @@ impl<K, V> fmt::Debug for CacheBuilder<K, V> {
         f.debug_struct("CacheBuilder")
             .field("config", &self.config)
             .field("capacity", &capacity)
+            .field("second_tier", &self.second_tier)
             .finish()
     }
 }
@@ -162,6 +166,7 @@ impl<K, V> Default for CacheBuilder<K, V> {
                 max: DEFAULT_MAX_BYTES,
                 weighers: Weighers::default(),
             },
+            second_tier: None,
             _types: PhantomData,
         }
     }
@@ -348,6 +353,6 @@ where
     where
         E: Clone + Send + Sync + 'static,
     {
-        Cache::from_parts(self.config, self.capacity)
+        Cache::from_parts(self.config, self.capacity, self.second_tier)
     }
 }

@@ -13,9 +13,12 @@ use tokio::time::Instant;
 use crate::builder::{CacheBuilder, Config};
 use crate::fetch::{Content, Entry, Fetch, LONGEST_WINDOW, Phase};
 use crate::generations::{Generation, Generations};
+use crate::l2::SecondTier;
 use crate::stats::{Counters, Stats};
 use crate::tier::{Capacity, MokaTier, Tier};
 use crate::{LoadError, Lookup, Outcome, Timing};
+
+mod second_tier;
 
 /// What a flight hands its waiters: the entry it loaded (or found), or why not.
 type Flown<V, E> = Result<Loaded<V>, LoadError<E>>;
@@ -26,6 +29,7 @@ struct Loaded<V> {
     /// The outcome for the caller whose work ran.
     outcome: Outcome,
     stored: bool,
+    from_second_tier: bool,
 }
 
 /// A read-through cache: fresh hits answer from memory; misses load through
@@ -101,6 +105,7 @@ struct Inner<K, V, E> {
     hasher: RandomState,
     counters: Arc<Counters>,
     config: Config,
+    second_tier: Option<SecondTier<K, V>>,
 }
 
 impl<K, V, E> Clone for Cache<K, V, E> {
@@ -133,7 +138,11 @@ where
     V: Clone + Send + Sync + 'static,
     E: Clone + Send + Sync + 'static,
 {
-    pub(crate) fn from_parts(config: Config, capacity: Capacity<K, V>) -> Self {
+    pub(crate) fn from_parts(
+        config: Config,
+        capacity: Capacity<K, V>,
+        second_tier: Option<SecondTier<K, V>>,
+    ) -> Self {
         let counters = Arc::new(Counters::default());
         let mut flights = Group::builder()
             .when_abandoned(if config.finish_abandoned {
@@ -146,7 +155,7 @@ where
         if config.lock_timeout < LONGEST_WINDOW {
             flights = flights.wait_timeout(config.lock_timeout);
         }
-        Self {
+        let cache = Self {
             inner: Arc::new(Inner {
                 tier: MokaTier::new(capacity, counters.clone()),
                 flights: flights.build(),
@@ -154,8 +163,11 @@ where
                 hasher: RandomState::new(),
                 counters,
                 config,
+                second_tier,
             }),
-        }
+        };
+        cache.listen_to_the_fleet();
+        cache
     }
 
     /// The value of `key`: from the store when fresh, otherwise from `load`,
@@ -241,7 +253,21 @@ where
 
     /// Removes the entry of `key` and forgets its flight: the next caller
     /// loads anew, and a load in flight now will not store its result.
+    ///
+    /// With a [second tier](crate::l2), the key is also removed there and
+    /// every instance of the fleet drops it (in the background: the call
+    /// does not wait for the tier).
     pub fn invalidate<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.invalidate_here(key);
+        self.invalidate_in_fleet(key.to_owned());
+    }
+
+    /// [`invalidate`](Self::invalidate) on this instance only.
+    fn invalidate_here<Q>(&self, key: &Q)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -252,7 +278,8 @@ where
     }
 
     /// Removes every entry and forgets every flight; no load in flight now
-    /// will store its result.
+    /// will store its result. Local to this instance: the second tier's
+    /// entries stay.
     pub fn invalidate_all(&self) {
         self.inner.generations.bump_all();
         self.inner.tier.invalidate_all();
@@ -260,7 +287,8 @@ where
     }
 
     /// Removes every entry whose key matches `predicate` and forgets the
-    /// matching flights; no load in flight now will store its result.
+    /// matching flights; no load in flight now will store its result. Local
+    /// to this instance: the second tier's entries stay.
     pub fn invalidate_if(&self, predicate: impl Fn(&K) -> bool + Send + Sync + 'static) {
         let predicate = Arc::new(predicate);
         self.inner.generations.bump_all();
@@ -275,9 +303,14 @@ where
     /// [`run_pending_tasks`](Self::run_pending_tasks) settles them.
     pub fn stats(&self) -> Stats {
         let (entries, weight) = self.inner.tier.size();
-        self.inner
+        let mut stats = self
+            .inner
             .counters
-            .snapshot(entries, weight, self.inner.flights.len())
+            .snapshot(entries, weight, self.inner.flights.len());
+        if let Some(second_tier) = &self.inner.second_tier {
+            stats.l2 = second_tier.stats();
+        }
+        stats
     }
 
     /// Applies pending evictions and invalidations now, so that sizes in
@@ -317,8 +350,13 @@ where
             (Source::Shared, Outcome::Miss) => Outcome::Collapsed,
             (_, outcome) => outcome,
         };
-        let result =
-            flown.and_then(|loaded| answer(loaded.entry, outcome, loaded.stored, Instant::now()));
+        let result = flown.and_then(|loaded| {
+            let from_second_tier = loaded.from_second_tier;
+            answer(loaded.entry, outcome, loaded.stored, Instant::now()).map(|mut lookup| {
+                lookup.timing.from_second_tier = from_second_tier;
+                lookup
+            })
+        });
         (result, outcome)
     }
 
@@ -352,8 +390,12 @@ where
                     entry,
                     outcome: Outcome::Hit,
                     stored: false,
+                    from_second_tier: false,
                 });
             }
+        }
+        if may_store && let Some(second_tier) = self.inner.second_tier.clone() {
+            return self.through_second_tier(second_tier, key, load).await;
         }
         let hash = self.inner.hasher.hash_one(&key);
         let generation = self.inner.generations.snapshot(hash);
@@ -445,6 +487,7 @@ where
                     entry,
                     outcome: Outcome::Miss,
                     stored,
+                    from_second_tier: false,
                 })
             }
             Err(error) => {
@@ -458,6 +501,7 @@ where
                             entry,
                             outcome: Outcome::StaleIfError,
                             stored: false,
+                            from_second_tier: false,
                         })
                     }
                     _ => Err(LoadError::Load(error)),
@@ -517,6 +561,7 @@ fn answer<V, E>(
         loaded_at: entry.loaded_at,
         fresh_until: entry.fresh_until,
         looked_up_at: now,
+        from_second_tier: false,
     };
     match entry.content {
         Content::Value(value) => Ok(Lookup {

@@ -142,8 +142,8 @@ pub(crate) struct Entry<V> {
     pub(crate) content: Content<V>,
     pub(crate) loaded_at: Instant,
     pub(crate) fresh_until: Instant,
-    stale_until: Instant,
-    error_until: Instant,
+    pub(crate) stale_until: Instant,
+    pub(crate) error_until: Instant,
 }
 
 impl<V> Entry<V> {

@@ -103,6 +103,12 @@ impl<V> Lookup<V> {
         self.timing.fresh_for()
     }
 
+    /// Whether the value came from the [second tier](crate::l2): another
+    /// instance of the fleet loaded it.
+    pub fn from_second_tier(&self) -> bool {
+        self.timing.from_second_tier
+    }
+
     /// The [age](Self::age) and [remaining freshness](Self::fresh_for) of
     /// the value, to keep after the value has been taken.
     pub fn timing(&self) -> Timing {
@@ -118,6 +124,7 @@ pub struct Timing {
     pub(crate) loaded_at: Instant,
     pub(crate) fresh_until: Instant,
     pub(crate) looked_up_at: Instant,
+    pub(crate) from_second_tier: bool,
 }
 
 impl Timing {
@@ -131,6 +138,12 @@ impl Timing {
     pub fn fresh_for(&self) -> Duration {
         self.fresh_until
             .saturating_duration_since(self.looked_up_at)
+    }
+
+    /// Whether the value came from the [second tier](crate::l2): another
+    /// instance of the fleet loaded it.
+    pub fn from_second_tier(&self) -> bool {
+        self.from_second_tier
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::Outcome;
+use crate::{L2Stats, Outcome};
 
 /// Counters updated on the hot path: relaxed increments, each on its own
 /// cache line so that cores counting different things do not contend.
@@ -64,6 +64,7 @@ impl Counters {
             entries,
             weight,
             in_flight,
+            l2: L2Stats::default(),
         }
     }
 }
@@ -101,4 +102,6 @@ pub struct Stats {
     pub weight: u64,
     /// Keys with a load in flight now.
     pub in_flight: usize,
+    /// What the [second tier](crate::l2) did (zeros without one).
+    pub l2: L2Stats,
 }

@@ -749,6 +749,25 @@ impl VaryKey {
             })
             .sum()
     }
+
+    /// The captured names and normalised values, for a second tier to
+    /// write them down.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&HeaderName, Option<&[u8]>)> {
+        self.entries
+            .iter()
+            .map(|entry| (&entry.name, entry.value.as_deref()))
+    }
+
+    /// A key from [`entries`](Self::entries) read back.
+    pub(crate) fn from_entries(entries: Vec<(HeaderName, Option<Box<[u8]>>)>) -> Self {
+        let entries: Vec<VaryEntry> = entries
+            .into_iter()
+            .map(|(name, value)| VaryEntry { name, value })
+            .collect();
+        Self {
+            entries: entries.into(),
+        }
+    }
 }
 
 /// Pieces of all lines of `name`, split at commas, each trimmed of OWS.

@@ -17,6 +17,7 @@
 //! | outcome | `Cache-Status` | `X-Cache-Status` |
 //! |---|---|---|
 //! | hit | `shared-calls; hit; ttl=42` | `HIT` |
+//! | hit from the fleet's second tier | `shared-calls; hit; ttl=42; detail=l2` | `HIT` |
 //! | miss, stored | `shared-calls; fwd=miss; stored; ttl=60` | `MISS` |
 //! | collapsed | `shared-calls; fwd=miss; collapsed; stored; ttl=60` | `HIT` |
 //! | stale-while-revalidate | `shared-calls; hit; fwd=stale; detail=stale-while-revalidate` | `UPDATING` |
@@ -55,6 +56,7 @@ mod framing;
 pub mod freshness;
 mod grpc;
 mod key;
+mod l2;
 mod miss;
 mod owned;
 mod policy;
@@ -66,6 +68,7 @@ mod tee;
 pub use body::SharedBody;
 pub use grpc::{BufferRequest, BufferRequestLayer, BufferedRequest, grpc_key};
 pub use key::{HttpKey, KeyBuilder, MAX_KEY_LEN, default_key};
+pub use l2::HttpCodec;
 pub use policy::{HttpContext, HttpPolicy};
 pub use shared::{HttpFailure, HttpShared};
 pub use shared_calls_tower::Outcome;

@@ -103,7 +103,7 @@ impl HttpPolicy {
         method: &Method,
     ) -> Response<SharedBody<B>> {
         let mut response = stored.to_response(method != Method::HEAD);
-        let (age, cache_status) = if answer.outcome == Outcome::Hit {
+        let (age, cache_status) = if answer.outcome == Outcome::Hit && !answer.from_second_tier() {
             let headers = stored.hit_headers(answer.age(), answer.fresh_for(), self.id(), |age| {
                 (
                     freshness::age_header_value(age),

@@ -13,6 +13,9 @@ pub(crate) fn cache_status(name: &str, answer: &Answer, detail: Option<&str>) ->
     match answer.outcome {
         Outcome::Hit => {
             let _ = write!(value, "; hit; ttl={}", answer.fresh_for().as_secs());
+            if answer.from_second_tier() {
+                value.push_str("; detail=l2");
+            }
         }
         Outcome::Stale => value.push_str("; hit; fwd=stale; detail=stale-while-revalidate"),
         Outcome::StaleIfError => value.push_str("; fwd=stale; detail=stale-if-error"),

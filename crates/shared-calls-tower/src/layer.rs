@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use shared_calls_cache::l2::{Codec, SharedTier};
 use shared_calls_cache::{Cache, CacheBuilder};
 use tower_layer::Layer;
 
@@ -178,6 +179,12 @@ impl<F, P: Policy> SharedCallsLayer<F, P> {
     /// Cap on callers waiting for one key ([`CacheBuilder::max_waiters`]).
     pub fn max_waiters(self, max: usize) -> Self {
         self.configure(|settings| settings.max_waiters(max))
+    }
+
+    /// Shares answers, fill locks and invalidations with a fleet through a
+    /// second tier ([`CacheBuilder::second_tier`]).
+    pub fn second_tier(self, tier: impl SharedTier, codec: impl Codec<P::Key, P::Shared>) -> Self {
+        self.configure(|settings| settings.second_tier(tier, codec))
     }
 
     /// Whether a call whose every caller has gone still finishes and stores

@@ -108,6 +108,12 @@ impl Answer {
         self.timing
             .map_or(Duration::ZERO, |timing| timing.fresh_for())
     }
+
+    /// Whether the answer came from the cache's second tier: another
+    /// instance of the fleet made the call.
+    pub fn from_second_tier(&self) -> bool {
+        self.timing.is_some_and(|timing| timing.from_second_tier())
+    }
 }
 
 /// Why a caller received no answer from a flight.
