@@ -207,3 +207,48 @@ async fn a_body_that_fails_hands_its_waiters_the_failure_not_a_herd() {
     wait_until("the next request's call", || origin.calls() == 2).await;
     drop(next);
 }
+
+/// An origin that accepts a request and never answers. With no setting of
+/// their own, the requests waiting for its one call stop waiting after the
+/// default lock timeout (5 s, as nginx's cache lock) and make their own
+/// calls; bounding those is the backend timeout the docs ask users to add.
+/// When the origin finally answers, each request gets its own answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_origin_holds_no_waiter_past_the_default_lock_timeout() {
+    const WAITERS: usize = 4;
+    let silence = Gate::closed();
+    let script_gate = silence.clone();
+    let origin = HostileOrigin::start_with(std::sync::Arc::new(move |_: &str| {
+        let unavailable = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
+        vec![
+            Step::Wait(script_gate.clone()),
+            Step::Write(unavailable.to_vec()),
+        ]
+    }))
+    .await;
+    let proxy = Proxy::start(origin.addr).await;
+
+    let leader = tokio::spawn(get(proxy.addr, "/silent"));
+    wait_until("the leader's call", || origin.calls() == 1).await;
+    let waiting_since = std::time::Instant::now();
+    let waiters: Vec<_> = (0..WAITERS)
+        .map(|_| tokio::spawn(get(proxy.addr, "/silent")))
+        .collect();
+    wait_until("the waiters to wait", || proxy.waiting.get() == 1 + WAITERS).await;
+    assert_eq!(origin.calls(), 1, "one call while they wait");
+    wait_until("the waiters to stop waiting", || {
+        origin.calls() == 1 + WAITERS
+    })
+    .await;
+    let waited = waiting_since.elapsed();
+    assert!(
+        waited >= shared_calls::cache::DEFAULT_LOCK_TIMEOUT - std::time::Duration::from_millis(100),
+        "released after {waited:?}, before the lock timeout"
+    );
+    silence.release();
+    for request in waiters.into_iter().chain([leader]) {
+        let got = request.await.unwrap();
+        assert_eq!(got.status_line(), "HTTP/1.1 503 Service Unavailable");
+    }
+    assert_eq!(proxy.stored(), 0);
+}
