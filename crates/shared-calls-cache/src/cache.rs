@@ -228,6 +228,42 @@ where
         Some(lookup)
     }
 
+    /// The value of `key` for a caller that takes only the values it
+    /// `accepts`, never loading: `Ok` with a fresh value it accepts (counted
+    /// as a hit); `Err(Some(..))` with a stored value it does not accept,
+    /// fresh or expired ([`Outcome::Stale`] inside its stale-while-revalidate
+    /// window, [`Outcome::StaleIfError`] inside its stale-if-error window),
+    /// counted as nothing; `Err(None)` when the caller should load (nothing
+    /// stored, or an expired value it accepts, which the load answers,
+    /// refreshes or falls back on).
+    pub fn get_accepted<Q>(
+        &self,
+        key: &Q,
+        accepts: impl FnOnce(&Lookup<V>) -> bool,
+    ) -> Result<Lookup<V>, Option<Lookup<V>>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let now = Instant::now();
+        let entry = self.inner.tier.get(key).ok_or(None)?;
+        let outcome = match entry.phase(now) {
+            Phase::Fresh => Outcome::Hit,
+            Phase::Stale => Outcome::Stale,
+            Phase::StaleIfError => Outcome::StaleIfError,
+            Phase::Expired => return Err(None),
+        };
+        let lookup = answer::<V, E>(entry, outcome, false, now).map_err(|_| None)?;
+        match (accepts(&lookup), outcome) {
+            (true, Outcome::Hit) => {
+                self.inner.counters.record(Outcome::Hit);
+                Ok(lookup)
+            }
+            (true, _) => Err(None),
+            (false, _) => Err(Some(lookup)),
+        }
+    }
+
     /// Stores `fetch` for `key` as a load would (a `do_not_store` fetch marks
     /// the key hit-for-miss). Loads of the key in flight now will not
     /// overwrite it.

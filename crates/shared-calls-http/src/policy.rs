@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response};
 use http_body::Body;
-use shared_calls_tower::{Admission, Answer, Fetch, Leader, Policy, Reply, ServicePolicy};
+use shared_calls_tower::{Admission, Answer, Fetch, Leader, Outcome, Policy, Reply, ServicePolicy};
 use tower_service::Service;
 
 use crate::admission::{self, BypassReason, RequestDecision};
@@ -260,13 +260,30 @@ where
         context: &HttpContext,
     ) -> bool {
         match &shared.0 {
-            Shared::Complete(_) if answer.own_call => true,
+            // A stale answer of another variant must not stand in for a
+            // failed call of this one.
+            Shared::Complete(_) if answer.own_call && answer.outcome != Outcome::StaleIfError => {
+                true
+            }
             Shared::Complete(stored) => request
                 .map(Request::headers)
                 .or(context.headers.as_ref())
                 .is_some_and(|headers| stored.serves(headers)),
             Shared::Unshared(response) => answer.own_call && !response.is_taken(),
         }
+    }
+
+    fn variant_key(
+        &self,
+        key: &HttpKey,
+        shared: &HttpShared,
+        request: &Request<ReqB>,
+    ) -> Option<HttpKey> {
+        let Shared::Complete(stored) = &shared.0 else {
+            return None;
+        };
+        let values = stored.vary.as_ref()?.recapture(request.headers());
+        Some(key.variant(stored.id, values))
     }
 
     fn respond(
