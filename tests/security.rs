@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use http::header::{ACCEPT_ENCODING, AUTHORIZATION, CACHE_CONTROL, SET_COOKIE, VARY};
 use http::{HeaderMap, Request, StatusCode, Uri};
+use shared_calls::http::freshness::Credential;
 use shared_calls::{SharedCallsLayer, default_key};
 
 use support::{
@@ -121,11 +122,9 @@ async fn credentials_in_the_key_keep_users_apart() {
     let app = Router::new()
         .route("/public", public)
         .route("/private", private)
-        .layer(
-            SharedCallsLayer::new(key)
-                .jitter(0.0)
-                .map_policy(|policy| policy.credentials_in_key(true)),
-        );
+        .layer(SharedCallsLayer::new(key).jitter(0.0).map_policy(|policy| {
+            policy.map_rules(|rules| rules.credentials_in_key([Credential::Authorization]))
+        }));
     let addr = serve_axum(app).await;
     let alice = [("authorization", "alice")];
     let bob = [("authorization", "bob")];
@@ -140,6 +139,65 @@ async fn credentials_in_the_key_keep_users_apart() {
     assert_eq!(fetch_with(addr, "/private", &alice).await.text(), "alice 4");
     assert_eq!(fetch_with(addr, "/private", &alice).await.text(), "alice 5");
     assert_eq!(calls.get(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_authorization_never_opens_the_cache_to_cookies() {
+    let calls = Counter::default();
+    let gate = Gate::open();
+    let route = handler(&calls, &gate, |headers, _, n| {
+        let body = format!(
+            "{} {} {n}",
+            header(headers, "authorization"),
+            header(headers, "cookie")
+        );
+        ([(CACHE_CONTROL, "public, max-age=60")], body).into_response()
+    });
+    let key = |request: &Request<Body>| {
+        let mut key = default_key(request)?.as_bytes().to_vec();
+        key.extend_from_slice(b"\nauthorization:");
+        if let Some(value) = request.headers().get(AUTHORIZATION) {
+            key.extend_from_slice(value.as_bytes());
+        }
+        Some(key)
+    };
+    let layer = SharedCallsLayer::new(key).jitter(0.0).map_policy(|policy| {
+        policy.map_rules(|rules| rules.credentials_in_key([Credential::Authorization]))
+    });
+    let addr = serve_axum(Router::new().route("/r", route).layer(layer)).await;
+    let alice = [("authorization", "alice")];
+    let alice_cookie = [("authorization", "alice"), ("cookie", "user=bob")];
+    let cookie = [("cookie", "user=bob")];
+
+    assert_eq!(fetch_with(addr, "/r", &alice).await.text(), "alice  1");
+    assert_hit(&fetch_with(addr, "/r", &alice).await, "alice  1");
+    for (n, headers) in [
+        (2, &alice_cookie[..]),
+        (3, &alice_cookie),
+        (4, &cookie),
+        (5, &cookie),
+    ] {
+        let got = fetch_with(addr, "/r", headers).await;
+        let expected = format!(
+            "{} {} {n}",
+            header_of(headers, "authorization"),
+            header_of(headers, "cookie")
+        );
+        assert_eq!(got.text(), expected);
+        assert!(
+            got.cache_status().contains("fwd=bypass"),
+            "{headers:?}: {}",
+            got.cache_status()
+        );
+    }
+    assert_eq!(calls.get(), 5);
+}
+
+fn header_of<'a>(headers: &[(&str, &'a str)], name: &str) -> &'a str {
+    headers
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("", |(_, value)| value)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::builder::{CacheBuilder, Config};
 use crate::fetch::{Content, Entry, Fetch, LONGEST_WINDOW, Phase};
-use crate::generations::{Generation, Generations};
+use crate::generations::{Generation, Generations, Predicate, Sweeps};
 use crate::stats::{Counters, Stats};
 use crate::tier::{Capacity, MokaTier, Tier};
 use crate::{LoadError, Lookup, Outcome, Timing};
@@ -98,6 +98,7 @@ struct Inner<K, V, E> {
     tier: MokaTier<K, V>,
     flights: Group<K, Flown<V, E>>,
     generations: Generations,
+    sweeps: Sweeps<K>,
     hasher: RandomState,
     counters: Arc<Counters>,
     config: Config,
@@ -151,6 +152,7 @@ where
                 tier: MokaTier::new(capacity, counters.clone()),
                 flights: flights.build(),
                 generations: Generations::new(),
+                sweeps: Sweeps::new(),
                 hasher: RandomState::new(),
                 counters,
                 config,
@@ -296,10 +298,13 @@ where
     }
 
     /// Removes every entry whose key matches `predicate` and forgets the
-    /// matching flights; no load in flight now will store its result.
+    /// matching flights; no load of a matching key in flight now will store
+    /// its result (the loads of other keys will).
     pub fn invalidate_if(&self, predicate: impl Fn(&K) -> bool + Send + Sync + 'static) {
-        let predicate = Arc::new(predicate);
-        self.inner.generations.bump_all();
+        let predicate: Predicate<K> = Arc::new(predicate);
+        self.inner
+            .sweeps
+            .begin(&self.inner.generations, predicate.clone());
         let matches = predicate.clone();
         self.inner
             .tier
@@ -522,12 +527,16 @@ where
     /// Stores `entry` unless `key` was invalidated since `generation`; an
     /// invalidation racing the insert undoes it. Returns whether it stays.
     fn store(&self, key: K, hash: u64, generation: Generation, entry: &Entry<V>) -> bool {
-        let generations = &self.inner.generations;
-        if !generations.is_current(hash, generation) {
+        let (generations, sweeps) = (&self.inner.generations, &self.inner.sweeps);
+        let is_current = |key: &K| {
+            generations.is_current(hash, generation)
+                && !sweeps.matched_since(generations, generation, key)
+        };
+        if !is_current(&key) {
             return false;
         }
         self.inner.tier.insert(key.clone(), entry.clone());
-        if generations.is_current(hash, generation) {
+        if is_current(&key) {
             return true;
         }
         self.inner.tier.remove_if_same(&key, entry);

@@ -147,7 +147,7 @@ static ROUTING_HEADERS: [HeaderName; 3] = [
 /// that succeeds invalidates the key of its target. `Authorization` and
 /// `Cookie` are not keyed: requests carrying them bypass the cache unless
 /// your key includes them and says so
-/// ([`HttpPolicy::credentials_in_key`](crate::HttpPolicy::credentials_in_key)).
+/// ([`Rules::credentials_in_key`](crate::freshness::Rules::credentials_in_key)).
 /// Nor is any other header that may tell users apart (`X-User-Id`, an API
 /// key): name those with [`KeyBuilder::header`].
 pub fn default_key<B>(request: &Request<B>) -> Option<HttpKey> {

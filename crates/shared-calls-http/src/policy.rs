@@ -85,12 +85,6 @@ impl HttpPolicy {
         self.with(|settings| settings.max_body_size = bytes)
     }
 
-    /// Whether requests with `Authorization` or `Cookie` may be shared: set
-    /// it only when your key function includes them. Off by default.
-    pub fn credentials_in_key(self, in_key: bool) -> Self {
-        self.map_rules(|rules| rules.credentials_in_key(in_key))
-    }
-
     /// The identifier of this cache in `Cache-Status`, or `None` to send no
     /// `Cache-Status` (`shared-calls` by default).
     ///
@@ -120,8 +114,8 @@ impl HttpPolicy {
     /// [`BufferRequestLayer`](crate::BufferRequestLayer) (see
     /// [`grpc_key`](crate::grpc_key)); stores only answers with
     /// `grpc-status: 0`. Calls with `authorization` or `cookie` metadata
-    /// bypass, as HTTP requests do, unless
-    /// [`credentials_in_key`](Self::credentials_in_key). Off by default.
+    /// bypass, as HTTP requests do, unless the key includes them
+    /// ([`Rules::credentials_in_key`]). Off by default.
     pub fn grpc(self, enabled: bool) -> Self {
         self.with(|settings| settings.grpc = enabled)
     }
