@@ -19,7 +19,9 @@
 //! A quarter of the keys answer with `Vary: Accept-Language`, and clients
 //! pick one of three languages; 3 % of requests go to an event stream
 //! (`text/event-stream`) of their key instead, which must reach its own
-//! client only, whole.
+//! client only, whole. Another 3 % send a `Host` that names no single
+//! authority (with `/`, `?`, `@` or a space in it, or two `Host` lines):
+//! they must bypass the cache, each answered by its own call.
 //!
 //! Every body the handler produces is `key=<k>;` (or `key=<k>/<lang>;` for a
 //! key that varies) repeated, so each answer is checked exactly: it is correct for its request's key (the whole body, over
@@ -68,6 +70,18 @@ const HOST_NAME: &str = "soak.test";
 /// Events in each event stream.
 const EVENTS: usize = 3;
 const INJECTED_PANIC: &str = "soak: injected panic";
+
+/// `Host` lines that name no single authority: a request sending them must
+/// bypass the cache, so that it can neither poison another path's entry nor
+/// be answered from one.
+const HOSTILE_HOSTS: [&[&str]; 6] = [
+    &["soak.test/k/0"],
+    &["soak.test?k=0"],
+    &["soak.test#k"],
+    &["user@soak.test"],
+    &["soak .test"],
+    &[HOST_NAME, "other.test"],
+];
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -320,6 +334,7 @@ struct Tally {
     hangs: AtomicU64,
     wrong: AtomicU64,
     invalidations: AtomicU64,
+    hostile_bypassed: AtomicU64,
     first_wrong: std::sync::Mutex<Vec<String>>,
 }
 
@@ -427,6 +442,21 @@ fn judge_events(
     }
 }
 
+/// A request with a hostile `Host` answered correctly must have bypassed
+/// the cache: its own call, nothing shared or stored.
+fn judge_hostile(hosts: &[&str], verdict: Verdict, tally: &Tally) -> Verdict {
+    match verdict {
+        Verdict::Correct { cache_status, .. } if !cache_status.contains("fwd=bypass") => {
+            Verdict::Wrong(format!("Host {hosts:?} did not bypass ({cache_status})"))
+        }
+        Verdict::Correct { .. } => {
+            add(&tally.hostile_bypassed);
+            verdict
+        }
+        other => other,
+    }
+}
+
 impl Tally {
     fn record(&self, key: u32, verdict: Verdict) {
         match verdict {
@@ -491,10 +521,14 @@ impl Connection {
         &mut self,
         path: &str,
         lang: &str,
+        hosts: &[&str],
     ) -> Result<(StatusCode, HeaderMap, Result<Bytes, String>), String> {
         self.sender.ready().await.map_err(|e| e.to_string())?;
-        let request = Request::get(path)
-            .header(HOST, HOST_NAME)
+        let mut request = Request::get(path);
+        for host in hosts {
+            request = request.header(HOST, *host);
+        }
+        let request = request
             .header(ACCEPT_LANGUAGE, lang)
             .body(Empty::new())
             .expect("a valid request");
@@ -542,11 +576,15 @@ async fn client(id: u64, addr: SocketAddr, keys: u32, deadline: Instant, tally: 
             true => format!("/events/{key}"),
             false => format!("/k/{key}"),
         };
+        let hosts = match !events && rng.below(100) < 3 {
+            true => HOSTILE_HOSTS[rng.below(HOSTILE_HOSTS.len() as u64) as usize],
+            false => &[HOST_NAME],
+        };
         add(&tally.requests);
         // 3 % of requests: the client goes away after 0–30 ms.
         let give_up = (rng.below(100) < 3).then(|| Duration::from_millis(rng.below(31)));
         let limit = give_up.unwrap_or(HANG_LIMIT);
-        let result = tokio::time::timeout(limit, open.exchange(&path, lang)).await;
+        let result = tokio::time::timeout(limit, open.exchange(&path, lang, hosts)).await;
         match result {
             Err(_) if give_up.is_some() => {
                 add(&tally.disconnects);
@@ -571,6 +609,10 @@ async fn client(id: u64, addr: SocketAddr, keys: u32, deadline: Instant, tally: 
                 let verdict = match events {
                     true => judge_events(key, status, &headers, body),
                     false => judge(key, lang, status, &headers, body),
+                };
+                let verdict = match hosts == [HOST_NAME] {
+                    true => verdict,
+                    false => judge_hostile(hosts, verdict, &tally),
                 };
                 tally.record(key, verdict);
                 if reusable {
@@ -653,6 +695,8 @@ pub(crate) struct Report {
     pub(crate) wrong: u64,
     pub(crate) first_wrong: Vec<String>,
     pub(crate) invalidations: u64,
+    /// Requests with a hostile `Host`, answered by their own call.
+    pub(crate) hostile_bypassed: u64,
     pub(crate) backend_calls: u64,
     pub(crate) faults: [(&'static str, u64); 6],
     pub(crate) backend_running: u64,
@@ -714,6 +758,7 @@ impl Report {
             ("over-limit answers", self.ok_over_limit),
             ("disconnects", self.disconnects),
             ("invalidations", self.invalidations),
+            ("hostile-Host bypasses", self.hostile_bypassed),
         ];
         for (name, count) in exercised.iter().chain(self.faults.iter()) {
             if *count == 0 {
@@ -755,6 +800,7 @@ impl fmt::Display for Report {
         writeln!(f, "failures:        {}", list(&self.failures))?;
         writeln!(f, "disconnects:     {}", self.disconnects)?;
         writeln!(f, "invalidations:   {}", self.invalidations)?;
+        writeln!(f, "hostile Host:    {} bypassed", self.hostile_bypassed)?;
         writeln!(
             f,
             "backend calls:   {} ({:.1} % of requests)",
@@ -822,7 +868,7 @@ pub(crate) async fn run(config: SoakConfig) -> Report {
         if cache.get(&key_of(0)).is_some() {
             break;
         }
-        let _ = warm.exchange("/k/0", LANGUAGES[0]).await;
+        let _ = warm.exchange("/k/0", LANGUAGES[0], &[HOST_NAME]).await;
     }
     assert!(
         cache.get(&key_of(0)).is_some(),
@@ -904,6 +950,7 @@ pub(crate) async fn run(config: SoakConfig) -> Report {
             .unwrap_or_else(|e| e.into_inner())
             .clone(),
         invalidations: get(&t.invalidations),
+        hostile_bypassed: get(&t.hostile_bypassed),
         backend_calls: get(&b.calls),
         faults: [
             ("ok", get(&b.ok)),

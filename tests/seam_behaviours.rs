@@ -1,8 +1,9 @@
 //! Behaviours of one decision per request and per response, each through
 //! the public API on tokio's paused clock: stale-if-error survives a failure
 //! meant for its own client, answers that need revalidation are not handed
-//! to waiters, the origin's `Age` stands, and every unsafe method
-//! invalidates.
+//! to waiters, the origin's `Age` stands, every unsafe method invalidates,
+//! and each `Vary` variant of a URI collapses and is stored under a key of
+//! its own.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,10 +14,11 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use http::{HeaderName, Method, Request, StatusCode};
+use http::{HeaderMap, HeaderName, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use shared_calls::http::HttpKey;
 use shared_calls::{Outcome, SharedCallsLayer, default_key};
+use tokio::sync::Barrier;
 use tower::ServiceExt;
 
 type KeyFn = fn(&Request<Body>) -> Option<HttpKey>;
@@ -28,16 +30,36 @@ struct Origin {
     failing: AtomicBool,
     good: Vec<(&'static str, &'static str)>,
     failed: Vec<(&'static str, &'static str)>,
+    /// Answers in the request's `Accept-Language` rather than naming its
+    /// method, with `Vary: Accept-Language`.
+    varies_on_language: bool,
 }
 
-async fn handler(State(origin): State<Arc<Origin>>, method: Method) -> Response {
+async fn handler(
+    State(origin): State<Arc<Origin>>,
+    method: Method,
+    request_headers: HeaderMap,
+) -> Response {
     let n = origin.calls.fetch_add(1, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let (status, headers) = match origin.failing.load(Ordering::SeqCst) {
         true => (StatusCode::SERVICE_UNAVAILABLE, &origin.failed),
         false => (StatusCode::OK, &origin.good),
     };
-    let mut response = (status, format!("{method} {n}")).into_response();
+    let tag = match origin.varies_on_language {
+        true => request_headers
+            .get("accept-language")
+            .map_or("none", |v| v.to_str().unwrap())
+            .to_owned(),
+        false => method.to_string(),
+    };
+    let mut response = (status, format!("{tag} {n}")).into_response();
+    if origin.varies_on_language {
+        let vary = HeaderName::from_static("vary");
+        response
+            .headers_mut()
+            .insert(vary, "accept-language".parse().unwrap());
+    }
     for (name, value) in headers {
         let name = HeaderName::from_static(name);
         response.headers_mut().append(name, value.parse().unwrap());
@@ -73,9 +95,21 @@ async fn send(app: &Router, method: Method) -> Got {
 async fn send_to(app: &Router, method: Method, path_and_query: &str) -> Got {
     let request = Request::builder()
         .method(method)
-        .uri(format!("http://seam.test{path_and_query}"))
-        .body(Body::empty())
-        .unwrap();
+        .uri(format!("http://seam.test{path_and_query}"));
+    send_request(app, request).await
+}
+
+/// A request for `/r` accepting `language`.
+async fn send_in(app: &Router, method: Method, language: &str) -> Got {
+    let request = Request::builder()
+        .method(method)
+        .uri("http://seam.test/r")
+        .header("accept-language", language);
+    send_request(app, request).await
+}
+
+async fn send_request(app: &Router, request: http::request::Builder) -> Got {
+    let request = request.body(Body::empty()).unwrap();
     let response = app.clone().oneshot(request).await.unwrap();
     let (parts, body) = response.into_parts();
     Got {
@@ -253,5 +287,125 @@ async fn every_unsafe_or_unknown_method_invalidates_on_success() {
         assert_eq!(send(&app, method.clone()).await.status, StatusCode::OK);
         let got = send(&app, Method::GET).await;
         assert_eq!(got.outcome, Some(Outcome::Miss), "after {method}");
+    }
+}
+
+fn language(got: &Got) -> &str {
+    got.body.split(' ').next().unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_variants_requested_together_make_one_call_each_then_hit() {
+    const N: usize = 8;
+    let origin = Arc::new(Origin {
+        varies_on_language: true,
+        ..Origin::default()
+    });
+    let app = app(&origin, layer());
+    let start = Arc::new(Barrier::new(2 * N));
+    let tasks: Vec<_> = ["en", "fr"]
+        .into_iter()
+        .flat_map(|lang| std::iter::repeat_n(lang, N))
+        .map(|lang| {
+            let (app, start) = (app.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                (lang, send_in(&app, Method::GET, lang).await)
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (lang, got) = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.status, StatusCode::OK, "{lang}: {got:?}");
+        assert_eq!(language(&got), lang, "{got:?}");
+    }
+    assert_eq!(
+        origin.calls.load(Ordering::SeqCst),
+        2,
+        "one call per variant"
+    );
+    for lang in ["en", "fr"] {
+        let got = send_in(&app, Method::GET, lang).await;
+        assert_eq!(got.outcome, Some(Outcome::Hit), "{lang}: {got:?}");
+        assert_eq!(language(&got), lang);
+    }
+    assert_eq!(origin.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_variant_during_a_stale_window_is_served_by_its_own_call() {
+    let origin = Arc::new(Origin {
+        varies_on_language: true,
+        ..Origin::default()
+    });
+    let app = app(
+        &origin,
+        layer().stale_while_revalidate(Duration::from_secs(60)),
+    );
+    assert_eq!(send_in(&app, Method::GET, "en").await.body, "en 0");
+    tokio::time::advance(Duration::from_millis(1500)).await;
+    let fr = send_in(&app, Method::GET, "fr").await;
+    assert_eq!(fr.status, StatusCode::OK, "{fr:?}");
+    assert_eq!(fr.body, "fr 1");
+    assert_eq!(fr.outcome, Some(Outcome::Miss));
+    let en = send_in(&app, Method::GET, "en").await;
+    assert_eq!(
+        (en.outcome, en.body.as_str()),
+        (Some(Outcome::Stale), "en 0")
+    );
+    assert_eq!(
+        send_in(&app, Method::GET, "fr").await.outcome,
+        Some(Outcome::Hit)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stale_if_error_answers_only_from_the_same_variant() {
+    let origin = Arc::new(Origin {
+        varies_on_language: true,
+        ..Origin::default()
+    });
+    let app = app(&origin, layer().stale_if_error(Duration::from_secs(60)));
+    assert_eq!(send_in(&app, Method::GET, "en").await.body, "en 0");
+    assert_eq!(send_in(&app, Method::GET, "fr").await.body, "fr 1");
+    tokio::time::advance(Duration::from_millis(1500)).await;
+    origin.failing.store(true, Ordering::SeqCst);
+    for (lang, body) in [("fr", "fr 1"), ("en", "en 0")] {
+        let got = send_in(&app, Method::GET, lang).await;
+        assert_eq!(got.outcome, Some(Outcome::StaleIfError), "{lang}: {got:?}");
+        assert_eq!((got.status, got.body.as_str()), (StatusCode::OK, body));
+    }
+    let de = send_in(&app, Method::GET, "de").await;
+    assert_eq!(de.status, StatusCode::SERVICE_UNAVAILABLE, "{de:?}");
+    assert_eq!(language(&de), "de");
+    assert_eq!(origin.calls.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unsafe_method_invalidates_every_variant() {
+    let origin = Arc::new(Origin {
+        varies_on_language: true,
+        ..Origin::default()
+    });
+    let app = app(&origin, layer().ttl(Duration::from_secs(60)));
+    assert_eq!(send_in(&app, Method::GET, "en").await.body, "en 0");
+    assert_eq!(send_in(&app, Method::GET, "fr").await.body, "fr 1");
+    assert_eq!(
+        send_in(&app, Method::GET, "fr").await.outcome,
+        Some(Outcome::Hit)
+    );
+    assert_eq!(
+        send_in(&app, Method::POST, "en").await.status,
+        StatusCode::OK
+    );
+    for (lang, body) in [("fr", "fr 3"), ("en", "en 4")] {
+        let got = send_in(&app, Method::GET, lang).await;
+        assert_eq!(
+            (got.outcome, got.body.as_str()),
+            (Some(Outcome::Miss), body)
+        );
     }
 }

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use http::header::{ACCEPT_ENCODING, AUTHORIZATION, CACHE_CONTROL, SET_COOKIE, VARY};
 use http::{HeaderMap, Request, StatusCode, Uri};
+use shared_calls::http::freshness::Credential;
 use shared_calls::{SharedCallsLayer, default_key};
 
 use support::{
@@ -97,6 +98,24 @@ async fn credentials_answers_never_reach_another_user() {
     }
 }
 
+type KeyFn = fn(&Request<Body>) -> Option<Vec<u8>>;
+
+/// The layer of an application whose key includes `Authorization`, and
+/// which says so.
+fn keyed_by_authorization() -> SharedCallsLayer<KeyFn> {
+    let key: KeyFn = |request| {
+        let mut key = default_key(request)?.as_bytes().to_vec();
+        key.extend_from_slice(b"\nauthorization:");
+        if let Some(value) = request.headers().get(AUTHORIZATION) {
+            key.extend_from_slice(value.as_bytes());
+        }
+        Some(key)
+    };
+    SharedCallsLayer::new(key).jitter(0.0).map_policy(|policy| {
+        policy.map_rules(|rules| rules.credentials_in_key([Credential::Authorization]))
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_in_the_key_keep_users_apart() {
     let calls = Counter::default();
@@ -110,22 +129,10 @@ async fn credentials_in_the_key_keep_users_apart() {
     let private = handler(&calls, &gate, |headers, _, n| {
         format!("{} {n}", header(headers, "authorization")).into_response()
     });
-    let key = |request: &Request<Body>| {
-        let mut key = default_key(request)?.as_bytes().to_vec();
-        key.extend_from_slice(b"\nauthorization:");
-        if let Some(value) = request.headers().get(AUTHORIZATION) {
-            key.extend_from_slice(value.as_bytes());
-        }
-        Some(key)
-    };
     let app = Router::new()
         .route("/public", public)
         .route("/private", private)
-        .layer(
-            SharedCallsLayer::new(key)
-                .jitter(0.0)
-                .map_policy(|policy| policy.credentials_in_key(true)),
-        );
+        .layer(keyed_by_authorization());
     let addr = serve_axum(app).await;
     let alice = [("authorization", "alice")];
     let bob = [("authorization", "bob")];
@@ -140,6 +147,55 @@ async fn credentials_in_the_key_keep_users_apart() {
     assert_eq!(fetch_with(addr, "/private", &alice).await.text(), "alice 4");
     assert_eq!(fetch_with(addr, "/private", &alice).await.text(), "alice 5");
     assert_eq!(calls.get(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_authorization_never_opens_the_cache_to_cookies() {
+    let calls = Counter::default();
+    let gate = Gate::open();
+    let route = handler(&calls, &gate, |headers, _, n| {
+        let body = format!(
+            "{} {} {n}",
+            header(headers, "authorization"),
+            header(headers, "cookie")
+        );
+        ([(CACHE_CONTROL, "public, max-age=60")], body).into_response()
+    });
+    let app = Router::new().route("/r", route);
+    let addr = serve_axum(app.layer(keyed_by_authorization())).await;
+    let alice = [("authorization", "alice")];
+    let alice_cookie = [("authorization", "alice"), ("cookie", "user=bob")];
+    let cookie = [("cookie", "user=bob")];
+
+    assert_eq!(fetch_with(addr, "/r", &alice).await.text(), "alice  1");
+    assert_hit(&fetch_with(addr, "/r", &alice).await, "alice  1");
+    for (n, headers) in [
+        (2, &alice_cookie[..]),
+        (3, &alice_cookie),
+        (4, &cookie),
+        (5, &cookie),
+    ] {
+        let got = fetch_with(addr, "/r", headers).await;
+        let expected = format!(
+            "{} {} {n}",
+            header_of(headers, "authorization"),
+            header_of(headers, "cookie")
+        );
+        assert_eq!(got.text(), expected);
+        assert!(
+            got.cache_status().contains("fwd=bypass"),
+            "{headers:?}: {}",
+            got.cache_status()
+        );
+    }
+    assert_eq!(calls.get(), 5);
+}
+
+fn header_of<'a>(headers: &[(&str, &'a str)], name: &str) -> &'a str {
+    headers
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("", |(_, value)| value)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,21 +273,27 @@ async fn vary_accept_encoding_is_never_crossed() {
     assert_eq!(
         other.text(),
         r#"encoded for "br""#,
-        "the br request called on its own"
+        "the br request called for its own variant"
     );
-    assert_eq!(other.cache_status(), "shared-calls; fwd=miss");
+    assert_eq!(
+        other.cache_status_shape().0,
+        "shared-calls; fwd=miss; stored; ttl=N"
+    );
     assert_eq!(calls.get(), 2);
 
-    // The stored gzip answer serves gzip requests only.
+    // Each stored variant serves its own requests only.
     assert_hit(
         &fetch_with(addr, "/v", &gzip).await,
         r#"encoded for "gzip""#,
     );
-    let br_again = fetch_with(addr, "/v", &br).await;
-    assert_eq!(br_again.text(), r#"encoded for "br""#);
+    assert_hit(&fetch_with(addr, "/v", &br).await, r#"encoded for "br""#);
     let none = fetch(addr, "/v").await;
     assert_eq!(none.text(), r#"encoded for """#);
-    assert_eq!(calls.get(), 4);
+    assert_eq!(
+        none.cache_status_shape().0,
+        "shared-calls; fwd=miss; stored; ttl=N"
+    );
+    assert_eq!(calls.get(), 3);
     assert_hit(
         &fetch_with(addr, "/v", &gzip).await,
         r#"encoded for "gzip""#,

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::builder::{CacheBuilder, Config};
 use crate::fetch::{Content, Entry, Fetch, LONGEST_WINDOW, Phase};
-use crate::generations::{Generation, Generations};
+use crate::generations::{Generation, Generations, Predicate, Sweeps};
 use crate::l2::SecondTier;
 use crate::stats::{Counters, Stats};
 use crate::tier::{Capacity, MokaTier, Tier};
@@ -102,6 +102,7 @@ struct Inner<K, V, E> {
     tier: MokaTier<K, V>,
     flights: Group<K, Flown<V, E>>,
     generations: Generations,
+    sweeps: Sweeps<K>,
     hasher: RandomState,
     counters: Arc<Counters>,
     config: Config,
@@ -160,6 +161,7 @@ where
                 tier: MokaTier::new(capacity, counters.clone()),
                 flights: flights.build(),
                 generations: Generations::new(),
+                sweeps: Sweeps::new(),
                 hasher: RandomState::new(),
                 counters,
                 config,
@@ -240,6 +242,42 @@ where
         Some(lookup)
     }
 
+    /// The value of `key` for a caller that takes only the values it
+    /// `accepts`, never loading: `Ok` with a fresh value it accepts (counted
+    /// as a hit); `Err(Some(..))` with a stored value it does not accept,
+    /// fresh or expired ([`Outcome::Stale`] inside its stale-while-revalidate
+    /// window, [`Outcome::StaleIfError`] inside its stale-if-error window),
+    /// counted as nothing; `Err(None)` when the caller should load (nothing
+    /// stored, or an expired value it accepts, which the load answers,
+    /// refreshes or falls back on).
+    pub fn get_accepted<Q>(
+        &self,
+        key: &Q,
+        accepts: impl FnOnce(&Lookup<V>) -> bool,
+    ) -> Result<Lookup<V>, Option<Lookup<V>>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let now = Instant::now();
+        let entry = self.inner.tier.get(key).ok_or(None)?;
+        let outcome = match entry.phase(now) {
+            Phase::Fresh => Outcome::Hit,
+            Phase::Stale => Outcome::Stale,
+            Phase::StaleIfError => Outcome::StaleIfError,
+            Phase::Expired => return Err(None),
+        };
+        let lookup = answer::<V, E>(entry, outcome, false, now).map_err(|_| None)?;
+        match (accepts(&lookup), outcome) {
+            (true, Outcome::Hit) => {
+                self.inner.counters.record(Outcome::Hit);
+                Ok(lookup)
+            }
+            (true, _) => Err(None),
+            (false, _) => Err(Some(lookup)),
+        }
+    }
+
     /// Stores `fetch` for `key` as a load would (a `do_not_store` fetch marks
     /// the key hit-for-miss). Loads of the key in flight now will not
     /// overwrite it.
@@ -287,11 +325,14 @@ where
     }
 
     /// Removes every entry whose key matches `predicate` and forgets the
-    /// matching flights; no load in flight now will store its result. Local
-    /// to this instance: the second tier's entries stay.
+    /// matching flights; no load of a matching key in flight now will store
+    /// its result (the loads of other keys will). Local to this instance:
+    /// the second tier's entries stay.
     pub fn invalidate_if(&self, predicate: impl Fn(&K) -> bool + Send + Sync + 'static) {
-        let predicate = Arc::new(predicate);
-        self.inner.generations.bump_all();
+        let predicate: Predicate<K> = Arc::new(predicate);
+        self.inner
+            .sweeps
+            .begin(&self.inner.generations, predicate.clone());
         let matches = predicate.clone();
         self.inner
             .tier
@@ -530,12 +571,16 @@ where
     /// Stores `entry` unless `key` was invalidated since `generation`; an
     /// invalidation racing the insert undoes it. Returns whether it stays.
     fn store(&self, key: K, hash: u64, generation: Generation, entry: &Entry<V>) -> bool {
-        let generations = &self.inner.generations;
-        if !generations.is_current(hash, generation) {
+        let (generations, sweeps) = (&self.inner.generations, &self.inner.sweeps);
+        let is_current = |key: &K| {
+            generations.is_current(hash, generation)
+                && !sweeps.matched_since(generations, generation, key)
+        };
+        if !is_current(&key) {
             return false;
         }
         self.inner.tier.insert(key.clone(), entry.clone());
-        if generations.is_current(hash, generation) {
+        if is_current(&key) {
             return true;
         }
         self.inner.tier.remove_if_same(&key, entry);

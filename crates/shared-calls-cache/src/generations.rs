@@ -15,6 +15,10 @@ use loom::sync::atomic::{AtomicU64, Ordering};
 #[cfg(not(shared_calls_loom))]
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
 const STRIPES: usize = 1024;
 
 /// The generation a load started in.
@@ -22,12 +26,15 @@ const STRIPES: usize = 1024;
 pub(crate) struct Generation {
     stripe: u64,
     all: u64,
+    /// How many `invalidate_if` sweeps had begun ([`Sweeps`]).
+    pub(crate) sweep: u64,
 }
 
 #[derive(Debug)]
 pub(crate) struct Generations {
     stripes: Box<[AtomicU64]>,
     all: AtomicU64,
+    sweep: AtomicU64,
 }
 
 impl Generations {
@@ -35,6 +42,7 @@ impl Generations {
         Self {
             stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             all: AtomicU64::new(0),
+            sweep: AtomicU64::new(0),
         }
     }
 
@@ -46,11 +54,20 @@ impl Generations {
         Generation {
             stripe: self.stripe(hash).load(Ordering::SeqCst),
             all: self.all.load(Ordering::SeqCst),
+            sweep: self.sweep.load(Ordering::SeqCst),
         }
     }
 
+    /// Whether no invalidation of this key's stripe, and no `invalidate_all`,
+    /// happened since `generation`; sweeps are for [`Sweeps`] to judge.
     pub(crate) fn is_current(&self, hash: u64, generation: Generation) -> bool {
-        self.snapshot(hash) == generation
+        let now = self.snapshot(hash);
+        (now.stripe, now.all) == (generation.stripe, generation.all)
+    }
+
+    /// Whether a sweep began since `generation`.
+    pub(crate) fn swept_since(&self, generation: Generation) -> bool {
+        self.sweep.load(Ordering::SeqCst) != generation.sweep
     }
 
     /// Invalidates loads of the key with this hash that are in progress.
@@ -61,6 +78,73 @@ impl Generations {
     /// Invalidates every load in progress.
     pub(crate) fn bump_all(&self) {
         self.all.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// An `invalidate_if` predicate.
+pub(crate) type Predicate<K> = Arc<dyn Fn(&K) -> bool + Send + Sync>;
+
+/// How many of the latest sweeps are kept: a load older than all of them is
+/// stopped from storing whatever its key.
+const KEPT_SWEEPS: usize = 64;
+
+/// The predicates of the latest `invalidate_if` sweeps, so that a sweep stops
+/// only the loads of the keys it matches from storing.
+pub(crate) struct Sweeps<K> {
+    recent: Mutex<VecDeque<(u64, Predicate<K>)>>,
+}
+
+impl<K> Sweeps<K> {
+    pub(crate) fn new() -> Self {
+        Self {
+            recent: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Begins a sweep: loads of keys that `predicate` matches, started
+    /// before now, will not store.
+    pub(crate) fn begin(&self, generations: &Generations, predicate: Predicate<K>) {
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        // Counted under the lock: whoever sees the new count finds its
+        // predicate.
+        let sweep = generations.sweep.fetch_add(1, Ordering::SeqCst) + 1;
+        recent.push_back((sweep, predicate));
+        if recent.len() > KEPT_SWEEPS {
+            recent.pop_front();
+        }
+    }
+
+    /// Whether a sweep begun since `generation` matches `key`, or may have
+    /// (it is no longer kept).
+    pub(crate) fn matched_since(
+        &self,
+        generations: &Generations,
+        generation: Generation,
+        key: &K,
+    ) -> bool {
+        if !generations.swept_since(generation) {
+            return false;
+        }
+        let since: Vec<Predicate<K>> = {
+            let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+            match recent.front() {
+                Some((oldest, _)) if *oldest <= generation.sweep + 1 => {}
+                _ => return true,
+            }
+            recent
+                .iter()
+                .filter(|(sweep, _)| *sweep > generation.sweep)
+                .map(|(_, predicate)| predicate.clone())
+                .collect()
+        };
+        // The user's predicates run outside the lock.
+        since.iter().any(|predicate| predicate(key))
+    }
+}
+
+impl<K> fmt::Debug for Sweeps<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sweeps").finish_non_exhaustive()
     }
 }
 

@@ -348,6 +348,27 @@ async fn invalidate_if_removes_matching_entries_only() {
     assert_eq!(cache.get("post:1").unwrap().value(), "post:1");
 }
 
+/// A load of a key that `invalidate_if` does not match stores its result
+/// even if it was in flight during the sweep; the matching one does not.
+#[tokio::test(start_paused = true)]
+async fn invalidate_if_stops_only_matching_loads_in_flight() {
+    let cache: Strings = Cache::builder().build();
+    let (user, post) = (Backend::new(), Backend::new());
+    let user_load =
+        spawn_callers(&cache, "user:1", vec![Box::new(user.gated(value("user")))]).await;
+    let post_load =
+        spawn_callers(&cache, "post:1", vec![Box::new(post.gated(value("post")))]).await;
+    cache.invalidate_if(|key: &String| key.starts_with("user:"));
+    user.open();
+    post.open();
+    let user_answer = join_all(user_load).await.pop().unwrap();
+    let post_answer = join_all(post_load).await.pop().unwrap();
+    assert!(!user_answer.stored(), "the matching load stored its result");
+    assert!(post_answer.stored(), "the other key's load did not store");
+    assert!(cache.get("user:1").is_none());
+    assert_eq!(cache.get("post:1").unwrap().value(), "post");
+}
+
 /// `insert` stores like a load would, and a load in flight then does not
 /// overwrite it.
 #[tokio::test(start_paused = true)]

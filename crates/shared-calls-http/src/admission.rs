@@ -18,8 +18,9 @@
 //! 5. `If-None-Match`, `If-Modified-Since`, `If-Match`, `If-Unmodified-Since`,
 //!    `If-Range` → [`BypassReason::Conditional`]: this cache does not evaluate
 //!    preconditions (RFC 9111 §4.3.2), so the origin does.
-//! 6. `Authorization` or `Cookie`, unless [`Rules::credentials_in_key`] says
-//!    the key already includes them → [`BypassReason::Credentials`]. A shared
+//! 6. `Authorization` or `Cookie` that [`Rules::credentials_in_key`] does not
+//!    say the key includes → [`BypassReason::Credentials`]; keying one of
+//!    them opens nothing to the other. A shared
 //!    cache must never hand one user's answer to another (RFC 9111 §3.5,
 //!    §7.5 for `Authorization`; `Cookie` by the same reasoning).
 //! 7. Request `Cache-Control: no-store` (§5.2.1.5) → [`BypassReason::NoStore`].
@@ -137,7 +138,9 @@ pub fn classify_request(rules: &Rules, method: &Method, headers: &HeaderMap) -> 
     if found.conditional {
         return Bypass(BypassReason::Conditional);
     }
-    if found.credentials && !rules.credentials_in_key {
+    if (found.authorization && !rules.keyed_credentials.authorization)
+        || (found.cookie && !rules.keyed_credentials.cookie)
+    {
         return Bypass(BypassReason::Credentials);
     }
     if !found.cache_control && !found.pragma {
@@ -164,7 +167,8 @@ struct RequestHeaders {
     body_framing: bool,
     range: bool,
     conditional: bool,
-    credentials: bool,
+    authorization: bool,
+    cookie: bool,
     cache_control: bool,
     pragma: bool,
 }
@@ -181,8 +185,10 @@ impl RequestHeaders {
                 found.range = true;
             } else if CONDITIONALS.contains(name) {
                 found.conditional = true;
-            } else if name == AUTHORIZATION || name == COOKIE {
-                found.credentials = true;
+            } else if name == AUTHORIZATION {
+                found.authorization = true;
+            } else if name == COOKIE {
+                found.cookie = true;
             } else if name == CACHE_CONTROL {
                 found.cache_control = true;
             } else if name == PRAGMA {
@@ -196,16 +202,13 @@ impl RequestHeaders {
 /// `Authorization` or `Cookie` that the key does not include
 /// ([`Rules::credentials_in_key`]): the request must not share.
 pub(crate) fn unkeyed_credentials(rules: &Rules, headers: &HeaderMap) -> bool {
-    !rules.credentials_in_key
-        && (headers.contains_key(AUTHORIZATION) || headers.contains_key(COOKIE))
+    let keyed = rules.keyed_credentials;
+    (!keyed.authorization && headers.contains_key(AUTHORIZATION))
+        || (!keyed.cookie && headers.contains_key(COOKIE))
 }
 
-/// Whether a response must reach its own client only, whatever its status:
-/// `no-store`, `private`, a `Set-Cookie` (unless [`Rules::store_set_cookie`]),
-/// `Vary: *`, or a `Cache-Control` or `Vary` that does not parse (what it
-/// would have said can't be known). Such a response is not handed even to
-/// the requests waiting for the same call; [`storability`] alone decides
-/// what is stored, and checks these only for statuses it would store.
+/// Whether a request announces a body: `Transfer-Encoding`, or a
+/// `Content-Length` other than 0.
 fn has_body(headers: &HeaderMap) -> bool {
     headers.contains_key(TRANSFER_ENCODING)
         || headers

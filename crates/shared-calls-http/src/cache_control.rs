@@ -734,6 +734,21 @@ impl VaryKey {
             .all(|entry| normalized_eq(entry.value.as_deref(), request_headers, &entry.name))
     }
 
+    /// The values of another request for the same header names.
+    pub(crate) fn recapture(&self, request_headers: &HeaderMap) -> VaryKey {
+        let entries: Vec<VaryEntry> = self
+            .entries
+            .iter()
+            .map(|entry| VaryEntry {
+                name: entry.name.clone(),
+                value: normalized(request_headers, &entry.name),
+            })
+            .collect();
+        VaryKey {
+            entries: entries.into(),
+        }
+    }
+
     /// Whether the key varies on nothing (and so matches every request).
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()

@@ -84,6 +84,24 @@ use crate::cache_control::{
     trim_ows, vary,
 };
 
+/// A request header that tells users apart, which a cache key may include
+/// ([`Rules::credentials_in_key`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Credential {
+    /// `Authorization` (gRPC: `authorization` metadata).
+    Authorization,
+    /// `Cookie`.
+    Cookie,
+}
+
+/// The credential headers a cache key includes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct KeyedCredentials {
+    pub(crate) authorization: bool,
+    pub(crate) cookie: bool,
+}
+
 /// The statuses stored without explicit freshness, at [`Rules::default_ttl`],
 /// unless configured otherwise. The heuristically cacheable statuses of
 /// RFC 9110 §15.1, less `206` (partial), `405`, `414` and `501`.
@@ -121,7 +139,7 @@ pub struct Rules {
     min_ttl: Duration,
     max_ttl: Duration,
     store_set_cookie: bool,
-    pub(crate) credentials_in_key: bool,
+    pub(crate) keyed_credentials: KeyedCredentials,
     pub(crate) honour_request_no_cache: bool,
 }
 
@@ -138,7 +156,7 @@ impl Default for Rules {
             min_ttl: Duration::ZERO,
             max_ttl: Duration::from_secs(24 * 60 * 60),
             store_set_cookie: false,
-            credentials_in_key: false,
+            keyed_credentials: KeyedCredentials::default(),
             honour_request_no_cache: false,
         }
     }
@@ -225,15 +243,29 @@ impl Rules {
         self
     }
 
-    /// Whether the cache key already includes the request's `Authorization`
-    /// and `Cookie`, default `false`.
+    /// Which credential headers the cache key includes; none by default.
     ///
-    /// When `false`, requests with either header bypass the cache. When
-    /// `true` they are collapsed and may be stored, still subject to the
+    /// A request carrying a credential the key does not include bypasses
+    /// the cache: keying `Authorization` still sends a request with a
+    /// `Cookie` to the inner service on its own. A request whose credentials
+    /// are all keyed is collapsed and may be stored, still subject to the
     /// `Authorization` rule of RFC 9111 §3.5.
+    ///
+    /// ```
+    /// use shared_calls_http::freshness::{Credential, Rules};
+    ///
+    /// let rules = Rules::new().credentials_in_key([Credential::Authorization]);
+    /// # let _ = rules;
+    /// ```
     #[must_use]
-    pub fn credentials_in_key(mut self, in_key: bool) -> Self {
-        self.credentials_in_key = in_key;
+    pub fn credentials_in_key(mut self, keyed: impl IntoIterator<Item = Credential>) -> Self {
+        self.keyed_credentials = KeyedCredentials::default();
+        for credential in keyed {
+            match credential {
+                Credential::Authorization => self.keyed_credentials.authorization = true,
+                Credential::Cookie => self.keyed_credentials.cookie = true,
+            }
+        }
         self
     }
 
@@ -584,7 +616,7 @@ fn may_share(
         return Err(Reason::Authorization);
     }
     if request_headers.contains_key(COOKIE)
-        && !rules.credentials_in_key
+        && !rules.keyed_credentials.cookie
         && !(cc.public() || cc.s_maxage().is_some())
     {
         return Err(Reason::Cookie);

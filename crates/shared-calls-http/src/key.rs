@@ -6,47 +6,94 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{FORWARDED, HOST, HeaderName};
 use http::{HeaderMap, Request};
 
+use crate::cache_control::VaryKey;
+
 /// The key of a stored HTTP answer: opaque bytes, cheap to clone.
 ///
 /// A key function may return anything that converts into it: a `String`, a
 /// `&'static str`, `Bytes` or a `Vec<u8>`.
+///
+/// The answers of a URI that vary (`Vary: Accept-Language`) are kept one
+/// per variant, each under the key function's key with the request values
+/// it varies on added: such a key has the same [`as_bytes`](Self::as_bytes),
+/// so that invalidating by a predicate on the bytes reaches every variant.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct HttpKey(Bytes);
+pub struct HttpKey {
+    bytes: Bytes,
+    variant: Option<Variant>,
+}
+
+/// The part of a variant's key that the key function did not make: which
+/// stored answer told it how the URI varies, and this variant's values.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Variant {
+    /// The id of the answer stored under the key function's key: when that
+    /// answer is replaced or invalidated, its variants are no longer reached.
+    of: u64,
+    values: VaryKey,
+}
 
 impl HttpKey {
-    /// The key's bytes.
+    fn new(bytes: Bytes) -> Self {
+        Self {
+            bytes,
+            variant: None,
+        }
+    }
+
+    /// The key's bytes, as the key function made them.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes
+    }
+
+    /// The key of the variant with `values` of the answer `of` stored under
+    /// this key's bytes.
+    pub(crate) fn variant(&self, of: u64, values: VaryKey) -> Self {
+        Self {
+            bytes: self.bytes.clone(),
+            variant: Some(Variant { of, values }),
+        }
+    }
+
+    /// The heap its variant's values take.
+    pub(crate) fn variant_weight(&self) -> usize {
+        self.variant
+            .as_ref()
+            .map_or(0, |variant| variant.values.weight())
     }
 }
 
 impl fmt::Debug for HttpKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HttpKey({:?})", String::from_utf8_lossy(&self.0))
+        let bytes = String::from_utf8_lossy(&self.bytes);
+        match &self.variant {
+            None => write!(f, "HttpKey({bytes:?})"),
+            Some(variant) => write!(f, "HttpKey({bytes:?}, {:?})", variant.values),
+        }
     }
 }
 
 impl From<String> for HttpKey {
     fn from(key: String) -> Self {
-        Self(Bytes::from(key))
+        Self::new(Bytes::from(key))
     }
 }
 
 impl From<&'static str> for HttpKey {
     fn from(key: &'static str) -> Self {
-        Self(Bytes::from_static(key.as_bytes()))
+        Self::new(Bytes::from_static(key.as_bytes()))
     }
 }
 
 impl From<Vec<u8>> for HttpKey {
     fn from(key: Vec<u8>) -> Self {
-        Self(Bytes::from(key))
+        Self::new(Bytes::from(key))
     }
 }
 
 impl From<Bytes> for HttpKey {
     fn from(key: Bytes) -> Self {
-        Self(key)
+        Self::new(key)
     }
 }
 
@@ -100,7 +147,7 @@ static ROUTING_HEADERS: [HeaderName; 3] = [
 /// that succeeds invalidates the key of its target. `Authorization` and
 /// `Cookie` are not keyed: requests carrying them bypass the cache unless
 /// your key includes them and says so
-/// ([`HttpPolicy::credentials_in_key`](crate::HttpPolicy::credentials_in_key)).
+/// ([`Rules::credentials_in_key`](crate::freshness::Rules::credentials_in_key)).
 /// Nor is any other header that may tell users apart (`X-User-Id`, an API
 /// key): name those with [`KeyBuilder::header`].
 pub fn default_key<B>(request: &Request<B>) -> Option<HttpKey> {
@@ -201,7 +248,7 @@ impl KeyBuilder {
                 key.put_slice(value);
             }
         }
-        (key.len() <= MAX_KEY_LEN).then(|| HttpKey(key.freeze()))
+        (key.len() <= MAX_KEY_LEN).then(|| HttpKey::new(key.freeze()))
     }
 
     /// Every keyed header line: the routing headers, each value present,

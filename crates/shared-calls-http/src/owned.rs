@@ -128,7 +128,7 @@ pub(crate) fn weight(stored: &StoredResponse) -> usize {
 /// The heap a stored key holds (the cache counts its own record of the
 /// entry).
 pub(crate) fn key_weight(key: &HttpKey) -> usize {
-    key.as_bytes().len() + SHARED_BYTES
+    key.as_bytes().len() + key.variant_weight() + SHARED_BYTES
 }
 
 /// The heap of a header map's tables and of the names it holds a copy of.

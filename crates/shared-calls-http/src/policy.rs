@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response};
 use http_body::Body;
-use shared_calls_tower::{Admission, Answer, Fetch, Leader, Policy, Reply, ServicePolicy};
+use shared_calls_tower::{Admission, Answer, Fetch, Leader, Outcome, Policy, Reply, ServicePolicy};
 use tower_service::Service;
 
 use crate::admission::{self, BypassReason, RequestDecision};
@@ -85,12 +85,6 @@ impl HttpPolicy {
         self.with(|settings| settings.max_body_size = bytes)
     }
 
-    /// Whether requests with `Authorization` or `Cookie` may be shared: set
-    /// it only when your key function includes them. Off by default.
-    pub fn credentials_in_key(self, in_key: bool) -> Self {
-        self.map_rules(|rules| rules.credentials_in_key(in_key))
-    }
-
     /// The identifier of this cache in `Cache-Status`, or `None` to send no
     /// `Cache-Status` (`shared-calls` by default).
     ///
@@ -120,8 +114,8 @@ impl HttpPolicy {
     /// [`BufferRequestLayer`](crate::BufferRequestLayer) (see
     /// [`grpc_key`](crate::grpc_key)); stores only answers with
     /// `grpc-status: 0`. Calls with `authorization` or `cookie` metadata
-    /// bypass, as HTTP requests do, unless
-    /// [`credentials_in_key`](Self::credentials_in_key). Off by default.
+    /// bypass, as HTTP requests do, unless the key includes them
+    /// ([`Rules::credentials_in_key`]). Off by default.
     pub fn grpc(self, enabled: bool) -> Self {
         self.with(|settings| settings.grpc = enabled)
     }
@@ -260,13 +254,30 @@ where
         context: &HttpContext,
     ) -> bool {
         match &shared.0 {
-            Shared::Complete(_) if answer.own_call => true,
+            // A stale answer of another variant must not stand in for a
+            // failed call of this one.
+            Shared::Complete(_) if answer.own_call && answer.outcome != Outcome::StaleIfError => {
+                true
+            }
             Shared::Complete(stored) => request
                 .map(Request::headers)
                 .or(context.headers.as_ref())
                 .is_some_and(|headers| stored.serves(headers)),
             Shared::Unshared(response) => answer.own_call && !response.is_taken(),
         }
+    }
+
+    fn variant_key(
+        &self,
+        key: &HttpKey,
+        shared: &HttpShared,
+        request: &Request<ReqB>,
+    ) -> Option<HttpKey> {
+        let Shared::Complete(stored) = &shared.0 else {
+            return None;
+        };
+        let values = stored.vary.as_ref()?.recapture(request.headers());
+        Some(key.variant(stored.id, values))
     }
 
     fn respond(

@@ -3,6 +3,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -15,6 +16,9 @@ use crate::cache_control::VaryKey;
 use crate::framing;
 use crate::owned;
 
+/// The id of the next stored answer.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
 /// A complete response, buffered: status, headers, body and trailers.
 pub(crate) struct StoredResponse {
     pub(crate) status: StatusCode,
@@ -25,6 +29,9 @@ pub(crate) struct StoredResponse {
     pub(crate) vary: Option<VaryKey>,
     /// Its `Age` when it arrived.
     pub(crate) initial_age: Duration,
+    /// Unique among the answers of a process: the variants of a URI are
+    /// keyed by the answer that told how it varies.
+    pub(crate) id: u64,
     /// The `Age` and `Cache-Status` of its hits in the last second it was
     /// hit: a hot entry answers many hits a second with the same two values.
     hit_headers: Mutex<Option<HitHeaders>>,
@@ -56,6 +63,7 @@ impl StoredResponse {
             body,
             vary,
             initial_age,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             hit_headers: Mutex::new(None),
         }
     }

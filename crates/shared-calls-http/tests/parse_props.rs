@@ -11,7 +11,7 @@ use shared_calls_http::cache_control::{
     CacheControl, DELTA_SECONDS_MAX, MAX_VARY_NAMES, VaryError, vary,
 };
 use shared_calls_http::freshness::{
-    RequestDecision, Rules, Storability, age_header_value, classify_request, http_date,
+    Credential, RequestDecision, Rules, Storability, age_header_value, classify_request, http_date,
     parse_http_date, storability,
 };
 
@@ -358,7 +358,8 @@ proptest! {
         in_key in any::<bool>(),
         honour in any::<bool>(),
     ) {
-        let rules = Rules::default().credentials_in_key(in_key).honour_request_no_cache(honour);
+        let keyed = if in_key { vec![Credential::Authorization, Credential::Cookie] } else { Vec::new() };
+        let rules = Rules::default().credentials_in_key(keyed).honour_request_no_cache(honour);
         let decision = classify_request(&rules, &method, &request);
         if decision == RequestDecision::Collapse {
             prop_assert!(method == Method::GET || method == Method::HEAD);

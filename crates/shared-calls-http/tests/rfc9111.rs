@@ -8,8 +8,8 @@ use shared_calls_http::cache_control::{
     CacheControl, MAX_VARY_NAMES, Vary, VaryError, VaryKey, vary,
 };
 use shared_calls_http::freshness::{
-    BypassReason, Freshness, Reason, RequestDecision, Rules, Storability, age_header_value,
-    classify_request, http_date, parse_http_date, storability,
+    BypassReason, Credential, Freshness, Reason, RequestDecision, Rules, Storability,
+    age_header_value, classify_request, http_date, parse_http_date, storability,
 };
 
 /// Tue, 14 Nov 2023 22:13:20 GMT.
@@ -385,7 +385,9 @@ fn vary_types_are_cheap_shareable_values() {
 fn request_classification() {
     use BypassReason as B;
     use RequestDecision::{Bypass, Collapse};
-    let in_key: Configure = |r| r.credentials_in_key(true);
+    let in_key: Configure = |r| r.credentials_in_key([Credential::Authorization, Credential::Cookie]);
+    let auth_keyed: Configure = |r| r.credentials_in_key([Credential::Authorization]);
+    let cookie_keyed: Configure = |r| r.credentials_in_key([Credential::Cookie]);
     let honour: Configure = |r| r.honour_request_no_cache(true);
     // (what, rules, method, request headers, decision)
     type Headers = &'static [(&'static str, &'static str)];
@@ -416,6 +418,10 @@ fn request_classification() {
         ("HEAD cookie", defaults, Method::HEAD, &[("cookie", "session=1")], Bypass(B::Credentials)),
         ("authorization, keyed", in_key, Method::GET, &[("authorization", "Bearer x")], Collapse),
         ("cookie, keyed", in_key, Method::GET, &[("cookie", "session=1")], Collapse),
+        ("authorization keyed alone", auth_keyed, Method::GET, &[("authorization", "Bearer x")], Collapse),
+        ("cookie, authorization keyed alone", auth_keyed, Method::GET, &[("cookie", "session=1")], Bypass(B::Credentials)),
+        ("both, authorization keyed alone", auth_keyed, Method::GET, &[("authorization", "Bearer x"), ("cookie", "session=1")], Bypass(B::Credentials)),
+        ("authorization, cookie keyed alone", cookie_keyed, Method::GET, &[("authorization", "Bearer x")], Bypass(B::Credentials)),
         ("keyed POST", in_key, Method::POST, &[("cookie", "session=1")], Bypass(B::Method)),
         ("no-store", defaults, Method::GET, &[("cache-control", "no-store")], Bypass(B::NoStore)),
         ("NO-STORE", defaults, Method::GET, &[("cache-control", "NO-STORE")], Bypass(B::NoStore)),
@@ -630,13 +636,13 @@ fn storability_rows() -> Vec<Row> {
         row("authorization s-maxage", &[("authorization", "Bearer t")], 200, &[("cache-control", "s-maxage=60")], Store(60, 0, 0)),
         row("authorization must-revalidate", &[("authorization", "Bearer t")], 200, &[("cache-control", "must-revalidate, max-age=60, stale-if-error=60")], Store(60, 0, 0)),
         row("authorization proxy-revalidate is not enough", &[("authorization", "Bearer t")], 200, &[("cache-control", "proxy-revalidate, max-age=60")], No(Reason::Authorization)),
-        row("authorization keyed", &[("authorization", "Bearer t")], 200, &[("cache-control", "max-age=60")], No(Reason::Authorization)) .rules(|r| r.credentials_in_key(true)), row("authorization keyed public", &[("authorization", "Bearer t")], 200, &[("cache-control", "public, max-age=60")], Store(60, 0, 0)) .rules(|r| r.credentials_in_key(true)), row("authorization private", &[("authorization", "Bearer t")], 200, &[("cache-control", "private, max-age=60")], No(Reason::Private)),
+        row("authorization keyed", &[("authorization", "Bearer t")], 200, &[("cache-control", "max-age=60")], No(Reason::Authorization)) .rules(|r| r.credentials_in_key([Credential::Authorization, Credential::Cookie])), row("authorization keyed public", &[("authorization", "Bearer t")], 200, &[("cache-control", "public, max-age=60")], Store(60, 0, 0)) .rules(|r| r.credentials_in_key([Credential::Authorization, Credential::Cookie])), row("authorization private", &[("authorization", "Bearer t")], 200, &[("cache-control", "private, max-age=60")], No(Reason::Private)),
         // Cookie (not keyed: only if the response is explicitly shareable).
         row("cookie", &[("cookie", "id=1")], 200, &[("cache-control", "max-age=60")], No(Reason::Cookie)),
         row("cookie heuristic", &[("cookie", "id=1")], 200, &[], No(Reason::Cookie)),
         row("cookie public", &[("cookie", "id=1")], 200, &[("cache-control", "public, max-age=60")], Store(60, 0, 0)),
         row("cookie s-maxage", &[("cookie", "id=1")], 200, &[("cache-control", "s-maxage=60")], Store(60, 0, 0)),
-        row("cookie keyed", &[("cookie", "id=1")], 200, &[("cache-control", "max-age=60")], Store(60, 0, 0)) .rules(|r| r.credentials_in_key(true)), // Set-Cookie. row("set-cookie", &[], 200, &[("cache-control", "public, max-age=60"), ("set-cookie", "id=1")], No(Reason::SetCookie)),
+        row("cookie keyed", &[("cookie", "id=1")], 200, &[("cache-control", "max-age=60")], Store(60, 0, 0)) .rules(|r| r.credentials_in_key([Credential::Authorization, Credential::Cookie])), // Set-Cookie. row("set-cookie", &[], 200, &[("cache-control", "public, max-age=60"), ("set-cookie", "id=1")], No(Reason::SetCookie)),
         row("set-cookie heuristic", &[], 200, &[("set-cookie", "id=1")], No(Reason::SetCookie)),
         row("set-cookie allowed", &[], 200, &[("cache-control", "max-age=60"), ("set-cookie", "id=1")], Store(60, 0, 0)) .rules(|r| r.store_set_cookie(true)), row("set-cookie allowed, still private", &[], 200, &[("cache-control", "private"), ("set-cookie", "id=1")], No(Reason::Private)) .rules(|r| r.store_set_cookie(true)), // Vary (§4.1). row("vary *", &[], 200, &[("cache-control", "max-age=60"), ("vary", "*")], No(Reason::VaryAny)),
         row("vary list with *", &[], 200, &[("cache-control", "max-age=60"), ("vary", "accept"), ("vary", "*")], No(Reason::VaryAny)),

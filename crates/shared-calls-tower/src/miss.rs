@@ -79,13 +79,59 @@ where
     P: ServicePolicy<Req, S>,
     P::Response: Send + 'static,
 {
+    let (own, shared) = match flight(&cache, &policy, &key, parked, &context).await {
+        Flown::Answered(result) => return result,
+        Flown::NotServed(own, shared) => (own, shared),
+    };
+    // Another variant's answer: collapse with the requests of this one.
+    let own = match policy.variant_key(&key, &shared, &own.request) {
+        Some(variant) if variant != key => {
+            let parked = Parked::new(own.service, own.request);
+            match flight(&cache, &policy, &variant, parked, &context).await {
+                Flown::Answered(result) => return result,
+                Flown::NotServed(own, _) => own,
+            }
+        }
+        _ => own,
+    };
+    let result = own.send().await;
+    let answer = Answer::of(Outcome::Miss);
+    policy.respond(Reply::Own { result, answer }, &context)
+}
+
+/// How a flight answered a caller.
+enum Flown<S, Req, P: Policy, R> {
+    /// With the caller's response.
+    Answered(R),
+    /// With an answer that does not serve the caller, who still has its own
+    /// request to send.
+    NotServed(OwnCall<S, Req>, P::Shared),
+}
+
+/// Leads or joins the flight of `key`, and answers from what it brings.
+async fn flight<Req, S, P>(
+    cache: &PolicyCache<P>,
+    policy: &P,
+    key: &P::Key,
+    parked: Parked<S, Req>,
+    context: &P::Context,
+) -> Flown<S, Req, P, Result<P::Response, P::Error>>
+where
+    Req: Send + 'static,
+    S: Service<Req> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Send + 'static,
+    P: ServicePolicy<Req, S>,
+    P::Response: Send + 'static,
+{
     let (leader, early) = Leader::channel();
     let load = own_load(parked.clone(), policy.clone(), context.clone(), leader);
-    let lookup = cache.get_or_load_with_outcome(&key, load);
+    let lookup = cache.get_or_load_with_outcome(key, load);
     let ((result, outcome), early) = match first(lookup, early).await {
         First::Early((response, outcome)) => {
             tracing::Span::current().record("outcome", outcome.as_str());
-            return Ok(response);
+            return Flown::Answered(Ok(response));
         }
         First::Done(done, early) => (done, early),
     };
@@ -97,28 +143,29 @@ where
     let (lookup, early) = match (result, early) {
         (Ok(lookup), early) => (lookup, early),
         // The leader's own response went out before its call failed.
-        (Err(_), Some((response, _))) => return Ok(response),
-        (Err(error), None) => return respond_error(&policy, error, outcome, own_call, &context),
+        (Err(_), Some((response, _))) => return Flown::Answered(Ok(response)),
+        (Err(error), None) => {
+            let reply = respond_error(policy, error, outcome, own_call, context);
+            return Flown::Answered(reply);
+        }
     };
     let answer = Answer::from_lookup(&lookup, own_call);
     let request = unused.as_ref().map(|own| &own.request);
-    if policy.serves(lookup.value(), &answer, request, &context) {
+    if policy.serves(lookup.value(), &answer, request, context) {
         let shared = lookup.value();
-        return policy.respond(Reply::Shared { shared, answer }, &context);
+        return Flown::Answered(policy.respond(Reply::Shared { shared, answer }, context));
     }
     // The leader's own response went out before the answer was complete,
     // and the complete answer is not for sharing.
     if let Some((response, _)) = early {
-        return Ok(response);
+        return Flown::Answered(Ok(response));
     }
-    // The shared answer does not serve this request: call alone.
     match unused {
-        Some(own) => {
-            let result = own.send().await;
-            let answer = Answer::of(Outcome::Miss);
-            policy.respond(Reply::Own { result, answer }, &context)
+        Some(own) => Flown::NotServed(own, lookup.into_value()),
+        None => {
+            let rejected = Reply::Rejected(Rejected::Unshareable);
+            Flown::Answered(policy.respond(rejected, context))
         }
-        None => policy.respond(Reply::Rejected(Rejected::Unshareable), &context),
     }
 }
 

@@ -306,7 +306,8 @@ pub trait ServicePolicy<Req, S: Service<Req>>: Policy {
     /// `Vary` variant of another request, or for an answer meant for its own
     /// client only. `request` is `None` when the caller's request was
     /// consumed by its own call or left to a background refresh (the context
-    /// then tells what it was). Such a request goes to the inner service on
+    /// then tells what it was). Such a request goes to its
+    /// [`variant_key`](Self::variant_key), or else to the inner service on
     /// its own, if it still has it, and is otherwise answered
     /// [`Reply::Rejected`]`(`[`Rejected::Unshareable`]`)`. `true` by default.
     fn serves(
@@ -318,6 +319,22 @@ pub trait ServicePolicy<Req, S: Service<Req>>: Policy {
     ) -> bool {
         let _ = (shared, answer, request, context);
         true
+    }
+
+    /// The key under which the variant of `request` is kept, when `shared`
+    /// (stored under `key`, or the answer of `key`'s flight) does not serve
+    /// it: an HTTP answer that varies on `Accept-Language` keeps each
+    /// language under a key of its own, made of `key` and the request's
+    /// values. The request then looks up, collapses and stores under that
+    /// key, once; `None` (the default) sends it to the inner service alone.
+    fn variant_key(
+        &self,
+        key: &Self::Key,
+        shared: &Self::Shared,
+        request: &Req,
+    ) -> Option<Self::Key> {
+        let _ = (key, shared, request);
+        None
     }
 
     /// The response (or error) for a reply.

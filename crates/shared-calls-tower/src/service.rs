@@ -5,7 +5,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use shared_calls_cache::Outcome;
+use shared_calls_cache::{Lookup, Outcome};
 use tower_service::Service;
 use tracing::Instrument;
 
@@ -131,21 +131,24 @@ where
         if invalidates {
             return self.bypass(request, context, Answer::bypass(), Some(key));
         }
-        if let Some(lookup) = self.cache.get(&key) {
-            let answer = Answer::from_lookup(&lookup, false);
-            if !self
-                .policy
+        let serves = |lookup: &Lookup<P::Shared>| {
+            let answer = Answer::from_lookup(lookup, false);
+            self.policy
                 .serves(lookup.value(), &answer, Some(&request), &context)
-            {
-                // The stored answer does not serve this request (a variant).
-                return self.bypass(request, context, Answer::of(Outcome::Miss), None);
-            }
-            let reply = Reply::Hit {
-                shared: lookup.into_value(),
-                answer,
-            };
-            return ResponseFuture::ready(self.policy.respond(reply, &context));
-        }
+        };
+        let key = match self.cache.get_accepted(&key, serves) {
+            Ok(hit) => return self.hit(hit, &context),
+            Err(None) => key,
+            // What is stored does not serve this request (another `Vary`
+            // variant): its own variant's key, or the inner service alone.
+            Err(Some(other)) => match self.policy.variant_key(&key, other.value(), &request) {
+                Some(variant) => match self.cache.get_accepted(&variant, serves) {
+                    Ok(hit) => return self.hit(hit, &context),
+                    Err(_) => variant,
+                },
+                None => return self.bypass(request, context, Answer::of(Outcome::Miss), None),
+            },
+        };
         let mut context = context;
         let request = self.policy.prepare(request, &mut context);
         let parked = Parked::new(self.inner.clone(), request);
@@ -162,6 +165,19 @@ where
 }
 
 impl<S, F, P: Policy> SharedCalls<S, F, P> {
+    fn hit<Req>(&self, hit: Lookup<P::Shared>, context: &P::Context) -> ResponseFuture<Req, S, P>
+    where
+        S: Service<Req>,
+        P: ServicePolicy<Req, S>,
+    {
+        let answer = Answer::from_lookup(&hit, false);
+        let reply = Reply::Hit {
+            shared: hit.into_value(),
+            answer,
+        };
+        ResponseFuture::ready(self.policy.respond(reply, context))
+    }
+
     fn bypass<Req>(
         &self,
         request: Req,
