@@ -33,7 +33,6 @@ where
             key,
             second,
         };
-        let counters = fill.second.counters.clone();
         let seen = match fill.second.tier.get(&fill.key_bytes).await {
             Ok(seen) => seen,
             Err(_) => return self.without_second_tier(fill, load).await,
@@ -55,7 +54,23 @@ where
                 _ => {}
             }
         }
-        add(&counters.misses);
+        add(&fill.second.counters.misses);
+        self.fill_or_wait(fill, seen, load).await
+    }
+
+    /// A miss in both tiers: take the fleet's lock and load, or wait for the
+    /// instance that holds it. `seen` is what the read found (nothing usable).
+    async fn fill_or_wait<F, Fut>(
+        &self,
+        fill: Fill<K, V>,
+        seen: Option<Vec<u8>>,
+        load: F,
+    ) -> Flown<V, E>
+    where
+        F: FnOnce(Outcome) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
+    {
+        let counters = fill.second.counters.clone();
         let (ticket, now_stored) = match fill.second.tier.lock(&fill.key_bytes).await {
             Ok(locked) => locked,
             Err(_) => return self.without_second_tier(fill, load).await,
