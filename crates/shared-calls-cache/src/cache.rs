@@ -387,7 +387,7 @@ where
             .as_ref()
             .map_or(Outcome::Miss, |loaded| loaded.outcome);
         let outcome = match (source, own) {
-            (Source::TimedOut, _) => Outcome::LockTimeout,
+            (Source::TimedOut, Outcome::Miss) => Outcome::LockTimeout,
             (Source::Shared, Outcome::Miss) => Outcome::Collapsed,
             (_, outcome) => outcome,
         };

@@ -244,3 +244,32 @@ fn spawn_get(
     let cache = cache.clone();
     tokio::spawn(async move { cache.get_or_load(key, load).await })
 }
+
+/// A follower that stopped waiting and whose own load failed is answered by
+/// a stale entry within its stale-if-error window: the answer says
+/// stale-if-error (which a layer checks against the request, as it would any
+/// stored answer), not lock-timeout (which reads as the caller's own result).
+#[tokio::test(start_paused = true)]
+async fn a_timed_out_follower_whose_load_fails_is_answered_stale_if_error() {
+    const LOCK: Duration = Duration::from_millis(100);
+    let cache: Strings = Cache::builder()
+        .ttl(Duration::from_secs(1))
+        .jitter(0.0)
+        .stale_if_error(Duration::from_secs(60))
+        .lock_timeout(LOCK)
+        .build();
+    let backend = Backend::new();
+    let stored = cache.get_or_load("k", backend.ready(value("old")));
+    assert_eq!(bounded(stored).await.unwrap().outcome(), Outcome::Miss);
+    advance(Duration::from_secs(2)).await;
+    let leader = spawn_get(&cache, "k", backend.gated(value("never")));
+    backend.until_started(2).await;
+    let failing = backend.ready(Err("the backend failed"));
+    let follower = bounded(cache.get_or_load("k", failing)).await.unwrap();
+    assert_eq!(
+        (follower.value().as_str(), follower.outcome()),
+        ("old", Outcome::StaleIfError)
+    );
+    backend.open();
+    bounded(leader).await.unwrap().unwrap();
+}
