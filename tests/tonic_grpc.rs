@@ -170,14 +170,22 @@ type Layered =
     BoxCloneService<http::Request<Body>, http::Response<SharedBody<Body>>, tonic::transport::Error>;
 
 async fn client(addr: SocketAddr, waiting: &Counter) -> tonic::client::Grpc<Layered> {
-    let channel = bounded(
-        "connecting the channel",
-        Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect(),
-    )
-    .await
-    .unwrap();
+    client_with_limit(addr, waiting, None).await
+}
+
+/// [`client`] over a channel that sends at most `limit` calls at once.
+async fn client_with_limit(
+    addr: SocketAddr,
+    waiting: &Counter,
+    limit: Option<usize>,
+) -> tonic::client::Grpc<Layered> {
+    let mut endpoint = Channel::from_shared(format!("http://{addr}")).unwrap();
+    if let Some(limit) = limit {
+        endpoint = endpoint.concurrency_limit(limit);
+    }
+    let channel = bounded("connecting the channel", endpoint.connect())
+        .await
+        .unwrap();
     let layered = ServiceBuilder::new()
         .layer(BufferRequestLayer::new(64 * 1024))
         .layer(CountWaiting(waiting.clone()))
@@ -446,4 +454,39 @@ async fn calls_with_credentials_bypass_like_http_requests() {
     let (bob, _, _) = call_as(client.clone(), SAY_HELLO, "ada", Some("bob")).await;
     assert_eq!(bob.unwrap().message, "hello ada as bob");
     assert_eq!(greeter.calls.get(), 4);
+}
+
+/// A `Channel` whose concurrency limit two slow calls hold still gets a
+/// stored call answered at once: the layer reserves none of the channel's
+/// capacity for a request that turns out to be a hit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_call_is_answered_while_slow_calls_hold_the_channel_limit() {
+    let greeter = Greeter {
+        calls: Counter::default(),
+        gate: Gate::open(),
+    };
+    let addr = serve(greeter.clone()).await;
+    let client = client_with_limit(addr, &Counter::default(), Some(2)).await;
+    let (stored, _, _) = call(client.clone(), SAY_HELLO, "ada").await;
+    assert_eq!(stored.unwrap().message, "hello ada");
+
+    greeter.gate.close();
+    let slow: Vec<_> = ["bob", "cy"]
+        .map(|name| tokio::spawn(call(client.clone(), SAY_HELLO, name)))
+        .into_iter()
+        .collect();
+    wait_until("two slow calls to hold the limit", || {
+        greeter.calls.get() == 3
+    })
+    .await;
+    let (hit, status, _) = call(client.clone(), SAY_HELLO, "ada").await;
+    assert_eq!(hit.unwrap().message, "hello ada");
+    assert_eq!(shape(&status.unwrap()).0, "shared-calls; hit; ttl=N");
+    assert_eq!(greeter.calls.get(), 3, "the hit made no call");
+
+    greeter.gate.release();
+    for task in slow {
+        let (reply, _, _) = bounded("a slow call", task).await.unwrap();
+        assert!(reply.unwrap().message.starts_with("hello "));
+    }
 }
