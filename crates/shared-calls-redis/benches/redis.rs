@@ -56,10 +56,7 @@ async fn fill(cache: &Strings, key: &str) {
 }
 
 fn l1_hit(c: &mut Criterion, redis: &LocalRedis) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = one_thread();
     let memory: Strings = Cache::builder().ttl(Duration::from_secs(600)).build();
     let tiered = runtime.block_on(with_redis(&redis.url()));
     runtime.block_on(fill(&memory, "hot"));
@@ -80,10 +77,7 @@ fn l1_hit(c: &mut Criterion, redis: &LocalRedis) {
 const FILLED: usize = 4096;
 
 fn l2_hit(c: &mut Criterion, redis: &LocalRedis) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = one_thread();
     let keys: Vec<String> = (0..FILLED).map(|n| format!("filled-{n}")).collect();
     let tier = runtime.block_on(async {
         let filler = with_redis(&redis.url()).await;
@@ -168,10 +162,7 @@ fn l2_hit(c: &mut Criterion, redis: &LocalRedis) {
 /// hit. Medians.
 fn l2_ratios_interleaved(redis: &LocalRedis) -> [f64; 3] {
     use shared_calls_cache::l2::SharedTier;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = one_thread();
     let keys: Vec<String> = (0..1_000).map(|n| format!("filled-{n}")).collect();
     let entry = entry_name(redis);
     runtime.block_on(async {
@@ -246,11 +237,7 @@ async fn raw_gets(raw: &ConnectionManager, entry: &[u8], count: u64) {
 /// Backend calls of four caches hammering one key that expires every
 /// 100 ms for 2 s.
 fn fleet_calls(redis: Option<&str>) -> usize {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = two_workers();
     runtime.block_on(async {
         let calls = Arc::new(AtomicUsize::new(0));
         let mut fleet = Vec::new();
@@ -300,11 +287,7 @@ fn fleet_calls(redis: Option<&str>) -> usize {
 /// the cost of polling (10 ms interval) over a notification. Mean and
 /// maximum over 20 keys, the holder's load taking 50 ms.
 fn wait_delay(url: &str) -> (Duration, Duration) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = two_workers();
     runtime.block_on(async {
         let (holder, waiter) = (with_redis(url).await, with_redis(url).await);
         let mut delays = Vec::new();
@@ -329,6 +312,23 @@ fn wait_delay(url: &str) -> (Duration, Duration) {
         let mean = delays.iter().sum::<Duration>() / 20;
         (mean, delays.into_iter().max().unwrap())
     })
+}
+
+/// A runtime on this thread, for latencies.
+fn one_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A runtime of two workers, for a fleet's concurrent instances.
+fn two_workers() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn main() {
