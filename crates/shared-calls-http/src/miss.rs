@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
-use http::{HeaderMap, Method, Response};
+use http::{HeaderMap, Method, Response, StatusCode};
 use http_body::Body;
 use shared_calls_tower::{Fetch, Leader};
 
@@ -80,6 +80,12 @@ where
         && !grpc::succeeded(&parts.headers, collected.trailers());
     let in_transit = received.elapsed();
     let age = head.initial_age + in_transit;
+    let mut parts = parts;
+    // RFC 9111 §5.2.2.4, §5.2.2.7: what others receive goes without the
+    // fields a qualified `no-cache` or `private` names.
+    for name in &head.stripped {
+        parts.headers.remove(name);
+    }
     let stored = StoredResponse::new(parts, collected, head.vary.clone(), age);
     if head.failed || grpc_failed {
         return Err(HttpFailure(Failure::Status(stored.into())));
@@ -121,6 +127,8 @@ struct Head {
     /// Meant for the leader's client only: the others call on their own.
     own_client_only: bool,
     initial_age: Duration,
+    /// Fields the stored copy goes without.
+    stripped: Vec<http::HeaderName>,
 }
 
 impl Head {
@@ -150,7 +158,9 @@ impl Head {
             // A failure is answered to its waiters without a `Vary` check.
             || (failed && analysis.vary.is_some())
             || framing == Framing::Contradictory
-            || is_event_stream(&parts.headers);
+            || is_event_stream(&parts.headers)
+            // A part of a representation is no answer for anyone else (§3.3).
+            || parts.status == StatusCode::PARTIAL_CONTENT;
         let initial_age = match &analysis.storability {
             Storability::Store(freshness) => freshness.initial_age,
             Storability::DoNotStore(_) => Duration::ZERO,
@@ -163,6 +173,7 @@ impl Head {
             failed,
             own_client_only,
             initial_age,
+            stripped: analysis.stripped,
         }
     }
 
@@ -177,7 +188,11 @@ impl Head {
         // What the response (or the configured rules) does not say is left
         // to the cache: the layer's `ttl` and stale windows.
         let mut fetch = fetch;
-        if self.says.ttl {
+        if freshness.ttl.is_zero() {
+            // Stale on arrival, kept only for its stale windows: never
+            // given the cache's default TTL, nor jittered into freshness.
+            fetch = fetch.ttl(Duration::ZERO);
+        } else if self.says.ttl {
             let ttl = freshness.ttl.saturating_sub(in_transit);
             fetch = if self.says.ttl_is_explicit {
                 fetch.ttl(ttl)

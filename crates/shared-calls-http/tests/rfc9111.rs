@@ -19,6 +19,8 @@ const NOW_DATE: &str = "Tue, 14 Nov 2023 22:13:20 GMT";
 const PLUS_2M: &str = "Tue, 14 Nov 2023 22:15:20 GMT";
 /// `NOW` − 60 s.
 const MINUS_1M: &str = "Tue, 14 Nov 2023 22:12:20 GMT";
+/// `NOW` − 1000 s.
+const MINUS_1000S: &str = "Tue, 14 Nov 2023 21:56:40 GMT";
 /// `NOW` + 1 h.
 const PLUS_1H: &str = "Tue, 14 Nov 2023 23:13:20 GMT";
 
@@ -54,6 +56,7 @@ fn fixed_dates_are_what_the_table_says() {
     assert_eq!(parse(PLUS_2M), now() + secs(120));
     assert_eq!(parse(MINUS_1M), now() - secs(60));
     assert_eq!(parse(PLUS_1H), now() + secs(3600));
+    assert_eq!(parse(MINUS_1000S), now() - secs(1000));
 }
 
 // ---------------------------------------------------------------------------
@@ -66,7 +69,9 @@ fn summary(cc: &CacheControl) -> String {
     let flags = [
         ("no-store", cc.no_store()),
         ("no-cache", cc.no_cache()),
+        ("no-cache=fields", cc.no_cache_qualified()),
         ("private", cc.private()),
+        ("private=fields", cc.private_qualified()),
         ("public", cc.public()),
         ("must-revalidate", cc.must_revalidate()),
         ("proxy-revalidate", cc.proxy_revalidate()),
@@ -126,14 +131,22 @@ fn cache_control_parsing() {
             Some("max-age=2147483648"),
         ),
         (&["no-cache"], Some("no-cache")),
-        (&["no-cache=\"set-cookie\""], Some("no-cache")),
+        (&["no-cache=\"set-cookie\""], Some("no-cache=fields")),
         (
             &["no-cache=\"set-cookie, x-foo\", max-age=5"],
-            Some("no-cache max-age=5"),
+            Some("no-cache=fields max-age=5"),
         ),
-        (&["no-cache=set-cookie"], Some("no-cache")),
+        (&["no-cache=set-cookie"], Some("no-cache=fields")),
+        // A qualifier that names no field counts as unqualified.
+        (&["no-cache=\"\""], Some("no-cache")),
+        (&["no-cache=\"a b\""], Some("no-cache")),
+        (
+            &["no-cache, no-cache=\"x\""],
+            Some("no-cache no-cache=fields"),
+        ),
         (&["private"], Some("private")),
-        (&["private=\"authorization\""], Some("private")),
+        (&["private=\"authorization\""], Some("private=fields")),
+        (&["private=\", ,\""], Some("private")),
         (
             &["public, must-revalidate, proxy-revalidate, immutable"],
             Some("public must-revalidate proxy-revalidate immutable"),
@@ -566,11 +579,17 @@ fn storability_rows() -> Vec<Row> {
         row("Age beyond max-age", &[], 200, &[("cache-control", "max-age=100"), ("age", "1000")], No(Reason::StaleOnArrival)),
         row("huge Age saturates", &[], 200, &[("cache-control", "max-age=100"), ("age", "99999999999999999999999")], No(Reason::StaleOnArrival)),
         row("Age with spaces", &[], 200, &[("cache-control", "max-age=100"), ("age", " 30 ")], Store(70, 0, 0)),
-        row("negative Age", &[], 200, &[("cache-control", "max-age=100"), ("age", "-5")], No(Reason::InvalidHeader("age"))),
-        row("Age not a number", &[], 200, &[("cache-control", "max-age=100"), ("age", "5s")], No(Reason::InvalidHeader("age"))),
-        row("Age empty", &[], 200, &[("cache-control", "max-age=100"), ("age", "")], No(Reason::InvalidHeader("age"))),
-        row("Age list", &[], 200, &[("cache-control", "max-age=100"), ("age", "5, 6")], No(Reason::InvalidHeader("age"))),
-        row("two different Ages", &[], 200, &[("cache-control", "max-age=100"), ("age", "5"), ("age", "6")], No(Reason::InvalidHeader("age"))),
+        // §5.1: an Age that is not one delta-seconds value is stale on arrival.
+        row("negative Age", &[], 200, &[("cache-control", "max-age=100"), ("age", "-5")], No(Reason::StaleOnArrival)),
+        row("Age not a number", &[], 200, &[("cache-control", "max-age=100"), ("age", "5s")], No(Reason::StaleOnArrival)),
+        row("Age empty", &[], 200, &[("cache-control", "max-age=100"), ("age", "")], No(Reason::StaleOnArrival)),
+        row("Age list", &[], 200, &[("cache-control", "max-age=100"), ("age", "5, 6")], No(Reason::StaleOnArrival)),
+        row("Age list 0, old", &[], 200, &[("cache-control", "max-age=100"), ("age", "0, old")], No(Reason::StaleOnArrival)),
+        row("two different Ages", &[], 200, &[("cache-control", "max-age=100"), ("age", "5"), ("age", "6")], No(Reason::StaleOnArrival)),
+        row("two equal Ages", &[], 200, &[("cache-control", "max-age=100"), ("age", "5"), ("age", "5")], No(Reason::StaleOnArrival)),
+        row("invalid Age with a stale window", &[], 200, &[("cache-control", "max-age=100, stale-if-error=60"), ("age", "old")], Store(0, 0, 60)),
+        row("invalid Age under must-revalidate", &[], 200, &[("cache-control", "max-age=100, must-revalidate, stale-if-error=60"), ("age", "old")], No(Reason::StaleOnArrival)),
+        row("Age with OWS", &[], 200, &[("cache-control", "max-age=100"), ("age", " 5 ")], Store(95, 0, 0)),
         // Zero and huge lifetimes, clamps.
         row("max-age=0", &[], 200, &[("cache-control", "max-age=0")], No(Reason::StaleOnArrival)),
         row("s-maxage=0 beats max-age", &[], 200, &[("cache-control", "max-age=60, s-maxage=0")], No(Reason::StaleOnArrival)),
@@ -610,10 +629,10 @@ fn storability_rows() -> Vec<Row> {
         row("request no-cache does not prevent storing", &[("cache-control", "no-cache")], 200, &[("cache-control", "max-age=60")], Store(60, 0, 0)),
         row("private", &[], 200, &[("cache-control", "private, max-age=60")], No(Reason::Private)),
         row("PRIVATE", &[], 200, &[("cache-control", "PRIVATE")], No(Reason::Private)),
-        row("private qualified", &[], 200, &[("cache-control", "private=\"set-cookie\", max-age=60")], No(Reason::Private)),
+        row("private qualified: stored without the field", &[], 200, &[("cache-control", "private=\"set-cookie\", max-age=60")], Store(60, 0, 0)),
         row("private beats public", &[], 200, &[("cache-control", "public, private, s-maxage=60")], No(Reason::Private)),
         row("no-cache", &[], 200, &[("cache-control", "no-cache, max-age=60")], No(Reason::NoCache)),
-        row("no-cache qualified", &[], 200, &[("cache-control", "no-cache=\"set-cookie\", max-age=60")], No(Reason::NoCache)),
+        row("no-cache qualified: stored without the field", &[], 200, &[("cache-control", "no-cache=\"set-cookie\", max-age=60")], Store(60, 0, 0)),
         row("no-cache with public", &[], 200, &[("cache-control", "public, no-cache")], No(Reason::NoCache)),
         row("pragma no-cache alone", &[], 200, &[("pragma", "no-cache")], No(Reason::NoCache)),
         row("pragma no-cache with Expires", &[], 200, &[("pragma", "no-cache"), ("expires", PLUS_2M)], No(Reason::NoCache)),
@@ -657,7 +676,30 @@ fn storability_rows() -> Vec<Row> {
         row("s-maxage: no stale", &[], 200, &[("cache-control", "s-maxage=60, stale-while-revalidate=30, stale-if-error=600")], Store(60, 0, 0)),
         row("stale windows capped", &[], 200, &[("cache-control", "max-age=60, stale-while-revalidate=99999999, stale-if-error=99999999")], Store(60, 86_400, 86_400)),
         row("stale windows capped by max_ttl", &[], 200, &[("cache-control", "max-age=60, stale-while-revalidate=999")], Store(50, 50, 0)) .rules(|r| r.max_ttl(secs(50))), row("invalid stale window", &[], 200, &[("cache-control", "max-age=60, stale-while-revalidate")], No(Reason::InvalidHeader("cache-control"))),
-        row("stale-on-arrival even with windows", &[], 200, &[("cache-control", "max-age=10, stale-while-revalidate=60"), ("age", "10")], No(Reason::StaleOnArrival)),
+        row("stale on arrival, kept for its window", &[], 200, &[("cache-control", "max-age=10, stale-while-revalidate=60"), ("age", "10")], Store(0, 60, 0)),
+        row("stale on arrival, no window", &[], 200, &[("cache-control", "max-age=10"), ("age", "10")], No(Reason::StaleOnArrival)),
+        row("stale on arrival, s-maxage forbids stale", &[], 200, &[("cache-control", "s-maxage=10, stale-while-revalidate=60"), ("age", "10")], No(Reason::StaleOnArrival)),
+        // Heuristic freshness from Last-Modified (§4.2.2): 10 % of Date − Last-Modified.
+        row("Last-Modified heuristic", &[], 200, &[("date", NOW_DATE), ("last-modified", MINUS_1000S)], Store(100, 0, 0)),
+        row("Last-Modified heuristic without Date", &[], 200, &[("last-modified", MINUS_1000S)], Store(100, 0, 0)),
+        row("Last-Modified heuristic minus Age", &[], 200, &[("date", NOW_DATE), ("last-modified", MINUS_1000S), ("age", "30")], Store(70, 0, 0)),
+        row("Last-Modified heuristic capped by max_ttl", &[], 200, &[("date", NOW_DATE), ("last-modified", MINUS_1000S)], Store(40, 0, 0)).rules(|r| r.max_ttl(secs(40))),
+        row("Last-Modified heuristic raised to min_ttl", &[], 200, &[("date", NOW_DATE), ("last-modified", MINUS_1000S)], Store(300, 0, 0)).rules(|r| r.min_ttl(secs(300))),
+        row("Last-Modified heuristic on 404", &[], 404, &[("date", NOW_DATE), ("last-modified", MINUS_1000S)], Store(100, 0, 0)),
+        row("Last-Modified heuristic replaces default_ttl", &[], 200, &[("date", NOW_DATE), ("last-modified", MINUS_1000S)], Store(100, 0, 0)).rules(|r| r.default_ttl(secs(5))),
+        row("status_ttl wins over Last-Modified", &[], 200, &[("date", NOW_DATE), ("last-modified", MINUS_1000S)], Store(7, 0, 0)).rules(|r| r.status_ttl(StatusCode::OK, secs(7))),
+        row("Last-Modified on a 302: not heuristically cacheable", &[], 302, &[("date", NOW_DATE), ("last-modified", MINUS_1000S)], No(Reason::NoFreshness)),
+        row("Last-Modified after Date: the default", &[], 200, &[("date", NOW_DATE), ("last-modified", PLUS_2M)], Store(60, 0, 0)),
+        row("invalid Last-Modified: the default", &[], 200, &[("date", NOW_DATE), ("last-modified", "yesterday")], Store(60, 0, 0)),
+        row("max-age wins over Last-Modified", &[], 200, &[("cache-control", "max-age=9"), ("last-modified", MINUS_1000S)], Store(9, 0, 0)),
+        row("Expires wins over Last-Modified", &[], 200, &[("date", NOW_DATE), ("expires", PLUS_2M), ("last-modified", MINUS_1000S)], Store(120, 0, 0)),
+        // Qualified no-cache and private (§5.2.2.4, §5.2.2.7): stored without the fields.
+        row("no-cache naming a field", &[], 200, &[("cache-control", r#"max-age=60, no-cache="x-a""#)], Store(60, 0, 0)),
+        row("private naming a field", &[], 200, &[("cache-control", r#"max-age=60, private="x-a""#)], Store(60, 0, 0)),
+        row("private naming Set-Cookie", &[], 200, &[("cache-control", r#"max-age=60, private="set-cookie""#), ("set-cookie", "a=b")], Store(60, 0, 0)),
+        row("no-cache naming another field keeps Set-Cookie out", &[], 200, &[("cache-control", r#"max-age=60, no-cache="x-a""#), ("set-cookie", "a=b")], No(Reason::SetCookie)),
+        row("empty qualifier is unqualified private", &[], 200, &[("cache-control", r#"max-age=60, private="""#)], No(Reason::Private)),
+        row("qualified and unqualified no-cache", &[], 200, &[("cache-control", r#"max-age=60, no-cache="x-a", no-cache"#)], No(Reason::NoCache)),
         // Precedence between reasons.
         row("method before status", &[], 500, &[], No(Reason::Method)).method(Method::POST),
         row("status before cache-control", &[], 206, &[("cache-control", "no-store")], No(Reason::Status)),
