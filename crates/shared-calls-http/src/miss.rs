@@ -48,7 +48,9 @@ where
         return own_client_only(&head, parts, body);
     }
     let (reader, pump) = tee(body, policy.buffer_limit());
-    let own = Response::from_parts(parts.clone(), SharedBody::tee(reader));
+    let mut own_parts = parts.clone();
+    framing::streamed_headers(&mut own_parts.headers);
+    let own = Response::from_parts(own_parts, SharedBody::tee(reader));
     // A failure is answered when its body is in, so that a stale entry may
     // answer its leader too; any other answer goes to the leader at once.
     // Nobody waits for a background refresh: it only fills the cache.
@@ -83,10 +85,12 @@ where
     let mut parts = parts;
     // RFC 9111 §5.2.2.4, §5.2.2.7: what others receive goes without the
     // fields a qualified `no-cache` or `private` names.
+    let mut stripped = false;
     for name in &head.stripped {
-        parts.headers.remove(name);
+        stripped |= parts.headers.remove(name).is_some();
     }
-    let stored = StoredResponse::new(parts, collected, head.vary.clone(), age);
+    let mut stored = StoredResponse::new(parts, collected, head.vary.clone(), age);
+    stored.stripped = stripped;
     if head.failed || grpc_failed {
         return Err(HttpFailure(Failure::Status(stored.into())));
     }

@@ -254,6 +254,18 @@ where
         context: &HttpContext,
     ) -> bool {
         match &shared.0 {
+            // The response of this caller's own call went to it as soon as
+            // its head came, with the fields the stored copy went without.
+            Shared::Complete(stored)
+                if stored.stripped
+                    && answer.own_call
+                    && matches!(
+                        answer.outcome,
+                        Outcome::Miss | Outcome::Pass | Outcome::LockTimeout
+                    ) =>
+            {
+                false
+            }
             // A stale answer of another variant must not stand in for a
             // failed call of this one.
             Shared::Complete(_) if answer.own_call && answer.outcome != Outcome::StaleIfError => {

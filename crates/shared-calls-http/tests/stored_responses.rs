@@ -329,6 +329,20 @@ async fn private_naming_set_cookie_stores_the_answer_without_the_cookie() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_fetching_client_gets_the_named_fields_when_the_body_came_at_once() {
+    let origin = origin(&[
+        ("cache-control", r#"max-age=60, private="x-user""#),
+        ("x-user", "first"),
+    ]);
+    let (first, second) = twice(&origin).await;
+    assert_eq!(origin.calls(), 1);
+    assert_eq!(first.header("x-user"), Some("first"));
+    assert_eq!(second.header("x-user"), None);
+    assert_eq!(cache_status(&first), "shared-calls; fwd=miss");
+    assert_eq!(cache_status(&second), "shared-calls; hit; ttl=58");
+}
+
+#[tokio::test(start_paused = true)]
 async fn unqualified_private_is_still_not_stored() {
     let origin = origin(&[("cache-control", "max-age=60, private")]);
     let (first, second) = twice(&origin).await;

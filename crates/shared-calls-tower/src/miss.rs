@@ -149,12 +149,6 @@ where
             return Flown::Answered(reply);
         }
     };
-    let early = match early {
-        // The leader's own response went out when its head came: that is
-        // what its client gets, however the shared answer was completed.
-        Some((response, _)) if own_call => return Flown::Answered(Ok(response)),
-        early => early,
-    };
     let answer = Answer::from_lookup(&lookup, own_call);
     let request = unused.as_ref().map(|own| &own.request);
     if policy.serves(lookup.value(), &answer, request, context) {
