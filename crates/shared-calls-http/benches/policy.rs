@@ -25,7 +25,10 @@ const REQUEST: &[(&str, &str)] = &[
     ("host", "api.test"),
     ("accept", "application/json"),
     ("accept-encoding", "gzip, br"),
-    ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/120.0"),
+    (
+        "user-agent",
+        "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/120.0",
+    ),
 ];
 
 fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -45,7 +48,10 @@ fn response_headers(now: SystemTime) -> HeaderMap {
     let mut map = headers(&[
         ("content-type", "application/json; charset=utf-8"),
         ("content-length", "1024"),
-        ("cache-control", "public, max-age=600, stale-while-revalidate=30"),
+        (
+            "cache-control",
+            "public, max-age=600, stale-while-revalidate=30",
+        ),
         ("etag", "\"5f3a-1024\""),
         ("last-modified", "Sat, 05 Dec 2026 20:00:00 GMT"),
         ("vary", "Accept-Encoding"),
@@ -88,7 +94,10 @@ fn bench(c: &mut Criterion) {
     let vary = freshness.vary.as_ref().unwrap().capture(request.headers());
     let fresh_until = Instant::now() + freshness.ttl;
     let policy = CachePolicy::new_options(&request, &response, now, options);
-    assert!(matches!(policy.before_request(&request, now), BeforeRequest::Fresh(_)));
+    assert!(matches!(
+        policy.before_request(&request, now),
+        BeforeRequest::Fresh(_)
+    ));
 
     let mut hit = c.benchmark_group("hit");
     hit.bench_function("ours: vary matches + time to live", |b| {
@@ -119,12 +128,20 @@ fn bench(c: &mut Criterion) {
             )
         })
     });
-    miss.bench_function("http-cache-semantics: new_options + is_storable + time_to_live", |b| {
-        b.iter(|| {
-            let policy = CachePolicy::new_options(black_box(&request), black_box(&response), now, options);
-            black_box((policy.is_storable(), policy.time_to_live(now)))
-        })
-    });
+    miss.bench_function(
+        "http-cache-semantics: new_options + is_storable + time_to_live",
+        |b| {
+            b.iter(|| {
+                let policy = CachePolicy::new_options(
+                    black_box(&request),
+                    black_box(&response),
+                    now,
+                    options,
+                );
+                black_box((policy.is_storable(), policy.time_to_live(now)))
+            })
+        },
+    );
     miss.finish();
 }
 

@@ -30,7 +30,7 @@
 //!   meaning was never specified, §5.4; refusing is the safe reading) →
 //!   [`Reason::NoCache`]. The qualified forms `no-cache="f"` and
 //!   `private="f"` do not prevent storing: the stored copy goes without the
-//!   fields they name ([`qualified_fields`](crate::cache_control::qualified_fields)),
+//!   fields they name ([`qualified_fields`]),
 //!   which only the client of the call that fetched it receives;
 //! - if the request carried `Authorization`, the response has `public`,
 //!   `s-maxage` or `must-revalidate` (§3.5). This holds even when the key
@@ -68,7 +68,7 @@
 //!   response stale on arrival (TTL zero) is stored, with a TTL of zero,
 //!   only when its stale windows let it be served stale; otherwise →
 //!   [`Reason::StaleOnArrival`].
-
+//!
 //! The stale windows come from `stale-while-revalidate` and `stale-if-error`
 //! (RFC 5861), zero when absent, and are forced to zero when a directive
 //! forbids serving stale (§4.2.4): `must-revalidate` (§5.2.2.2),

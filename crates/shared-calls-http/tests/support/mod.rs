@@ -88,7 +88,7 @@ impl Origin {
 
     /// Answers `delay` after each request arrives (the request is recorded
     /// at once), so that concurrent requests wait for one call.
-    pub fn delayed(mut self, delay: Duration) -> Self {
+    pub(crate) fn delayed(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
     }
