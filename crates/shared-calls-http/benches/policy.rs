@@ -16,7 +16,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use http_cache_semantics::{BeforeRequest, CacheOptions, CachePolicy};
 use shared_calls_http::freshness::{Rules, Storability, http_date, storability};
 
@@ -31,33 +31,21 @@ const REQUEST: &[(&str, &str)] = &[
     ),
 ];
 
-fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (name, value) in pairs {
-        map.append(
-            HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            HeaderValue::from_str(value).unwrap(),
-        );
-    }
-    map
-}
-
 /// The origin's answer to [`REQUEST`], dated `now`.
-fn response_headers(now: SystemTime) -> HeaderMap {
-    let date = http_date(now);
-    let mut map = headers(&[
-        ("content-type", "application/json; charset=utf-8"),
-        ("content-length", "1024"),
-        (
+fn response(now: SystemTime) -> Response<()> {
+    Response::builder()
+        .header("content-type", "application/json; charset=utf-8")
+        .header("content-length", "1024")
+        .header(
             "cache-control",
             "public, max-age=600, stale-while-revalidate=30",
-        ),
-        ("etag", "\"5f3a-1024\""),
-        ("last-modified", "Sat, 05 Dec 2026 20:00:00 GMT"),
-        ("vary", "Accept-Encoding"),
-    ]);
-    map.insert("date", date);
-    map
+        )
+        .header("etag", "\"5f3a-1024\"")
+        .header("last-modified", "Sat, 05 Dec 2026 20:00:00 GMT")
+        .header("vary", "Accept-Encoding")
+        .header("date", http_date(now))
+        .body(())
+        .unwrap()
 }
 
 fn request() -> Request<()> {
@@ -71,9 +59,8 @@ fn request() -> Request<()> {
 fn bench(c: &mut Criterion) {
     let now = SystemTime::now();
     let request = request();
-    let response_headers = response_headers(now);
-    let mut response = Response::new(());
-    *response.headers_mut() = response_headers.clone();
+    let response = response(now);
+    let response_headers = response.headers().clone();
     let options = CacheOptions {
         shared: true,
         ..CacheOptions::default()
