@@ -4,7 +4,8 @@
 //! answers are kept per RFC 9111's rules for a shared cache.
 //!
 //! - [`HttpPolicy`]: admission ([`admission`]: only `GET`/`HEAD`; no
-//!   credentials, ranges or conditionals unless keyed), storability and
+//!   credentials unless keyed, no ranges, no preconditions meant for the
+//!   origin such as `If-Match`), storability and
 //!   freshness ([`freshness`], [`cache_control`]), body buffering up to a
 //!   limit with trailers ([`body`]), and what every answer says about itself.
 //! - [`default_key`]: scheme, authority, path and query.
@@ -25,6 +26,19 @@
 //! | hit-for-miss | `shared-calls; fwd=miss; detail=hit-for-miss` | `MISS` |
 //! | lock timeout | `shared-calls; fwd=miss; detail=lock-timeout` | `MISS` |
 //! | bypass | `shared-calls; fwd=bypass; detail=method` | `BYPASS` |
+//! | `only-if-cached`, nothing fresh stored (a `504`) | `shared-calls; detail=only-if-cached` | `MISS` |
+//!
+//! A client's own `If-None-Match` or `If-Modified-Since` is answered by the
+//! cache (RFC 9111 §4.3.2): the answer it gives (a hit, a collapsed answer,
+//! or the leader's own, once its head is in) becomes a `304` with `ETag`,
+//! `Cache-Control`, `Date`, `Expires`, `Vary`, `Content-Location` (and
+//! `Last-Modified` without an `ETag`), `Age` and `Cache-Status` when it is a
+//! `2xx` that satisfies them (`If-None-Match` first, compared weakly, `*`
+//! matching any), and is sent whole otherwise. The conditions never reach
+//! the inner service on a call that others may share: it always fetches the
+//! full answer. An answer meant for its own client only goes to it as the
+//! origin sent it. A request with `Cache-Control: only-if-cached` never
+//! calls the inner service: it gets a fresh stored answer or a `504`.
 //!
 //! A miss streams: the leader's head goes to its client as soon as the inner
 //! service answers (its `Cache-Status` then says `fwd=miss` alone, since
@@ -52,6 +66,7 @@
 pub mod admission;
 pub mod body;
 pub mod cache_control;
+mod conditional;
 mod framing;
 pub mod freshness;
 mod grpc;

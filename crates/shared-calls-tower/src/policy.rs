@@ -128,6 +128,9 @@ pub enum Rejected {
     /// The flight's answer could not be shared and this caller had no
     /// request of its own left to send.
     Unshareable,
+    /// The caller takes only a fresh stored answer
+    /// ([`ServicePolicy::stored_only`]) and none serves it.
+    NotStored,
 }
 
 impl fmt::Display for Rejected {
@@ -138,6 +141,7 @@ impl fmt::Display for Rejected {
             Rejected::Unshareable => {
                 f.write_str("the shared answer could not be shared with this caller")
             }
+            Rejected::NotStored => f.write_str("no fresh stored answer serves this caller"),
         }
     }
 }
@@ -277,6 +281,16 @@ pub trait ServicePolicy<Req, S: Service<Req>>: Policy {
     /// Whether the request is shared, bypassed, or invalidates its key, and
     /// its context. Called once per request, before the key function.
     fn admit(&self, request: &Req) -> Admission<Self::Context>;
+
+    /// Whether the request may be answered only by a fresh stored answer
+    /// (HTTP's `only-if-cached`): it never calls the inner service nor joins
+    /// a flight, and without such an answer (a bypassed request never has
+    /// one) it is answered [`Reply::Rejected`]`(`[`Rejected::NotStored`]`)`.
+    /// `false` by default.
+    fn stored_only(&self, context: &Self::Context) -> bool {
+        let _ = context;
+        false
+    }
 
     /// What a request that missed sends to the inner service if it calls
     /// (HTTP turns `HEAD` into `GET`, so that the stored answer has a body),

@@ -12,7 +12,7 @@ use tracing::Instrument;
 use crate::future::ResponseFuture;
 use crate::layer::PolicyCache;
 use crate::miss::{self, Parked};
-use crate::policy::{Admission, Answer, Policy, Reply, ServicePolicy};
+use crate::policy::{Admission, Answer, Policy, Rejected, Reply, ServicePolicy};
 
 /// The service made by [`SharedCallsLayer`](crate::SharedCallsLayer).
 ///
@@ -125,6 +125,12 @@ where
                 ((self.key_fn)(&request).map(Into::into), true, context)
             }
         };
+        // A request that takes only stored answers never calls: not even
+        // one that would bypass the cache.
+        let stored_only = self.policy.stored_only(&context);
+        if stored_only && (invalidates || key.is_none()) {
+            return self.not_stored(&context);
+        }
         let Some(key) = key else {
             return self.bypass(request, context, Answer::bypass(), None);
         };
@@ -146,9 +152,13 @@ where
                     Ok(hit) => return self.hit(hit, &context),
                     Err(_) => variant,
                 },
+                None if stored_only => return self.not_stored(&context),
                 None => return self.bypass(request, context, Answer::of(Outcome::Miss), None),
             },
         };
+        if stored_only {
+            return self.not_stored(&context);
+        }
         let mut context = context;
         let request = self.policy.prepare(request, &mut context);
         let parked = Parked::new(self.inner.clone(), request);
@@ -175,6 +185,17 @@ impl<S, F, P: Policy> SharedCalls<S, F, P> {
             shared: hit.into_value(),
             answer,
         };
+        ResponseFuture::ready(self.policy.respond(reply, context))
+    }
+
+    /// The reply to a request that takes only a fresh stored answer, and
+    /// found none.
+    fn not_stored<Req>(&self, context: &P::Context) -> ResponseFuture<Req, S, P>
+    where
+        S: Service<Req>,
+        P: ServicePolicy<Req, S>,
+    {
+        let reply = Reply::Rejected(Rejected::NotStored);
         ResponseFuture::ready(self.policy.respond(reply, context))
     }
 

@@ -1,0 +1,376 @@
+//! The request side of RFC 9111 through the layer: clients' own conditional
+//! requests (§4.3.2), `only-if-cached` (§5.2.1.7), the request freshness
+//! directives (§5.2.1.1–3) and invalidation of an unsafe request's
+//! `Location` / `Content-Location` (§4.4).
+
+mod support;
+
+use std::time::Duration;
+
+use http::{HeaderMap, Method, StatusCode};
+use support::{Got, Origin, Seen, get, layer, request, respond, send};
+
+const ETAG: &str = "\"v1\"";
+const DATE: &str = "Sun, 06 Dec 2026 01:00:00 GMT";
+const EXPIRES: &str = "Sun, 06 Dec 2026 01:01:00 GMT";
+const LAST_MODIFIED: &str = "Sat, 05 Dec 2026 12:00:00 GMT";
+
+/// An origin answering `200` with an `ETag`, a minute of freshness and the
+/// other fields a `304` carries (and some it does not).
+fn tagged_origin() -> Origin {
+    Origin::new(|_, _| {
+        respond(
+            StatusCode::OK,
+            &[
+                ("cache-control", "max-age=60"),
+                ("etag", ETAG),
+                ("date", DATE),
+                ("expires", EXPIRES),
+                ("last-modified", LAST_MODIFIED),
+                ("vary", "accept-encoding"),
+                ("content-location", "/doc.en"),
+                ("content-type", "text/plain"),
+                ("x-origin", "kept in the 200 only"),
+            ],
+            "the document",
+        )
+    })
+}
+
+/// The sorted names of a map's fields.
+fn names(headers: &HeaderMap) -> Vec<&str> {
+    let mut names: Vec<&str> = headers.keys().map(|name| name.as_str()).collect();
+    names.sort_unstable();
+    names
+}
+
+/// The fields the origin received on a shared call: the client's
+/// conditions never among them.
+fn assert_unconditional(seen: &Seen) {
+    assert_eq!(seen.method, Method::GET);
+    for field in ["if-none-match", "if-modified-since"] {
+        assert_eq!(seen.header(field), None, "{field} reached the origin");
+    }
+}
+
+/// Asserts a `304` made by the cache for the tagged origin's answer.
+fn assert_not_modified(got: &Got) {
+    assert_eq!(got.status, StatusCode::NOT_MODIFIED);
+    assert!(got.body.is_empty());
+    assert_eq!(
+        names(&got.headers),
+        [
+            "age",
+            "cache-control",
+            "cache-status",
+            "content-location",
+            "date",
+            "etag",
+            "expires",
+            "vary"
+        ]
+    );
+    assert_eq!(got.header("etag"), Some(ETAG));
+    assert_eq!(got.header("cache-control"), Some("max-age=60"));
+    assert_eq!(got.header("date"), Some(DATE));
+    assert_eq!(got.header("expires"), Some(EXPIRES));
+    assert_eq!(got.header("vary"), Some("accept-encoding"));
+    assert_eq!(got.header("content-location"), Some("/doc.en"));
+}
+
+/// Asserts the full stored answer of the tagged origin.
+fn assert_full(got: &Got) {
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.text(), "the document");
+    assert_eq!(got.header("x-origin"), Some("kept in the 200 only"));
+    assert_eq!(got.header("content-length"), Some("12"));
+}
+
+const URI: &str = "http://a.test/doc";
+
+#[tokio::test(start_paused = true)]
+async fn a_matching_if_none_match_gets_a_304_from_the_stored_answer() {
+    let origin = tagged_origin();
+    let service = origin.behind(&layer());
+    assert_full(&send(&service, get(URI, &[])).await);
+    tokio::time::advance(Duration::from_secs(5)).await;
+
+    let got = send(&service, get(URI, &[("if-none-match", ETAG)])).await;
+
+    assert_not_modified(&got);
+    assert_eq!(got.header("age"), Some("5"));
+    assert!(got.header("cache-status").unwrap().starts_with("shared-calls; hit; ttl=5"));
+    assert_eq!(origin.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn if_none_match_compares_weakly_and_a_star_matches_any_stored_answer() {
+    let origin = tagged_origin();
+    let service = origin.behind(&layer());
+    send(&service, get(URI, &[])).await;
+
+    for matching in ["W/\"v1\"", "\"v0\", W/\"v1\"", "*", "\"v0\",\"v1\""] {
+        let got = send(&service, get(URI, &[("if-none-match", matching)])).await;
+        assert_eq!(got.status, StatusCode::NOT_MODIFIED, "{matching}");
+        assert!(got.body.is_empty());
+    }
+    for other in ["\"v2\"", "W/\"v2\"", "v1", "\"v1", ""] {
+        let got = send(&service, get(URI, &[("if-none-match", other)])).await;
+        assert_full(&got);
+    }
+    assert_eq!(origin.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn if_none_match_takes_precedence_over_if_modified_since() {
+    let origin = tagged_origin();
+    let service = origin.behind(&layer());
+    send(&service, get(URI, &[])).await;
+    let later = "Sun, 06 Dec 2026 02:00:00 GMT";
+    let earlier = "Sat, 05 Dec 2026 00:00:00 GMT";
+
+    // The date alone says "not modified"; the tag does not match.
+    let other_tag = [("if-none-match", "\"v2\""), ("if-modified-since", later)];
+    assert_full(&send(&service, get(URI, &other_tag)).await);
+    // The date alone says "modified"; the tag matches.
+    let same_tag = [("if-none-match", ETAG), ("if-modified-since", earlier)];
+    assert_not_modified(&send(&service, get(URI, &same_tag)).await);
+    assert_eq!(origin.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn if_modified_since_compares_with_last_modified_and_ignores_invalid_dates() {
+    let origin = Origin::new(|_, _| {
+        respond(
+            StatusCode::OK,
+            &[
+                ("cache-control", "max-age=60"),
+                ("date", DATE),
+                ("last-modified", LAST_MODIFIED),
+                ("content-type", "text/plain"),
+            ],
+            "untagged",
+        )
+    });
+    let service = origin.behind(&layer());
+    send(&service, get(URI, &[])).await;
+
+    let same = send(&service, get(URI, &[("if-modified-since", LAST_MODIFIED)])).await;
+    assert_eq!(same.status, StatusCode::NOT_MODIFIED);
+    assert!(same.body.is_empty());
+    // Without an `ETag`, `Last-Modified` is what the client updates with.
+    assert_eq!(
+        names(&same.headers),
+        [
+            "age",
+            "cache-control",
+            "cache-status",
+            "date",
+            "last-modified"
+        ]
+    );
+    assert_eq!(same.header("last-modified"), Some(LAST_MODIFIED));
+
+    let later = "Sat, 05 Dec 2026 12:00:01 GMT";
+    let got = send(&service, get(URI, &[("if-modified-since", later)])).await;
+    assert_eq!(got.status, StatusCode::NOT_MODIFIED);
+
+    let earlier = "Sat, 05 Dec 2026 11:59:59 GMT";
+    for modified in [earlier, "yesterday", ""] {
+        let got = send(&service, get(URI, &[("if-modified-since", modified)])).await;
+        assert_eq!((got.status, got.text()), (StatusCode::OK, "untagged"), "{modified:?}");
+    }
+    let two_dates = [
+        ("if-modified-since", LAST_MODIFIED),
+        ("if-modified-since", LAST_MODIFIED),
+    ];
+    let got = send(&service, get(URI, &two_dates)).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(origin.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_conditional_miss_reaches_the_origin_without_its_condition_and_stores_the_full_answer() {
+    let origin = tagged_origin();
+    let service = origin.behind(&layer());
+    let conditional = [
+        ("if-none-match", ETAG),
+        ("if-modified-since", LAST_MODIFIED),
+        ("accept-encoding", "gzip"),
+    ];
+
+    let got = send(&service, get(URI, &conditional)).await;
+
+    assert_eq!(got.status, StatusCode::NOT_MODIFIED);
+    assert!(got.body.is_empty());
+    assert_eq!(got.header("etag"), Some(ETAG));
+    assert!(got.header("cache-status").unwrap().starts_with("shared-calls; fwd=miss"));
+    assert_eq!(origin.calls(), 1);
+    let seen = origin.last();
+    assert_unconditional(&seen);
+    assert_eq!(names(&seen.headers), ["accept-encoding"]);
+    // The full answer was stored for everyone.
+    let plain = send(&service, get(URI, &[("accept-encoding", "gzip")])).await;
+    assert_full(&plain);
+    assert!(plain.header("cache-status").unwrap().starts_with("shared-calls; hit;"));
+    assert_eq!(origin.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn collapsed_clients_each_get_the_answer_to_their_own_condition() {
+    let origin = tagged_origin().delayed(Duration::from_secs(1));
+    let service = origin.behind(&layer());
+
+    let (matching, plain, stale_tag, dated) = tokio::join!(
+        send(&service, get(URI, &[("if-none-match", ETAG)])),
+        send(&service, get(URI, &[])),
+        send(&service, get(URI, &[("if-none-match", "\"v0\"")])),
+        send(&service, get(URI, &[("if-modified-since", LAST_MODIFIED)])),
+    );
+
+    assert_eq!(origin.calls(), 1);
+    assert_unconditional(&origin.last());
+    assert!(origin.last().headers.is_empty());
+    // The leader's client, answered from the head, and a follower.
+    assert_eq!(matching.status, StatusCode::NOT_MODIFIED);
+    assert!(matching.header("cache-status").unwrap().starts_with("shared-calls; fwd=miss"));
+    assert_full(&plain);
+    assert_full(&stale_tag);
+    assert_not_modified(&dated);
+    assert!(dated.header("cache-status").unwrap().contains("fwd=miss; collapsed; stored"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plain_leader_shares_its_full_answer_with_a_conditional_follower() {
+    let origin = tagged_origin().delayed(Duration::from_secs(1));
+    let service = origin.behind(&layer());
+
+    let (plain, matching) = tokio::join!(
+        send(&service, get(URI, &[])),
+        send(&service, get(URI, &[("if-none-match", ETAG)])),
+    );
+
+    assert_eq!(origin.calls(), 1);
+    assert_full(&plain);
+    assert_not_modified(&matching);
+    let outcome = |got: &Got| got.header("cache-status").unwrap().to_owned();
+    assert!(!outcome(&plain).contains("collapsed"));
+    assert!(outcome(&matching).contains("collapsed"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_conditional_head_gets_a_304_and_a_plain_head_the_stored_length() {
+    let origin = tagged_origin();
+    let service = origin.behind(&layer());
+    send(&service, get(URI, &[])).await;
+
+    let head = |headers| request(Method::HEAD, URI, headers);
+    assert_not_modified(&send(&service, head(&[("if-none-match", ETAG)])).await);
+    let plain = send(&service, head(&[])).await;
+    assert_eq!(plain.status, StatusCode::OK);
+    assert!(plain.body.is_empty());
+    assert_eq!(plain.header("content-length"), Some("12"));
+    assert_eq!(origin.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_a_successful_answer_is_turned_into_a_304() {
+    let origin = Origin::new(|_, _| {
+        respond(
+            StatusCode::NOT_FOUND,
+            &[("cache-control", "max-age=60"), ("etag", ETAG)],
+            "gone",
+        )
+    });
+    let service = origin.behind(&layer());
+    send(&service, get(URI, &[])).await;
+
+    let got = send(&service, get(URI, &[("if-none-match", "*")])).await;
+
+    assert_eq!((got.status, got.text()), (StatusCode::NOT_FOUND, "gone"));
+    assert_eq!(origin.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn preconditions_meant_for_the_origin_still_bypass_with_their_headers() {
+    let origin = tagged_origin();
+    let service = origin.behind(&layer());
+    send(&service, get(URI, &[])).await;
+
+    for (field, value) in [
+        ("if-match", ETAG),
+        ("if-unmodified-since", LAST_MODIFIED),
+        ("if-range", ETAG),
+        ("range", "bytes=0-3"),
+    ] {
+        let got = send(&service, get(URI, &[(field, value)])).await;
+        assert_eq!(got.status, StatusCode::OK);
+        assert!(got.header("cache-status").unwrap().contains("fwd=bypass"));
+        assert_eq!(origin.last().header(field), Some(value));
+    }
+    assert_eq!(origin.calls(), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_if_cached_gets_the_fresh_stored_answer_or_a_504_and_never_calls() {
+    let origin = tagged_origin();
+    let service = origin.behind(&layer());
+    let only = [("cache-control", "only-if-cached")];
+
+    let nothing = send(&service, get(URI, &only)).await;
+    assert_eq!(nothing.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(
+        nothing.header("cache-status"),
+        Some("shared-calls; detail=only-if-cached")
+    );
+    assert_eq!(origin.calls(), 0);
+
+    send(&service, get(URI, &[])).await;
+    let stored = send(&service, get(URI, &only)).await;
+    assert_full(&stored);
+    assert!(stored.header("cache-status").unwrap().starts_with("shared-calls; hit;"));
+    let conditional = [("cache-control", "only-if-cached"), ("if-none-match", ETAG)];
+    assert_not_modified(&send(&service, get(URI, &conditional)).await);
+    assert_eq!(origin.calls(), 1);
+
+    // Stale, it is not served, and no refresh starts.
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let stale = send(&service, get(URI, &only)).await;
+    assert_eq!(stale.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(origin.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_if_cached_never_calls_for_a_request_that_would_bypass() {
+    let origin = tagged_origin();
+    let service = origin.behind(&layer());
+    send(&service, get(URI, &[])).await;
+
+    let cases = [
+        request(Method::GET, URI, &[("cache-control", "only-if-cached"), ("cookie", "a=b")]),
+        request(Method::POST, URI, &[("cache-control", "only-if-cached")]),
+        request(Method::GET, URI, &[("cache-control", "only-if-cached, no-store")]),
+    ];
+    for case in cases {
+        let got = send(&service, case).await;
+        assert_eq!(got.status, StatusCode::GATEWAY_TIMEOUT);
+    }
+    // The POST invalidated nothing: it never happened.
+    assert_eq!(send(&service, get(URI, &[])).await.status, StatusCode::OK);
+    assert_eq!(origin.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_if_cached_does_not_wait_for_a_call_in_flight() {
+    let origin = tagged_origin().delayed(Duration::from_secs(1));
+    let service = origin.behind(&layer());
+
+    let (leader, only) = tokio::join!(
+        send(&service, get(URI, &[])),
+        send(&service, get(URI, &[("cache-control", "only-if-cached")])),
+    );
+
+    assert_full(&leader);
+    assert_eq!(only.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(origin.calls(), 1);
+}
