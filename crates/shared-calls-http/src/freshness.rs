@@ -66,8 +66,9 @@
 //!
 //! Not implemented, and safe to leave out: `must-understand` (§5.2.2.3: a
 //! cache that ignores it still honours `no-store`), storing `206` (§3.3),
-//! revalidation (§4.3), invalidation by unsafe methods (§4.4, the service's
-//! business).
+//! revalidation (§4.3). Invalidation by unsafe methods (§4.4) is the
+//! service's business: a success invalidates the request's key and its
+//! same-origin `Location` / `Content-Location` targets.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

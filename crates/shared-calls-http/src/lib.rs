@@ -40,6 +40,11 @@
 //! origin sent it. A request with `Cache-Control: only-if-cached` never
 //! calls the inner service: it gets a fresh stored answer or a `504`.
 //!
+//! An unsafe request (`POST`, `PUT`, `DELETE`, ...) that succeeds (`2xx`,
+//! `3xx`) invalidates its target's stored answer and those of the
+//! `Location` and `Content-Location` of its answer that share its origin,
+//! resolved against its URI (RFC 9111 §4.4); another origin's, never.
+//!
 //! A miss streams: the leader's head goes to its client as soon as the inner
 //! service answers (its `Cache-Status` then says `fwd=miss` alone, since
 //! whether it will be stored is not known yet), and its body is buffered
@@ -70,6 +75,7 @@ mod conditional;
 mod framing;
 pub mod freshness;
 mod grpc;
+mod invalidation;
 mod key;
 mod l2;
 mod miss;

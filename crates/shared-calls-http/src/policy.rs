@@ -16,6 +16,7 @@ use crate::body::SharedBody;
 use crate::conditional::Conditions;
 use crate::freshness::Rules;
 use crate::grpc;
+use crate::invalidation::Invalidation;
 use crate::key::HttpKey;
 use crate::miss;
 use crate::respond::own_response;
@@ -152,6 +153,7 @@ impl HttpPolicy {
             grpc: false,
             conditions: None,
             only_if_cached: false,
+            invalidation: None,
         };
         if self.settings.grpc && grpc::is_buffered_unary(request) {
             // Credentials (`authorization` metadata) bypass as they do in HTTP.
@@ -200,6 +202,8 @@ pub struct HttpContext {
     pub(crate) conditions: Option<Arc<Conditions>>,
     /// `only-if-cached`: never calls the inner service.
     only_if_cached: bool,
+    /// An unsafe request's URI, to find the targets its success invalidates.
+    invalidation: Option<Box<Invalidation>>,
 }
 
 /// Any method but the safe ones (RFC 9110 §9.2.1), unknown ones included:
@@ -225,10 +229,11 @@ where
         Pin<Box<dyn Future<Output = Result<Fetch<HttpShared>, HttpFailure>> + Send + 'static>>;
 
     fn admit(&self, request: &Request<ReqB>) -> Admission<HttpContext> {
-        let context = self.classify(request);
+        let mut context = self.classify(request);
         match context.bypass {
             None => Admission::Share(context),
             Some(BypassReason::Method) if is_unsafe(request.method()) => {
+                context.invalidation = Invalidation::of(request).map(Box::new);
                 Admission::BypassAndInvalidate(context)
             }
             Some(_) => Admission::Bypass(context),
@@ -333,5 +338,17 @@ where
     fn confirms_invalidation(&self, response: &Response<ResB>) -> bool {
         // RFC 9111 §4.4: a non-error status to an unsafe method.
         response.status().is_success() || response.status().is_redirection()
+    }
+
+    fn also_invalidates(
+        &self,
+        key: &HttpKey,
+        context: &HttpContext,
+        response: &Response<ResB>,
+    ) -> Vec<HttpKey> {
+        match &context.invalidation {
+            Some(invalidation) => invalidation.targets(key, response.headers()),
+            None => Vec::new(),
+        }
     }
 }

@@ -8,7 +8,9 @@ mod support;
 use std::time::Duration;
 
 use http::{HeaderMap, Method, StatusCode};
+use shared_calls_http::{KeyBuilder, SharedCallsLayer};
 use support::{Got, Origin, Seen, get, layer, request, respond, send};
+use tower::Layer;
 
 const ETAG: &str = "\"v1\"";
 const DATE: &str = "Sun, 06 Dec 2026 01:00:00 GMT";
@@ -373,4 +375,112 @@ async fn only_if_cached_does_not_wait_for_a_call_in_flight() {
     assert_full(&leader);
     assert_eq!(only.status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(origin.calls(), 1);
+}
+
+/// An origin that stores every `GET` for a minute (its body says which call
+/// made it) and answers any other method with `status` and `headers`.
+fn writable_origin(status: StatusCode, headers: &'static [(&'static str, &'static str)]) -> Origin {
+    Origin::new(move |seen, number| {
+        if seen.method != Method::GET {
+            return respond(status, headers, "");
+        }
+        let body: &'static str = Box::leak(format!("call {number}").into_boxed_str());
+        respond(StatusCode::OK, &[("cache-control", "max-age=60")], body)
+    })
+}
+
+/// The numbers of the origin calls that made each answer, one `GET` each.
+async fn calls_behind<S, B>(service: &S, uris: &[&str]) -> Vec<String>
+where
+    S: tower::Service<support::Req, Response = http::Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let mut bodies = Vec::new();
+    for uri in uris {
+        bodies.push(send(service, get(uri, &[])).await.text().to_owned());
+    }
+    bodies
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_successful_post_invalidates_its_same_origin_location_and_content_location() {
+    let origin = writable_origin(
+        StatusCode::CREATED,
+        &[("location", "/items/42"), ("content-location", "items/summary")],
+    );
+    let service = origin.behind(&layer());
+    let uris = [
+        "http://a.test/items",
+        "http://a.test/items/42",
+        "http://a.test/items/summary",
+        "http://a.test/items/43",
+    ];
+    assert_eq!(calls_behind(&service, &uris).await, ["call 1", "call 2", "call 3", "call 4"]);
+
+    let created = send(&service, request(Method::POST, "http://a.test/items", &[])).await;
+
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(origin.calls(), 5);
+    // The request's own target and both named targets load anew; the
+    // others are still stored.
+    assert_eq!(calls_behind(&service, &uris).await, ["call 6", "call 7", "call 8", "call 4"]);
+    assert_eq!(origin.calls(), 8);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_absolute_location_of_the_same_origin_is_invalidated_and_another_origins_never() {
+    let origin = writable_origin(
+        StatusCode::SEE_OTHER,
+        &[
+            ("location", "http://A.TEST:80/mine?page=1"),
+            ("content-location", "http://b.test/theirs"),
+            ("content-location", "https://a.test/secure"),
+        ],
+    );
+    let service = origin.behind(&layer());
+    let uris = [
+        "http://a.test/mine?page=1",
+        "http://b.test/theirs",
+        "https://a.test/secure",
+        "http://a.test:8080/mine?page=1",
+    ];
+    assert_eq!(calls_behind(&service, &uris).await, ["call 1", "call 2", "call 3", "call 4"]);
+
+    let moved = send(&service, request(Method::POST, "http://a.test/form", &[])).await;
+
+    assert_eq!(moved.status, StatusCode::SEE_OTHER);
+    assert_eq!(calls_behind(&service, &uris).await, ["call 6", "call 2", "call 3", "call 4"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_unsafe_request_invalidates_no_target() {
+    let origin = writable_origin(StatusCode::INTERNAL_SERVER_ERROR, &[("location", "/items/42")]);
+    let service = origin.behind(&layer());
+    let uris = ["http://a.test/items", "http://a.test/items/42"];
+    calls_behind(&service, &uris).await;
+
+    let failed = send(&service, request(Method::POST, "http://a.test/items", &[])).await;
+
+    assert_eq!(failed.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(calls_behind(&service, &uris).await, ["call 1", "call 2"]);
+    assert_eq!(origin.calls(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_target_is_keyed_with_the_request_headers_the_key_includes() {
+    let origin = writable_origin(StatusCode::NO_CONTENT, &[("location", "/profile")]);
+    let key = KeyBuilder::new().header("x-tenant");
+    let layer = SharedCallsLayer::new(move |request: &support::Req| key.key(request)).jitter(0.0);
+    let service = layer.layer(origin.service());
+    let profile = |tenant| get("http://a.test/profile", &[("x-tenant", tenant)]);
+    assert_eq!(send(&service, profile("red")).await.text(), "call 1");
+    assert_eq!(send(&service, profile("blue")).await.text(), "call 2");
+
+    let update = request(Method::PUT, "http://a.test/settings", &[("x-tenant", "red")]);
+    assert_eq!(send(&service, update).await.status, StatusCode::NO_CONTENT);
+
+    assert_eq!(send(&service, profile("red")).await.text(), "call 4");
+    assert_eq!(send(&service, profile("blue")).await.text(), "call 2");
 }

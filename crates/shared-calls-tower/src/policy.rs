@@ -364,4 +364,17 @@ pub trait ServicePolicy<Req, S: Service<Req>>: Policy {
         let _ = response;
         true
     }
+
+    /// The keys that a confirmed invalidation of `key` invalidates besides
+    /// it: HTTP's `Location` and `Content-Location` of the same origin
+    /// (RFC 9111 §4.4). None by default.
+    fn also_invalidates(
+        &self,
+        key: &Self::Key,
+        context: &Self::Context,
+        response: &S::Response,
+    ) -> Vec<Self::Key> {
+        let _ = (key, context, response);
+        Vec::new()
+    }
 }
