@@ -59,6 +59,7 @@ use http::header::{
 use crate::cache_control::{CacheControl, trim_ows};
 use crate::conditional::Conditions;
 use crate::freshness::{Rules, pragma_no_cache};
+use crate::request_freshness::Limits;
 
 /// What to do with a request before any cache lookup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -131,6 +132,9 @@ pub(crate) struct RequestReading {
     pub(crate) conditions: Option<Conditions>,
     /// `Cache-Control: only-if-cached`: a stored answer or a `504`.
     pub(crate) only_if_cached: bool,
+    /// Which stored answers a collapsed request takes, by its own `max-age`,
+    /// `min-fresh` and `max-stale`, when the rules honour them.
+    pub(crate) limits: Option<Limits>,
 }
 
 /// Reads a request once: one pass over its header names (a handful,
@@ -149,6 +153,10 @@ pub(crate) fn read_request(rules: &Rules, method: &Method, headers: &HeaderMap) 
             .then(|| Conditions::of(headers))
             .flatten(),
         only_if_cached: cc.as_ref().is_some_and(CacheControl::only_if_cached),
+        limits: match &cc {
+            Some(cc) if collapsed && rules.honour_request_freshness => Limits::of(cc),
+            _ => None,
+        },
     }
 }
 

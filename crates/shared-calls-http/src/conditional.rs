@@ -21,14 +21,8 @@ use crate::freshness::parse_http_date;
 
 /// The header fields a `304` carries from the answer it stands for
 /// (RFC 9110 §15.4.5).
-const NOT_MODIFIED_FIELDS: [HeaderName; 6] = [
-    CACHE_CONTROL,
-    CONTENT_LOCATION,
-    DATE,
-    ETAG,
-    EXPIRES,
-    VARY,
-];
+const NOT_MODIFIED_FIELDS: [HeaderName; 6] =
+    [CACHE_CONTROL, CONTENT_LOCATION, DATE, ETAG, EXPIRES, VARY];
 
 /// A request's `If-None-Match` or `If-Modified-Since`, as the cache
 /// evaluates them.
@@ -211,7 +205,10 @@ mod tests {
 
     #[test]
     fn entity_tag_lists_keep_well_formed_members_only() {
-        assert_eq!(tags(r#""a", W/"b",,"c,d""#), [r#""a""#, r#""b""#, r#""c,d""#]);
+        assert_eq!(
+            tags(r#""a", W/"b",,"c,d""#),
+            [r#""a""#, r#""b""#, r#""c,d""#]
+        );
         assert_eq!(tags(r#"a, "b"#), Vec::<String>::new());
         assert_eq!(tags(r#"x"y", "z""#), [r#""z""#]);
         assert_eq!(tags(r#""""#), [r#""""#]);

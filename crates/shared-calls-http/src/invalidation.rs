@@ -33,10 +33,14 @@ impl Invalidation {
     pub(crate) fn of<B>(request: &Request<B>) -> Option<Self> {
         let key = default_key(request)?;
         let bytes = key.as_bytes();
-        let uri_len = bytes.iter().position(|&b| b == b'\n').unwrap_or(bytes.len());
+        let uri_len = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap_or(bytes.len());
         let uri = Bytes::copy_from_slice(&bytes[..uri_len]);
         let authority_start = uri.windows(3).position(|w| w == b"://")? + 3;
-        let origin_len = authority_start + uri[authority_start..].iter().position(|&b| b == b'/')?;
+        let origin_len =
+            authority_start + uri[authority_start..].iter().position(|&b| b == b'/')?;
         Some(Self { uri, origin_len })
     }
 
@@ -226,9 +230,19 @@ mod tests {
             ("http:z", None),
         ];
         for (reference, expected) in cases {
-            assert_eq!(resolve(base, reference).as_deref(), expected, "{reference:?}");
+            assert_eq!(
+                resolve(base, reference).as_deref(),
+                expected,
+                "{reference:?}"
+            );
         }
-        assert_eq!(resolve("https://[::1]:8443/a", "//[::1]:8443/b").as_deref(), Some("/b"));
-        assert_eq!(resolve("https://[::1]/a", "https://[::1]:443/b").as_deref(), Some("/b"));
+        assert_eq!(
+            resolve("https://[::1]:8443/a", "//[::1]:8443/b").as_deref(),
+            Some("/b")
+        );
+        assert_eq!(
+            resolve("https://[::1]/a", "https://[::1]:443/b").as_deref(),
+            Some("/b")
+        );
     }
 }

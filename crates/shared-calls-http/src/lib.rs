@@ -38,7 +38,10 @@
 //! the inner service on a call that others may share: it always fetches the
 //! full answer. An answer meant for its own client only goes to it as the
 //! origin sent it. A request with `Cache-Control: only-if-cached` never
-//! calls the inner service: it gets a fresh stored answer or a `504`.
+//! calls the inner service: it gets a fresh stored answer or a `504`. A
+//! client's `max-age`, `min-fresh` and `max-stale` are ignored unless
+//! [`Rules::honour_request_freshness`](freshness::Rules::honour_request_freshness)
+//! says otherwise.
 //!
 //! An unsafe request (`POST`, `PUT`, `DELETE`, ...) that succeeds (`2xx`,
 //! `3xx`) invalidates its target's stored answer and those of the
@@ -81,6 +84,7 @@ mod l2;
 mod miss;
 mod owned;
 mod policy;
+mod request_freshness;
 mod respond;
 mod shared;
 mod status;

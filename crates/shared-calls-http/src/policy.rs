@@ -8,7 +8,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response};
 use http_body::Body;
-use shared_calls_tower::{Admission, Answer, Fetch, Leader, Outcome, Policy, Reply, ServicePolicy};
+use shared_calls_tower::{
+    Accepts, Admission, Answer, Fetch, Leader, Outcome, Policy, Reply, ServicePolicy,
+};
 use tower_service::Service;
 
 use crate::admission::{self, BypassReason, RequestDecision};
@@ -19,6 +21,7 @@ use crate::grpc;
 use crate::invalidation::Invalidation;
 use crate::key::HttpKey;
 use crate::miss;
+use crate::request_freshness::Limits;
 use crate::respond::own_response;
 use crate::shared::{Failure, HttpFailure, HttpShared, Shared, TakeOnce};
 
@@ -153,6 +156,7 @@ impl HttpPolicy {
             grpc: false,
             conditions: None,
             only_if_cached: false,
+            limits: None,
             invalidation: None,
         };
         if self.settings.grpc && grpc::is_buffered_unary(request) {
@@ -170,6 +174,7 @@ impl HttpPolicy {
         }
         context.conditions = reading.conditions.map(Arc::new);
         context.only_if_cached = reading.only_if_cached;
+        context.limits = reading.limits.map(Box::new);
         context
     }
 }
@@ -202,6 +207,8 @@ pub struct HttpContext {
     pub(crate) conditions: Option<Arc<Conditions>>,
     /// `only-if-cached`: never calls the inner service.
     only_if_cached: bool,
+    /// The request's own `max-age` / `min-fresh` / `max-stale`, honoured.
+    limits: Option<Box<Limits>>,
     /// An unsafe request's URI, to find the targets its success invalidates.
     invalidation: Option<Box<Invalidation>>,
 }
@@ -256,6 +263,10 @@ where
 
     fn stored_only(&self, context: &HttpContext) -> bool {
         context.only_if_cached
+    }
+
+    fn accepts_stored(&self, context: &HttpContext) -> Option<Accepts<HttpShared>> {
+        context.limits.as_deref().map(|limits| limits.accepts())
     }
 
     fn share(

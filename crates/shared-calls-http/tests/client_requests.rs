@@ -101,7 +101,11 @@ async fn a_matching_if_none_match_gets_a_304_from_the_stored_answer() {
 
     assert_not_modified(&got);
     assert_eq!(got.header("age"), Some("5"));
-    assert!(got.header("cache-status").unwrap().starts_with("shared-calls; hit; ttl=5"));
+    assert!(
+        got.header("cache-status")
+            .unwrap()
+            .starts_with("shared-calls; hit; ttl=5")
+    );
     assert_eq!(origin.calls(), 1);
 }
 
@@ -180,7 +184,11 @@ async fn if_modified_since_compares_with_last_modified_and_ignores_invalid_dates
     let earlier = "Sat, 05 Dec 2026 11:59:59 GMT";
     for modified in [earlier, "yesterday", ""] {
         let got = send(&service, get(URI, &[("if-modified-since", modified)])).await;
-        assert_eq!((got.status, got.text()), (StatusCode::OK, "untagged"), "{modified:?}");
+        assert_eq!(
+            (got.status, got.text()),
+            (StatusCode::OK, "untagged"),
+            "{modified:?}"
+        );
     }
     let two_dates = [
         ("if-modified-since", LAST_MODIFIED),
@@ -206,7 +214,11 @@ async fn a_conditional_miss_reaches_the_origin_without_its_condition_and_stores_
     assert_eq!(got.status, StatusCode::NOT_MODIFIED);
     assert!(got.body.is_empty());
     assert_eq!(got.header("etag"), Some(ETAG));
-    assert!(got.header("cache-status").unwrap().starts_with("shared-calls; fwd=miss"));
+    assert!(
+        got.header("cache-status")
+            .unwrap()
+            .starts_with("shared-calls; fwd=miss")
+    );
     assert_eq!(origin.calls(), 1);
     let seen = origin.last();
     assert_unconditional(&seen);
@@ -214,7 +226,12 @@ async fn a_conditional_miss_reaches_the_origin_without_its_condition_and_stores_
     // The full answer was stored for everyone.
     let plain = send(&service, get(URI, &[("accept-encoding", "gzip")])).await;
     assert_full(&plain);
-    assert!(plain.header("cache-status").unwrap().starts_with("shared-calls; hit;"));
+    assert!(
+        plain
+            .header("cache-status")
+            .unwrap()
+            .starts_with("shared-calls; hit;")
+    );
     assert_eq!(origin.calls(), 1);
 }
 
@@ -235,11 +252,21 @@ async fn collapsed_clients_each_get_the_answer_to_their_own_condition() {
     assert!(origin.last().headers.is_empty());
     // The leader's client, answered from the head, and a follower.
     assert_eq!(matching.status, StatusCode::NOT_MODIFIED);
-    assert!(matching.header("cache-status").unwrap().starts_with("shared-calls; fwd=miss"));
+    assert!(
+        matching
+            .header("cache-status")
+            .unwrap()
+            .starts_with("shared-calls; fwd=miss")
+    );
     assert_full(&plain);
     assert_full(&stale_tag);
     assert_not_modified(&dated);
-    assert!(dated.header("cache-status").unwrap().contains("fwd=miss; collapsed; stored"));
+    assert!(
+        dated
+            .header("cache-status")
+            .unwrap()
+            .contains("fwd=miss; collapsed; stored")
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -330,7 +357,12 @@ async fn only_if_cached_gets_the_fresh_stored_answer_or_a_504_and_never_calls() 
     send(&service, get(URI, &[])).await;
     let stored = send(&service, get(URI, &only)).await;
     assert_full(&stored);
-    assert!(stored.header("cache-status").unwrap().starts_with("shared-calls; hit;"));
+    assert!(
+        stored
+            .header("cache-status")
+            .unwrap()
+            .starts_with("shared-calls; hit;")
+    );
     let conditional = [("cache-control", "only-if-cached"), ("if-none-match", ETAG)];
     assert_not_modified(&send(&service, get(URI, &conditional)).await);
     assert_eq!(origin.calls(), 1);
@@ -349,9 +381,17 @@ async fn only_if_cached_never_calls_for_a_request_that_would_bypass() {
     send(&service, get(URI, &[])).await;
 
     let cases = [
-        request(Method::GET, URI, &[("cache-control", "only-if-cached"), ("cookie", "a=b")]),
+        request(
+            Method::GET,
+            URI,
+            &[("cache-control", "only-if-cached"), ("cookie", "a=b")],
+        ),
         request(Method::POST, URI, &[("cache-control", "only-if-cached")]),
-        request(Method::GET, URI, &[("cache-control", "only-if-cached, no-store")]),
+        request(
+            Method::GET,
+            URI,
+            &[("cache-control", "only-if-cached, no-store")],
+        ),
     ];
     for case in cases {
         let got = send(&service, case).await;
@@ -408,7 +448,10 @@ where
 async fn a_successful_post_invalidates_its_same_origin_location_and_content_location() {
     let origin = writable_origin(
         StatusCode::CREATED,
-        &[("location", "/items/42"), ("content-location", "items/summary")],
+        &[
+            ("location", "/items/42"),
+            ("content-location", "items/summary"),
+        ],
     );
     let service = origin.behind(&layer());
     let uris = [
@@ -417,7 +460,10 @@ async fn a_successful_post_invalidates_its_same_origin_location_and_content_loca
         "http://a.test/items/summary",
         "http://a.test/items/43",
     ];
-    assert_eq!(calls_behind(&service, &uris).await, ["call 1", "call 2", "call 3", "call 4"]);
+    assert_eq!(
+        calls_behind(&service, &uris).await,
+        ["call 1", "call 2", "call 3", "call 4"]
+    );
 
     let created = send(&service, request(Method::POST, "http://a.test/items", &[])).await;
 
@@ -425,7 +471,10 @@ async fn a_successful_post_invalidates_its_same_origin_location_and_content_loca
     assert_eq!(origin.calls(), 5);
     // The request's own target and both named targets load anew; the
     // others are still stored.
-    assert_eq!(calls_behind(&service, &uris).await, ["call 6", "call 7", "call 8", "call 4"]);
+    assert_eq!(
+        calls_behind(&service, &uris).await,
+        ["call 6", "call 7", "call 8", "call 4"]
+    );
     assert_eq!(origin.calls(), 8);
 }
 
@@ -446,17 +495,26 @@ async fn an_absolute_location_of_the_same_origin_is_invalidated_and_another_orig
         "https://a.test/secure",
         "http://a.test:8080/mine?page=1",
     ];
-    assert_eq!(calls_behind(&service, &uris).await, ["call 1", "call 2", "call 3", "call 4"]);
+    assert_eq!(
+        calls_behind(&service, &uris).await,
+        ["call 1", "call 2", "call 3", "call 4"]
+    );
 
     let moved = send(&service, request(Method::POST, "http://a.test/form", &[])).await;
 
     assert_eq!(moved.status, StatusCode::SEE_OTHER);
-    assert_eq!(calls_behind(&service, &uris).await, ["call 6", "call 2", "call 3", "call 4"]);
+    assert_eq!(
+        calls_behind(&service, &uris).await,
+        ["call 6", "call 2", "call 3", "call 4"]
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_unsafe_request_invalidates_no_target() {
-    let origin = writable_origin(StatusCode::INTERNAL_SERVER_ERROR, &[("location", "/items/42")]);
+    let origin = writable_origin(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &[("location", "/items/42")],
+    );
     let service = origin.behind(&layer());
     let uris = ["http://a.test/items", "http://a.test/items/42"];
     calls_behind(&service, &uris).await;
@@ -478,9 +536,157 @@ async fn a_target_is_keyed_with_the_request_headers_the_key_includes() {
     assert_eq!(send(&service, profile("red")).await.text(), "call 1");
     assert_eq!(send(&service, profile("blue")).await.text(), "call 2");
 
-    let update = request(Method::PUT, "http://a.test/settings", &[("x-tenant", "red")]);
+    let update = request(
+        Method::PUT,
+        "http://a.test/settings",
+        &[("x-tenant", "red")],
+    );
     assert_eq!(send(&service, update).await.status, StatusCode::NO_CONTENT);
 
     assert_eq!(send(&service, profile("red")).await.text(), "call 4");
     assert_eq!(send(&service, profile("blue")).await.text(), "call 2");
+}
+
+/// The layer of [`layer`] with the clients' `max-age`, `min-fresh` and
+/// `max-stale` honoured.
+fn honouring_layer() -> SharedCallsLayer<support::KeyFn> {
+    layer().map_policy(|policy| policy.map_rules(|rules| rules.honour_request_freshness(true)))
+}
+
+/// An origin whose answers are fresh for `cache_control` and say which call
+/// made them.
+fn counting_origin(cache_control: &'static str) -> Origin {
+    Origin::new(move |_, number| {
+        let body: &'static str = Box::leak(format!("call {number}").into_boxed_str());
+        respond(StatusCode::OK, &[("cache-control", cache_control)], body)
+    })
+}
+
+const AGE_LIMITS: [&str; 4] = ["max-age=10", "min-fresh=50", "max-age=0", "max-stale"];
+
+#[tokio::test(start_paused = true)]
+async fn request_freshness_directives_are_ignored_by_default() {
+    let origin = counting_origin("max-age=60");
+    let service = origin.behind(&layer());
+    send(&service, get(URI, &[])).await;
+    tokio::time::advance(Duration::from_secs(30)).await;
+
+    for directive in AGE_LIMITS {
+        let got = send(&service, get(URI, &[("cache-control", directive)])).await;
+        assert_eq!(got.text(), "call 1", "{directive}");
+        assert_eq!(got.header("age"), Some("30"));
+    }
+    assert_eq!(origin.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_older_than_the_request_max_age_is_refreshed_once_for_the_collapsed_requests() {
+    let origin = counting_origin("max-age=60").delayed(Duration::from_secs(1));
+    let service = origin.behind(&honouring_layer());
+    send(&service, get(URI, &[])).await;
+    tokio::time::advance(Duration::from_secs(30)).await;
+
+    let young = [("cache-control", "max-age=10")];
+    let (first, second, plain) = tokio::join!(
+        send(&service, get(URI, &young)),
+        send(&service, get(URI, &young)),
+        send(&service, get(URI, &[])),
+    );
+
+    assert_eq!(origin.calls(), 2);
+    assert_eq!(origin.last().header("cache-control"), Some("max-age=10"));
+    assert_eq!((first.text(), second.text()), ("call 2", "call 2"));
+    assert!(second.header("cache-status").unwrap().contains("collapsed"));
+    // A request without limits took the stored answer at once.
+    assert_eq!((plain.text(), plain.header("age")), ("call 1", Some("30")));
+    // The refreshed answer replaced the stored one, for everyone.
+    let again = send(&service, get(URI, &[])).await;
+    assert_eq!((again.text(), again.header("age")), ("call 2", Some("0")));
+    let roomy = send(&service, get(URI, &[("cache-control", "max-age=40")])).await;
+    assert_eq!(roomy.text(), "call 2");
+    assert_eq!(origin.calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_fresh_for_less_than_min_fresh_is_refreshed() {
+    let origin = counting_origin("max-age=60");
+    let service = origin.behind(&honouring_layer());
+    send(&service, get(URI, &[])).await;
+    tokio::time::advance(Duration::from_secs(55)).await;
+
+    let fresh_enough = [("cache-control", "min-fresh=10")];
+    assert_eq!(
+        send(&service, get(URI, &fresh_enough)).await.text(),
+        "call 2"
+    );
+    assert_eq!(
+        send(&service, get(URI, &fresh_enough)).await.text(),
+        "call 2"
+    );
+    assert_eq!(origin.calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_stale_serves_a_stale_stored_answer_within_its_bound() {
+    // `stale-if-error` keeps the answer stored past its freshness.
+    let origin = counting_origin("max-age=10, stale-if-error=600");
+    let service = origin.behind(&honouring_layer());
+    send(&service, get(URI, &[])).await;
+    tokio::time::advance(Duration::from_secs(20)).await;
+
+    // Stale by 10 s: more than 5 s is refused, and the request refreshes.
+    let strict = send(&service, get(URI, &[("cache-control", "max-stale=5")])).await;
+    assert_eq!(strict.text(), "call 2");
+    assert_eq!(origin.calls(), 2);
+
+    tokio::time::advance(Duration::from_secs(20)).await;
+    let stale = send(&service, get(URI, &[("cache-control", "max-stale=30")])).await;
+    assert_eq!((stale.text(), stale.header("age")), ("call 2", Some("20")));
+    assert!(stale.header("cache-status").unwrap().contains("fwd=stale"));
+    // Served stale, the entry is refreshed in the background, once.
+    support::bounded("the background refresh", async {
+        while origin.calls() < 3 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    let refreshed = send(&service, get(URI, &[])).await;
+    assert_eq!(
+        (refreshed.text(), refreshed.header("age")),
+        ("call 3", Some("0"))
+    );
+    assert_eq!(origin.calls(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_max_stale_a_stale_stored_answer_is_not_served() {
+    let origin = counting_origin("max-age=10, stale-if-error=600");
+    let service = origin.behind(&honouring_layer());
+    send(&service, get(URI, &[])).await;
+    tokio::time::advance(Duration::from_secs(20)).await;
+
+    let got = send(&service, get(URI, &[("cache-control", "max-age=3600")])).await;
+
+    assert_eq!(got.text(), "call 2");
+    assert_eq!(origin.calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_if_cached_with_limits_takes_only_an_answer_within_them() {
+    let origin = counting_origin("max-age=60");
+    let service = origin.behind(&honouring_layer());
+    send(&service, get(URI, &[])).await;
+    tokio::time::advance(Duration::from_secs(30)).await;
+
+    let too_old = [("cache-control", "only-if-cached, max-age=10")];
+    assert_eq!(
+        send(&service, get(URI, &too_old)).await.status,
+        StatusCode::GATEWAY_TIMEOUT
+    );
+    let young_enough = [("cache-control", "only-if-cached, max-age=40")];
+    assert_eq!(
+        send(&service, get(URI, &young_enough)).await.text(),
+        "call 1"
+    );
+    assert_eq!(origin.calls(), 1);
 }

@@ -7,7 +7,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared_calls_cache::{Fetch, Lookup, Outcome, Timing};
+use shared_calls_cache::{Accepts, Fetch, Lookup, Outcome, Timing};
 use tokio::sync::oneshot;
 use tower_service::Service;
 
@@ -281,6 +281,17 @@ pub trait ServicePolicy<Req, S: Service<Req>>: Policy {
     /// Whether the request is shared, bypassed, or invalidates its key, and
     /// its context. Called once per request, before the key function.
     fn admit(&self, request: &Req) -> Admission<Self::Context>;
+
+    /// Which stored answers the request takes, when it decides that itself
+    /// rather than by their freshness (an HTTP client's `max-age`,
+    /// `min-fresh` or `max-stale`): a stored answer it does not take is
+    /// loaded anew through the key's flight, collapsed with the others; a
+    /// stale one it takes answers it while a background refresh runs.
+    /// `None` (the stored answer's freshness decides) by default.
+    fn accepts_stored(&self, context: &Self::Context) -> Option<Accepts<Self::Shared>> {
+        let _ = context;
+        None
+    }
 
     /// Whether the request may be answered only by a fresh stored answer
     /// (HTTP's `only-if-cached`): it never calls the inner service nor joins

@@ -137,13 +137,22 @@ where
         if invalidates {
             return self.bypass(request, context, Answer::bypass(), Some(key));
         }
+        let accepts = self.policy.accepts_stored(&context);
         let serves = |lookup: &Lookup<P::Shared>| {
             let answer = Answer::from_lookup(lookup, false);
-            self.policy
-                .serves(lookup.value(), &answer, Some(&request), &context)
+            let taken = accepts
+                .as_ref()
+                .is_none_or(|accepts| accepts(lookup.value(), &lookup.timing()));
+            taken
+                && self
+                    .policy
+                    .serves(lookup.value(), &answer, Some(&request), &context)
         };
         let key = match self.cache.get_accepted(&key, serves) {
             Ok(hit) => return self.hit(hit, &context),
+            // A request with its own limits on what it takes is answered by
+            // the key's flight, which loads anew what it does not take.
+            Err(_) if accepts.is_some() && !stored_only => key,
             Err(None) => key,
             // What is stored does not serve this request (another `Vary`
             // variant): its own variant's key, or the inner service alone.
@@ -169,6 +178,7 @@ where
             key,
             parked,
             context,
+            accepts,
         );
         ResponseFuture::shared(Box::pin(miss.instrument(span)))
     }
