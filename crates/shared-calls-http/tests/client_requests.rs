@@ -690,3 +690,61 @@ async fn only_if_cached_with_limits_takes_only_an_answer_within_them() {
     );
     assert_eq!(origin.calls(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_condition_is_evaluated_against_the_variant_that_serves_the_request() {
+    let origin = Origin::new(|seen, _| {
+        let (tag, body) = match seen.header("accept-language") {
+            Some("fr") => ("\"fr-1\"", "bonjour"),
+            _ => ("\"en-1\"", "hello"),
+        };
+        let headers = [
+            ("cache-control", "max-age=60"),
+            ("vary", "accept-language"),
+            ("etag", tag),
+        ];
+        respond(StatusCode::OK, &headers, body)
+    });
+    let service = origin.behind(&layer());
+    let english = |tag| get(URI, &[("accept-language", "en"), ("if-none-match", tag)]);
+    let french = |tag| get(URI, &[("accept-language", "fr"), ("if-none-match", tag)]);
+    assert_eq!(send(&service, english("\"none\"")).await.text(), "hello");
+    assert_eq!(send(&service, french("\"none\"")).await.text(), "bonjour");
+
+    assert_eq!(
+        send(&service, english("\"en-1\"")).await.status,
+        StatusCode::NOT_MODIFIED
+    );
+    assert_eq!(send(&service, french("\"en-1\"")).await.text(), "bonjour");
+    assert_eq!(
+        send(&service, french("\"fr-1\"")).await.status,
+        StatusCode::NOT_MODIFIED
+    );
+    assert_eq!(origin.calls(), 2);
+    assert!(
+        origin
+            .seen()
+            .iter()
+            .all(|seen| seen.header("if-none-match").is_none())
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_for_its_own_client_only_reaches_a_conditional_client_as_the_origin_sent_it() {
+    let origin = Origin::new(|_, _| {
+        respond(
+            StatusCode::OK,
+            &[("cache-control", "private"), ("etag", ETAG)],
+            "mine",
+        )
+    });
+    let service = origin.behind(&layer());
+
+    let got = send(&service, get(URI, &[("if-none-match", ETAG)])).await;
+
+    // The condition did not reach the origin, which answered in full; the
+    // answer is not the cache's to rewrite.
+    assert_eq!((got.status, got.text()), (StatusCode::OK, "mine"));
+    assert_unconditional(&origin.last());
+    assert_eq!(origin.calls(), 1);
+}
