@@ -18,6 +18,11 @@ use http::{HeaderMap, Request};
 
 use crate::key::{HttpKey, default_key};
 
+/// The most targets one response invalidates: RFC 9111 names one
+/// `Location` and one `Content-Location`; an origin that sends hundreds
+/// does not get hundreds of invalidations.
+const MAX_TARGETS: usize = 4;
+
 /// What an unsafe request's targets are resolved against.
 #[derive(Debug, Clone)]
 pub(crate) struct Invalidation {
@@ -56,7 +61,8 @@ impl Invalidation {
         let references = response
             .get_all(LOCATION)
             .iter()
-            .chain(response.get_all(CONTENT_LOCATION).iter());
+            .chain(response.get_all(CONTENT_LOCATION).iter())
+            .take(MAX_TARGETS);
         let mut keys: Vec<HttpKey> = Vec::new();
         for reference in references {
             let Some(path) = reference.to_str().ok().and_then(|r| self.resolve(r)) else {
