@@ -37,13 +37,13 @@
 //!    protection. Other request directives (`max-stale`, `min-fresh`,
 //!    `only-if-cached`, `max-age=N`) depend on a stored entry's age and are left
 //!    to the service: `only-if-cached` is always answered from a fresh stored
-//!    entry or with a `504`, the others only with
+//!    entry or with a `504`; the others are honoured only with
 //!    [`Rules::honour_request_freshness`].
 //!
 //! A malformed request `Cache-Control` is read leniently: malformed directives
 //! are ignored as if absent, the well-formed ones (a `no-store` next to
-//! garbage) still count. Ignoring is safe on the request side because request
-//! directives can only make this cache do *less*.
+//! garbage) still count. Ignoring is safe on the request side: an ignored
+//! directive leaves the cache answering as it would anyway.
 //!
 
 use std::fmt;
