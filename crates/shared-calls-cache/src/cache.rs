@@ -16,7 +16,7 @@ use crate::generations::{Generation, Generations, Predicate, Sweeps};
 use crate::l2::SecondTier;
 use crate::stats::{Counters, Stats};
 use crate::tier::{Capacity, MokaTier, Tier};
-use crate::{LoadError, Lookup, Outcome, Timing};
+use crate::{Accepts, LoadError, Lookup, Outcome};
 
 mod second_tier;
 
@@ -205,18 +205,52 @@ where
         F: FnOnce(Outcome) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
+        self.get_or_load_accepting(key, None, load).await
+    }
+
+    /// [`get_or_load_with_outcome`](Self::get_or_load_with_outcome) for a
+    /// caller with its own idea of which stored values it takes: with
+    /// `accepts`, a stored value it takes answers whatever its phase (a
+    /// stale one as [`Outcome::Stale`], starting a background refresh), and
+    /// one it does not take is loaded anew through the key's flight, which
+    /// replaces it. The flight's last look in the store takes only a fresh
+    /// value that `accepts` takes too.
+    pub async fn get_or_load_accepting<Q, F, Fut>(
+        &self,
+        key: &Q,
+        accepts: Option<Accepts<V>>,
+        load: F,
+    ) -> (Result<Lookup<V>, LoadError<E>>, Outcome)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: FnOnce(Outcome) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
+    {
         let now = Instant::now();
         let (result, outcome) = match self.inner.tier.get(key) {
-            Some(entry) => match (entry.phase(now), &entry.content) {
-                (Phase::Fresh, Content::HitForMiss) => self.pass(key.to_owned(), load).await,
-                (Phase::Fresh, _) => (answer(entry, Outcome::Hit, false, now), Outcome::Hit),
-                (Phase::Stale, Content::Value(_)) => {
+            Some(entry) => match (entry.phase(now), &entry.content, &accepts) {
+                (Phase::Fresh, Content::HitForMiss, _) => self.pass(key.to_owned(), load).await,
+                (phase, Content::Value(value), Some(accepts)) => {
+                    match accepts(value, &entry.timing(now)) {
+                        true if phase == Phase::Fresh => {
+                            (answer(entry, Outcome::Hit, false, now), Outcome::Hit)
+                        }
+                        true => {
+                            self.refresh_in_background(key, load);
+                            (answer(entry, Outcome::Stale, false, now), Outcome::Stale)
+                        }
+                        false => self.load_in_flight(key, Some(accepts.clone()), load).await,
+                    }
+                }
+                (Phase::Fresh, _, _) => (answer(entry, Outcome::Hit, false, now), Outcome::Hit),
+                (Phase::Stale, Content::Value(_), _) => {
                     self.refresh_in_background(key, load);
                     (answer(entry, Outcome::Stale, false, now), Outcome::Stale)
                 }
-                _ => self.load_in_flight(key, load).await,
+                _ => self.load_in_flight(key, accepts, load).await,
             },
-            None => self.load_in_flight(key, load).await,
+            None => self.load_in_flight(key, accepts, load).await,
         };
         // Errors and "not found" count under the outcome of the lookup that
         // produced them, like values.
@@ -370,6 +404,7 @@ where
     async fn load_in_flight<Q, F, Fut>(
         &self,
         key: &Q,
+        accepts: Option<Accepts<V>>,
         load: F,
     ) -> (Result<Lookup<V>, LoadError<E>>, Outcome)
     where
@@ -378,7 +413,7 @@ where
         F: FnOnce(Outcome) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
-        let call = self.join_flight(key, load);
+        let call = self.join_flight(key, accepts, load);
         let (flown, source) = match call.await {
             Ok(flown) => flown,
             Err(error) => return (Err(flight_error(error)), Outcome::Miss),
@@ -402,7 +437,12 @@ where
     }
 
     /// Leads or joins the key's flight, whose work loads with `load`.
-    fn join_flight<Q, F, Fut>(&self, key: &Q, load: F) -> Call<K, Flown<V, E>>
+    fn join_flight<Q, F, Fut>(
+        &self,
+        key: &Q,
+        accepts: Option<Accepts<V>>,
+        load: F,
+    ) -> Call<K, Flown<V, E>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
@@ -411,22 +451,34 @@ where
     {
         let owned = key.to_owned();
         let cache = self.clone();
-        self.inner
-            .flights
-            .call_with(key, move |source| cache.flight_work(owned, load, source))
+        self.inner.flights.call_with(key, move |source| {
+            cache.flight_work(owned, accepts, load, source)
+        })
     }
 
     /// The work of a flight (`source` is `Fresh`), or of a caller that stopped
-    /// waiting for one (`TimedOut`), which must not store.
-    async fn flight_work<F, Fut>(self, key: K, load: F, source: Source) -> Flown<V, E>
+    /// waiting for one (`TimedOut`), which must not store. A fresh entry
+    /// found at the last moment (that `accepts` takes) answers instead.
+    async fn flight_work<F, Fut>(
+        self,
+        key: K,
+        accepts: Option<Accepts<V>>,
+        load: F,
+        source: Source,
+    ) -> Flown<V, E>
     where
         F: FnOnce(Outcome) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
         let may_store = source == Source::Fresh;
         if may_store && let Some(entry) = self.inner.tier.get(&key) {
-            let fresh = entry.phase(Instant::now()) == Phase::Fresh;
-            if fresh && !matches!(entry.content, Content::HitForMiss) {
+            let now = Instant::now();
+            let fresh = entry.phase(now) == Phase::Fresh;
+            let accepted = match (&accepts, &entry.content) {
+                (Some(accepts), Content::Value(value)) => accepts(value, &entry.timing(now)),
+                (_, content) => !matches!(content, Content::HitForMiss),
+            };
+            if fresh && accepted {
                 return Ok(Loaded {
                     entry,
                     outcome: Outcome::Hit,
@@ -494,7 +546,7 @@ where
             return;
         }
         let counters = self.inner.counters.clone();
-        let call = self.join_flight(key, move |outcome| {
+        let call = self.join_flight(key, None, move |outcome| {
             counters.refreshes.add();
             load(outcome)
         });
@@ -602,12 +654,7 @@ fn answer<V, E>(
     stored: bool,
     now: Instant,
 ) -> Result<Lookup<V>, LoadError<E>> {
-    let timing = Timing {
-        loaded_at: entry.loaded_at,
-        fresh_until: entry.fresh_until,
-        looked_up_at: now,
-        from_second_tier: false,
-    };
+    let timing = entry.timing(now);
     match entry.content {
         Content::Value(value) => Ok(Lookup {
             value,

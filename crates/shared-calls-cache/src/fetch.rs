@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::Timing;
 use crate::builder::Config;
 
 /// A loader's result: a value (or "absent") and how it may be stored.
@@ -179,6 +180,16 @@ impl<V> Entry<V> {
             fresh_until: until,
             stale_until: until,
             error_until: until,
+        }
+    }
+
+    /// Its timing for a lookup at `now`.
+    pub(crate) fn timing(&self, now: Instant) -> Timing {
+        Timing {
+            loaded_at: self.loaded_at,
+            fresh_until: self.fresh_until,
+            looked_up_at: now,
+            from_second_tier: false,
         }
     }
 

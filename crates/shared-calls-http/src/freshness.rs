@@ -77,9 +77,10 @@
 //! cache) and `no-cache`. They are capped at [`Rules::max_ttl`] too.
 //!
 //! Not implemented, and safe to leave out: `must-understand` (§5.2.2.3: a
-//! cache that ignores it still honours `no-store`), storing `206` (§3.3;
-//! a `206` goes to its own client only), invalidation by unsafe methods
-//! (§4.4, the service's business).
+//! cache that ignores it still honours `no-store`) and storing `206` (§3.3;
+//! a `206` goes to its own client only). Invalidation by unsafe methods
+//! (§4.4) is the service's business: a success invalidates the request's
+//! key and its same-origin `Location` / `Content-Location` targets.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -153,6 +154,7 @@ pub struct Rules {
     store_set_cookie: bool,
     pub(crate) keyed_credentials: KeyedCredentials,
     pub(crate) honour_request_no_cache: bool,
+    pub(crate) honour_request_freshness: bool,
 }
 
 impl Default for Rules {
@@ -170,6 +172,7 @@ impl Default for Rules {
             store_set_cookie: false,
             keyed_credentials: KeyedCredentials::default(),
             honour_request_no_cache: false,
+            honour_request_freshness: false,
         }
     }
 }
@@ -177,8 +180,8 @@ impl Default for Rules {
 impl Rules {
     /// The defaults: `200, 203, 204, 300, 301, 308, 404, 410` stored for
     /// 60 s without explicit freshness, TTLs clamped to `[0, 24 h]`, no
-    /// `Set-Cookie` stored, credentials not in the key, request `no-cache`
-    /// ignored.
+    /// `Set-Cookie` stored, credentials not in the key, request `no-cache`,
+    /// `max-age`, `min-fresh` and `max-stale` ignored.
     pub fn new() -> Self {
         Self::default()
     }
@@ -291,6 +294,23 @@ impl Rules {
     #[must_use]
     pub fn honour_request_no_cache(mut self, honour: bool) -> Self {
         self.honour_request_no_cache = honour;
+        self
+    }
+
+    /// Whether a client's request `max-age`, `min-fresh` and `max-stale`
+    /// (RFC 9111 §5.2.1.1–3) decide which stored answers it takes, default
+    /// `false` (ignored).
+    ///
+    /// When `true`, a stored answer older than the request's `max-age`, or
+    /// fresh for less than its `min-fresh`, is not served: the request goes
+    /// to the key's flight, collapsed with the others, and its answer
+    /// replaces the stored one. A stale stored answer the cache still holds
+    /// is served when `max-stale` allows it (a background refresh starts),
+    /// and only then. Off by default because it lets any client force a
+    /// backend call.
+    #[must_use]
+    pub fn honour_request_freshness(mut self, honour: bool) -> Self {
+        self.honour_request_freshness = honour;
         self
     }
 

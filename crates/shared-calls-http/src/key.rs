@@ -144,7 +144,9 @@ static ROUTING_HEADERS: [HeaderName; 3] = [
 ///
 /// The method is not part of it: only `GET` and `HEAD` are shared, and they
 /// share one entry (a `HEAD` is answered from the `GET`); an unsafe method
-/// that succeeds invalidates the key of its target. `Authorization` and
+/// that succeeds invalidates the key of its target, and of the same-origin
+/// `Location` and `Content-Location` of its answer, keyed alike (the same
+/// scheme, authority and keyed headers). `Authorization` and
 /// `Cookie` are not keyed: requests carrying them bypass the cache unless
 /// your key includes them and says so
 /// ([`Rules::credentials_in_key`](crate::freshness::Rules::credentials_in_key)).

@@ -4,7 +4,8 @@
 //! answers are kept per RFC 9111's rules for a shared cache.
 //!
 //! - [`HttpPolicy`]: admission ([`admission`]: only `GET`/`HEAD`; no
-//!   credentials, ranges or conditionals unless keyed), storability and
+//!   credentials unless keyed, no ranges, no preconditions meant for the
+//!   origin such as `If-Match`), storability and
 //!   freshness ([`freshness`], [`cache_control`]), body buffering up to a
 //!   limit with trailers ([`body`]), and what every answer says about itself.
 //! - [`default_key`]: scheme, authority, path and query.
@@ -25,6 +26,27 @@
 //! | hit-for-miss | `shared-calls; fwd=miss; detail=hit-for-miss` | `MISS` |
 //! | lock timeout | `shared-calls; fwd=miss; detail=lock-timeout` | `MISS` |
 //! | bypass | `shared-calls; fwd=bypass; detail=method` | `BYPASS` |
+//! | `only-if-cached`, nothing fresh stored (a `504`) | `shared-calls; detail=only-if-cached` | `MISS` |
+//!
+//! A client's own `If-None-Match` or `If-Modified-Since` is answered by the
+//! cache (RFC 9111 §4.3.2): the answer it gives (a hit, a collapsed answer,
+//! or the leader's own, once its head is in) becomes a `304` with `ETag`,
+//! `Cache-Control`, `Date`, `Expires`, `Vary`, `Content-Location` (and
+//! `Last-Modified` without an `ETag`), `Age` and `Cache-Status` when it is a
+//! `2xx` that satisfies them (`If-None-Match` first, compared weakly, `*`
+//! matching any), and is sent whole otherwise. The conditions never reach
+//! the inner service on a call that others may share: it always fetches the
+//! full answer. An answer meant for its own client only goes to it as the
+//! origin sent it. A request with `Cache-Control: only-if-cached` never
+//! calls the inner service: it gets a fresh stored answer or a `504`. A
+//! client's `max-age`, `min-fresh` and `max-stale` are ignored unless
+//! [`Rules::honour_request_freshness`](freshness::Rules::honour_request_freshness)
+//! says otherwise.
+//!
+//! An unsafe request (`POST`, `PUT`, `DELETE`, ...) that succeeds (`2xx`,
+//! `3xx`) invalidates its target's stored answer and those of the
+//! `Location` and `Content-Location` of its answer that share its origin,
+//! resolved against its URI (RFC 9111 §4.4); another origin's, never.
 //!
 //! A miss streams: the leader's head goes to its client as soon as the inner
 //! service answers (its `Cache-Status` then says `fwd=miss` alone, since
@@ -52,14 +74,17 @@
 pub mod admission;
 pub mod body;
 pub mod cache_control;
+mod conditional;
 mod framing;
 pub mod freshness;
 mod grpc;
+mod invalidation;
 mod key;
 mod l2;
 mod miss;
 mod owned;
 mod policy;
+mod request_freshness;
 mod respond;
 mod shared;
 mod status;

@@ -58,7 +58,7 @@ where
         true => Some(own),
         false => {
             let answer = leader.answer();
-            drop(leader.send(policy.leader_response(own, &answer, &context.method)));
+            drop(leader.send(policy.leader_response(own, &answer, context)));
             None
         }
     };

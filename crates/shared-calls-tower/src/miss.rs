@@ -5,7 +5,7 @@ use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 
-use shared_calls_cache::{Fetch, LoadError, Outcome};
+use shared_calls_cache::{Accepts, Fetch, LoadError, Outcome};
 use tokio::sync::oneshot;
 use tower_service::Service;
 
@@ -69,6 +69,7 @@ pub(crate) async fn run<Req, S, P>(
     key: P::Key,
     parked: Parked<S, Req>,
     context: P::Context,
+    accepts: Option<Accepts<P::Shared>>,
 ) -> Result<P::Response, P::Error>
 where
     Req: Send + 'static,
@@ -79,7 +80,8 @@ where
     P: ServicePolicy<Req, S>,
     P::Response: Send + 'static,
 {
-    let (own, shared) = match flight(&cache, &policy, &key, parked, &context).await {
+    let accepts = accepts.as_ref();
+    let (own, shared) = match flight(&cache, &policy, &key, parked, &context, accepts).await {
         Flown::Answered(result) => return result,
         Flown::NotServed(own, shared) => (own, shared),
     };
@@ -87,7 +89,7 @@ where
     let own = match policy.variant_key(&key, &shared, &own.request) {
         Some(variant) if variant != key => {
             let parked = Parked::new(own.service, own.request);
-            match flight(&cache, &policy, &variant, parked, &context).await {
+            match flight(&cache, &policy, &variant, parked, &context, accepts).await {
                 Flown::Answered(result) => return result,
                 Flown::NotServed(own, _) => own,
             }
@@ -115,6 +117,7 @@ async fn flight<Req, S, P>(
     key: &P::Key,
     parked: Parked<S, Req>,
     context: &P::Context,
+    accepts: Option<&Accepts<P::Shared>>,
 ) -> Flown<S, Req, P, Result<P::Response, P::Error>>
 where
     Req: Send + 'static,
@@ -127,7 +130,7 @@ where
 {
     let (leader, early) = Leader::channel();
     let load = own_load(parked.clone(), policy.clone(), context.clone(), leader);
-    let lookup = cache.get_or_load_with_outcome(key, load);
+    let lookup = cache.get_or_load_accepting(key, accepts.cloned(), load);
     let ((result, outcome), early) = match first(lookup, early).await {
         First::Early((response, outcome)) => {
             tracing::Span::current().record("outcome", outcome.as_str());

@@ -86,8 +86,9 @@ impl Origin {
         }
     }
 
-    /// Answers `delay` after each request arrives (the request is recorded
-    /// at once), so that concurrent requests wait for one call.
+    /// The same origin, answering `delay` after it receives a request (on
+    /// tokio's clock: with paused time, requests sent together all reach
+    /// the layer before the first answer comes back).
     pub(crate) fn delayed(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
