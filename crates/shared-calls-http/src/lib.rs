@@ -55,6 +55,7 @@ pub mod cache_control;
 mod framing;
 pub mod freshness;
 mod grpc;
+mod invalidate;
 mod key;
 mod l2;
 mod miss;
@@ -67,6 +68,7 @@ mod tee;
 
 pub use body::SharedBody;
 pub use grpc::{BufferRequest, BufferRequestLayer, BufferedRequest, grpc_key};
+pub use invalidate::HttpCacheExt;
 pub use key::{HttpKey, KeyBuilder, MAX_KEY_LEN, default_key};
 pub use l2::HttpCodec;
 pub use policy::{HttpContext, HttpPolicy};
@@ -80,5 +82,6 @@ pub type SharedCallsLayer<F> = shared_calls_tower::SharedCallsLayer<F, HttpPolic
 pub type SharedCalls<S, F> = shared_calls_tower::SharedCalls<S, F, HttpPolicy>;
 
 /// The cache of the HTTP layer: hand one to several layers with
-/// `.cache(handle)`, and invalidate through it after writes.
+/// `.cache(handle)`, and invalidate through it after writes (by path or
+/// request with [`HttpCacheExt`], by exact key with `invalidate`).
 pub type HttpCache = shared_calls_tower::PolicyCache<HttpPolicy>;
