@@ -340,6 +340,17 @@ where
         self.inner.flights.forget_if(|key| predicate(key));
     }
 
+    /// Counts a lookup that was counted as `counted` as `received` instead
+    /// ([`Outcome::Bypass`]: as nothing), so that [`stats`](Self::stats)
+    /// count what callers received. For a layer whose caller did not take
+    /// what its lookup brought (an HTTP answer for another `Vary` variant)
+    /// and was answered otherwise: by another lookup, counted by itself
+    /// (`received` is `Bypass`), or by a call of its own (`Miss`).
+    pub fn recount(&self, counted: Outcome, received: Outcome) {
+        self.inner.counters.unrecord(counted);
+        self.inner.counters.record(received);
+    }
+
     /// A snapshot of the counters and sizes. Sizes are eventually consistent;
     /// [`run_pending_tasks`](Self::run_pending_tasks) settles them.
     pub fn stats(&self) -> Stats {

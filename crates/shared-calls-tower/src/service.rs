@@ -146,7 +146,10 @@ where
                     Ok(hit) => return self.hit(hit, &context),
                     Err(_) => variant,
                 },
-                None => return self.bypass(request, context, Answer::of(Outcome::Miss), None),
+                None => {
+                    self.cache.recount(Outcome::Bypass, Outcome::Miss);
+                    return self.bypass(request, context, Answer::of(Outcome::Miss), None);
+                }
             },
         };
         let mut context = context;
