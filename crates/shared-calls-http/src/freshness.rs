@@ -266,11 +266,17 @@ impl Rules {
     /// are all keyed is collapsed and may be stored, still subject to the
     /// `Authorization` rule of RFC 9111 §3.5.
     ///
+    /// This says what the key function does; it does not change the key:
+    /// name the same header in the key, with
+    /// [`KeyBuilder::header`](crate::KeyBuilder::header).
+    ///
     /// ```
     /// use shared_calls_http::freshness::{Credential, Rules};
+    /// use shared_calls_http::KeyBuilder;
     ///
+    /// let key = KeyBuilder::new().header("authorization");
     /// let rules = Rules::new().credentials_in_key([Credential::Authorization]);
-    /// # let _ = rules;
+    /// # let _ = (key, rules);
     /// ```
     #[must_use]
     pub fn credentials_in_key(mut self, keyed: impl IntoIterator<Item = Credential>) -> Self {

@@ -26,6 +26,11 @@
 //! | lock timeout | `shared-calls; fwd=miss; detail=lock-timeout` | `MISS` |
 //! | bypass | `shared-calls; fwd=bypass; detail=method` | `BYPASS` |
 //!
+//! `ttl` is how long the stored answer stays fresh, in whole seconds rounded
+//! down, as it was stored: spread by the layer's `jitter` (5 % by default;
+//! a lifetime the origin stated is only ever shortened), so an answer with
+//! `max-age=60` may say `ttl=57`.
+//!
 //! A miss streams: the leader's head goes to its client as soon as the inner
 //! service answers (its `Cache-Status` then says `fwd=miss` alone, since
 //! whether it will be stored is not known yet), and its body is buffered
