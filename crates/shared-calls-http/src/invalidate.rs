@@ -26,7 +26,9 @@ use crate::key::HttpKey;
 /// # }
 /// ```
 ///
-/// These act on this instance's cache only; with a fleet's second tier,
+/// Both walk every stored entry, as [`HttpCache::invalidate_if`] does, so
+/// their cost grows with the cache's size. They act on this
+/// instance's cache only; with a fleet's second tier,
 /// [`HttpCache::invalidate`] of each exact key reaches every instance.
 pub trait HttpCacheExt {
     /// Removes every stored answer of `path` (a path alone, `/users/7`, no
