@@ -100,8 +100,9 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 /// # Defaults
 ///
 /// At most [`DEFAULT_MAX_BYTES`] (256 MiB) held, 60 s TTL with 5 % jitter,
-/// a negative TTL of [`DEFAULT_NEGATIVE_TTL`] (10 s, or the TTL if shorter), TTLs clamped to 24 h, no stale windows, 10 s
-/// hit-for-miss, a [`DEFAULT_LOCK_TIMEOUT`] of 5 s, abandoned loads finished.
+/// a negative TTL of [`DEFAULT_NEGATIVE_TTL`] (10 s, or the TTL if shorter),
+/// TTLs clamped to 24 h, no stale windows, 10 s hit-for-miss, a
+/// [`DEFAULT_LOCK_TIMEOUT`] of 5 s, abandoned loads finished.
 ///
 /// Every window (TTLs and their bounds, stale windows, hit-for-miss, the lock
 /// timeout) longer than 2^31 seconds (about 68 years, `Duration::MAX`

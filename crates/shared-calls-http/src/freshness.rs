@@ -179,11 +179,10 @@ fn statuses(codes: &[u16], ttl: StatusTtl) -> impl Iterator<Item = (StatusCode, 
 }
 
 impl Rules {
-    /// The defaults: `200, 203, 204, 300, 301, 308` stored for the layer's
-    /// `ttl` and `404, 410` for its `negative_ttl` without explicit
-    /// freshness, TTLs clamped to `[0, 24 h]`, no
-    /// `Set-Cookie` stored, credentials not in the key, request `no-cache`
-    /// ignored.
+    /// The defaults: without explicit freshness, `200, 203, 204, 300, 301,
+    /// 308` stored for the layer's `ttl` and `404, 410` for its
+    /// `negative_ttl`; TTLs clamped to `[0, 24 h]`, no `Set-Cookie` stored,
+    /// credentials not in the key, request `no-cache` ignored.
     pub fn new() -> Self {
         Self::default()
     }
