@@ -16,14 +16,14 @@ use crate::key::HttpKey;
 /// ([`HttpKey::path`], [`HttpKey::authority`], ...).
 ///
 /// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use http::Request;
 /// use shared_calls_http::{HttpCacheExt, SharedCallsLayer, default_key};
 ///
-/// let layer = SharedCallsLayer::new(default_key);
+/// let layer = SharedCallsLayer::new(|request: &Request<String>| default_key(request));
 /// let cache = layer.cache_handle();
 /// // After a write to user 7, wherever its answers were stored:
 /// cache.invalidate_path("/users/7");
-/// # }
+/// cache.invalidate_request(&Request::get("/users/7?tab=orders").body(()).unwrap());
 /// ```
 ///
 /// Both walk every stored entry, as [`HttpCache::invalidate_if`] does, so

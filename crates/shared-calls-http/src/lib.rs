@@ -3,6 +3,13 @@
 //! concurrent identical requests reach the backend once, while fresh
 //! answers are kept per RFC 9111's rules for a shared cache.
 //!
+//! In front of a whole `Router`, every route is cached: answers that set no
+//! freshness (a health page, say) are kept for the layer's `ttl`, and `404`
+//! and `410` for its `negative_ttl` (10 s, or `ttl` if shorter).
+//! [`Rules::explicit_freshness_only`](freshness::Rules::explicit_freshness_only)
+//! stores only the answers that say `max-age`, `s-maxage` or `Expires`;
+//! axum's `route_layer` caches chosen routes only.
+//!
 //! - [`HttpPolicy`]: admission ([`admission`]: only `GET`/`HEAD`; no
 //!   credentials, ranges or conditionals unless keyed), storability and
 //!   freshness ([`freshness`], [`cache_control`]), body buffering up to a
