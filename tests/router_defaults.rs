@@ -3,8 +3,8 @@
 //! for the shorter negative TTL; with `explicit_freshness_only`, only the
 //! answers that say how long they stay fresh.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod support;
+
 use std::time::Duration;
 
 use axum::Router;
@@ -19,6 +19,8 @@ use shared_calls::http::freshness::Rules;
 use shared_calls::{Outcome, SharedCallsLayer, default_key};
 use tower::ServiceExt;
 
+use support::Counter;
+
 /// The layer with the default key, as a type a test can name.
 type Layer = SharedCallsLayer<fn(&Request<Body>) -> Option<HttpKey>>;
 
@@ -28,32 +30,24 @@ fn layer() -> Layer {
 
 #[derive(Clone, Debug, Default)]
 struct Calls {
-    health: Arc<AtomicUsize>,
-    products: Arc<AtomicUsize>,
-    missing: Arc<AtomicUsize>,
-}
-
-fn count(counter: &AtomicUsize) -> usize {
-    counter.fetch_add(1, Ordering::SeqCst) + 1
-}
-
-fn calls_of(counter: &AtomicUsize) -> usize {
-    counter.load(Ordering::SeqCst)
+    health: Counter,
+    products: Counter,
+    missing: Counter,
 }
 
 async fn health(State(calls): State<Calls>) -> String {
-    format!("ok #{}", count(&calls.health))
+    format!("ok #{}", calls.health.hit())
 }
 
 async fn product(State(calls): State<Calls>) -> impl IntoResponse {
-    count(&calls.products);
+    calls.products.hit();
     ([(CACHE_CONTROL, "max-age=60")], "a product")
 }
 
 async fn not_found(State(calls): State<Calls>) -> impl IntoResponse {
     (
         StatusCode::NOT_FOUND,
-        format!("no such page #{}", count(&calls.missing)),
+        format!("no such page #{}", calls.missing.hit()),
     )
 }
 
@@ -114,7 +108,7 @@ async fn by_default_a_whole_router_stores_the_health_page_and_404s_briefly() {
     assert_eq!((status, outcome), (StatusCode::NOT_FOUND, Outcome::Miss));
     assert!((9..=11).contains(&ttl_of(&cache_status)), "{cache_status}");
     assert_eq!(get_page(&app, "/nowhere").await.1, Outcome::Hit);
-    assert_eq!(calls_of(&calls.missing), 1);
+    assert_eq!(calls.missing.get(), 1);
 
     tokio::time::advance(Duration::from_secs(12)).await;
     let (status, outcome, _, body) = get_page(&app, "/nowhere").await;
@@ -125,7 +119,7 @@ async fn by_default_a_whole_router_stores_the_health_page_and_404s_briefly() {
         Outcome::Hit,
         "still within 60 s"
     );
-    assert_eq!((calls_of(&calls.health), calls_of(&calls.missing)), (1, 2));
+    assert_eq!((calls.health.get(), calls.missing.get()), (1, 2));
 }
 
 #[tokio::test(start_paused = true)]
@@ -136,7 +130,7 @@ async fn a_404_is_never_kept_longer_than_a_shorter_layer_ttl() {
     assert!(ttl_of(&cache_status) <= 2, "{cache_status}");
     tokio::time::advance(Duration::from_secs(3)).await;
     assert_eq!(get_page(&app, "/nowhere").await.1, Outcome::Miss);
-    assert_eq!(calls_of(&calls.missing), 2);
+    assert_eq!(calls.missing.get(), 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -154,7 +148,7 @@ async fn with_explicit_freshness_only_a_whole_router_stores_only_what_says_max_a
     let (_, outcome, _, body) = get_page(&app, "/health").await;
     assert_eq!((outcome, body.as_str()), (Outcome::Pass, "ok #4"));
 
-    assert_eq!(calls_of(&calls.products), 1, "max-age=60: stored");
-    assert_eq!(calls_of(&calls.health), 4, "no freshness: never stored");
-    assert_eq!(calls_of(&calls.missing), 3, "no freshness: never stored");
+    assert_eq!(calls.products.get(), 1, "max-age=60: stored");
+    assert_eq!(calls.health.get(), 4, "no freshness: never stored");
+    assert_eq!(calls.missing.get(), 3, "no freshness: never stored");
 }
