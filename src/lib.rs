@@ -24,4 +24,4 @@ pub use shared_calls_tower as tower;
 
 pub use shared_calls_cache::Outcome;
 #[cfg(feature = "http")]
-pub use shared_calls_http::{HttpCache, HttpPolicy, SharedCallsLayer, default_key};
+pub use shared_calls_http::{HttpCache, HttpCacheExt, HttpPolicy, SharedCallsLayer, default_key};

@@ -94,6 +94,54 @@ struct Loaded<V> {
 ///
 /// A loader that panics gives every waiter [`LoadError::Panicked`]; nothing
 /// is stored and the key loads anew on the next call.
+///
+/// # Errors that are not `Clone`
+///
+/// A failed load's error reaches every caller that waited for it, so `E`
+/// is cloned once per waiter. A driver's error is rarely `Clone`: make the
+/// cache's error an `Arc` of it, and every waiter shares the one error.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use shared_calls_cache::{Cache, Fetch, LoadError};
+/// use std::sync::Arc;
+///
+/// #[derive(Debug)] // not `Clone`, like most drivers' errors
+/// struct DriverError(std::io::Error);
+///
+/// struct Users {
+///     cache: Cache<u64, String, Arc<DriverError>>,
+///     pool: Arc<str>, // a connection pool, cheap to clone
+/// }
+///
+/// impl Users {
+///     async fn name(&self, id: u64) -> Result<String, LoadError<Arc<DriverError>>> {
+///         // The loader may outlive this call: it takes clones, not `&self`.
+///         let pool = self.pool.clone();
+///         let load = move || async move {
+///             let row: Result<String, DriverError> =
+///                 Err(DriverError(std::io::Error::other(format!("{pool}: down"))));
+///             row.map(Fetch::value).map_err(Arc::new)
+///         };
+///         Ok(self.cache.get_or_load(&id, load).await?.into_value())
+///     }
+/// }
+///
+/// let users = Users { cache: Cache::builder().build(), pool: "db".into() };
+/// match users.name(7).await {
+///     Err(LoadError::Load(error)) => assert_eq!(error.0.to_string(), "db: down"),
+///     other => panic!("{other:?}"),
+/// }
+/// # }
+/// ```
+///
+/// # Why the loader is `'static`
+///
+/// A load belongs to no single caller: when the caller that started it is
+/// cancelled (a client disconnects, a timeout fires), the load goes on for
+/// the callers waiting for it, and by default to fill the cache when none
+/// is left ([Cancellation](#cancellation)). So it cannot borrow from its
+/// caller: move clones of what it needs (an `Arc`, a pool handle) into it.
 pub struct Cache<K, V, E = Infallible> {
     inner: Arc<Inner<K, V, E>>,
 }
@@ -372,6 +420,17 @@ where
             .tier
             .invalidate_if(Box::new(move |key| matches(key)));
         self.inner.flights.forget_if(|key| predicate(key));
+    }
+
+    /// Counts a lookup that was counted as `counted` as `received` instead
+    /// ([`Outcome::Bypass`]: as nothing), so that [`stats`](Self::stats)
+    /// count what callers received. For a layer whose caller did not take
+    /// what its lookup brought (an HTTP answer for another `Vary` variant)
+    /// and was answered otherwise: by another lookup, counted by itself
+    /// (`received` is `Bypass`), or by a call of its own (`Miss`).
+    pub fn recount(&self, counted: Outcome, received: Outcome) {
+        self.inner.counters.unrecord(counted);
+        self.inner.counters.record(received);
     }
 
     /// A snapshot of the counters and sizes. Sizes are eventually consistent;

@@ -27,6 +27,9 @@ pub struct Fetch<V> {
     /// Whether `ttl` is a lifetime the source stated, which jitter may
     /// shorten but never stretch.
     pub(crate) ttl_is_explicit: bool,
+    /// A value that says "not found": without a `ttl`, kept for the
+    /// negative TTL.
+    pub(crate) negative: bool,
     pub(crate) stale_while_revalidate: Option<Duration>,
     pub(crate) stale_if_error: Option<Duration>,
 }
@@ -39,6 +42,7 @@ impl<V> Fetch<V> {
             store: true,
             ttl: None,
             ttl_is_explicit: false,
+            negative: false,
             stale_while_revalidate: None,
             stale_if_error: None,
         }
@@ -52,8 +56,21 @@ impl<V> Fetch<V> {
             store: true,
             ttl: None,
             ttl_is_explicit: false,
+            negative: false,
             stale_while_revalidate: None,
             stale_if_error: None,
+        }
+    }
+
+    /// A value that says its key has nothing (an HTTP `404` page): callers
+    /// receive it like any value, and unless [`ttl`](Self::ttl) says
+    /// otherwise it stays fresh for the cache's
+    /// [negative TTL](crate::CacheBuilder::negative_ttl), not its default
+    /// TTL.
+    pub fn negative(value: V) -> Self {
+        Self {
+            negative: true,
+            ..Self::value(value)
         }
     }
 
@@ -153,7 +170,8 @@ impl<V> Entry<V> {
     pub(crate) fn new(fetch: &Fetch<V>, value: Content<V>, config: &Config, now: Instant) -> Self {
         let ttl = match (&fetch.ttl, &value) {
             (Some(ttl), _) => *ttl,
-            (None, Content::Absent) => config.negative_ttl,
+            (None, Content::Absent) => config.negative_ttl(),
+            (None, _) if fetch.negative => config.negative_ttl(),
             (None, _) => config.default_ttl,
         };
         let clamped = window(ttl.clamp(config.min_ttl, config.max_ttl));

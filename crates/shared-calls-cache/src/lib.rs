@@ -50,7 +50,7 @@ mod outcome;
 mod stats;
 mod tier;
 
-pub use builder::{CacheBuilder, DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_BYTES};
+pub use builder::{CacheBuilder, DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_NEGATIVE_TTL};
 pub use cache::Cache;
 pub use fetch::Fetch;
 pub use l2::L2Stats;

@@ -115,15 +115,27 @@ pub(crate) struct KeyedCredentials {
     pub(crate) cookie: bool,
 }
 
-/// The statuses stored without explicit freshness, at [`Rules::default_ttl`],
+/// The statuses stored without explicit freshness, for the layer's `ttl`,
 /// unless configured otherwise. The heuristically cacheable statuses of
-/// RFC 9110 §15.1, less `206` (partial), `405`, `414` and `501`.
-const DEFAULT_STATUSES: [u16; 8] = [200, 203, 204, 300, 301, 308, 404, 410];
+/// RFC 9110 §15.1, less `206` (partial), `405`, `414` and `501`, and the
+/// negative ones.
+const DEFAULT_STATUSES: [u16; 6] = [200, 203, 204, 300, 301, 308];
+
+/// The negative statuses stored without explicit freshness, for the layer's
+/// `negative_ttl`.
+const NEGATIVE_STATUSES: [u16; 2] = [404, 410];
+
+/// The layer's default `ttl` and `negative_ttl`, with which [`storability`]
+/// reports the statuses left to them.
+const LAYER_TTL: Duration = Duration::from_secs(60);
+const LAYER_NEGATIVE_TTL: Duration = shared_calls_cache::DEFAULT_NEGATIVE_TTL;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum StatusTtl {
-    /// Follows [`Rules::default_ttl`].
+    /// Follows the layer's `ttl`.
     Default,
+    /// Follows the layer's `negative_ttl`.
+    Negative,
     Fixed(Duration),
 }
 
@@ -135,20 +147,19 @@ enum StatusTtl {
 /// use shared_calls_http::freshness::Rules;
 ///
 /// let rules = Rules::default()
-///     .default_ttl(Duration::from_secs(30))
 ///     .status_ttl(StatusCode::NOT_FOUND, Duration::from_secs(5))
 ///     .max_ttl(Duration::from_secs(3600));
-/// assert_eq!(rules.heuristic_ttl(StatusCode::OK), Some(Duration::from_secs(30)));
+/// assert_eq!(rules.heuristic_ttl(StatusCode::OK), Some(Duration::from_secs(60)));
 /// assert_eq!(rules.heuristic_ttl(StatusCode::NOT_FOUND), Some(Duration::from_secs(5)));
 /// assert_eq!(rules.heuristic_ttl(StatusCode::FOUND), None);
+///
+/// let explicit_only = Rules::default().explicit_freshness_only(true);
+/// assert_eq!(explicit_only.heuristic_ttl(StatusCode::OK), None);
 /// ```
 #[derive(Clone, Debug)]
 pub struct Rules {
     status_ttls: Vec<(StatusCode, StatusTtl)>,
-    default_ttl: Duration,
-    /// Whether [`Rules::default_ttl`] was called: otherwise the HTTP policy
-    /// leaves the TTL of responses without explicit freshness to the cache.
-    default_ttl_set: bool,
+    explicit_freshness_only: bool,
     min_ttl: Duration,
     max_ttl: Duration,
     store_set_cookie: bool,
@@ -160,13 +171,10 @@ pub struct Rules {
 impl Default for Rules {
     fn default() -> Self {
         Self {
-            status_ttls: DEFAULT_STATUSES
-                .iter()
-                .filter_map(|&code| StatusCode::from_u16(code).ok())
-                .map(|status| (status, StatusTtl::Default))
+            status_ttls: statuses(&DEFAULT_STATUSES, StatusTtl::Default)
+                .chain(statuses(&NEGATIVE_STATUSES, StatusTtl::Negative))
                 .collect(),
-            default_ttl: Duration::from_secs(60),
-            default_ttl_set: false,
+            explicit_freshness_only: false,
             min_ttl: Duration::ZERO,
             max_ttl: Duration::from_secs(24 * 60 * 60),
             store_set_cookie: false,
@@ -177,11 +185,21 @@ impl Default for Rules {
     }
 }
 
+/// Each of `codes` with `ttl`.
+fn statuses(codes: &[u16], ttl: StatusTtl) -> impl Iterator<Item = (StatusCode, StatusTtl)> + '_ {
+    codes
+        .iter()
+        .filter_map(|&code| StatusCode::from_u16(code).ok())
+        .map(move |status| (status, ttl))
+}
+
 impl Rules {
-    /// The defaults: `200, 203, 204, 300, 301, 308, 404, 410` stored for
-    /// 60 s without explicit freshness, TTLs clamped to `[0, 24 h]`, no
-    /// `Set-Cookie` stored, credentials not in the key, request `no-cache`,
-    /// `max-age`, `min-fresh` and `max-stale` ignored.
+    /// The defaults: without explicit freshness, `200, 203, 204, 300, 301,
+    /// 308` stored for 10 % of the time since their `Last-Modified`, or
+    /// without one for the layer's `ttl`, and `404, 410` for its
+    /// `negative_ttl`; TTLs clamped to `[0, 24 h]`, no `Set-Cookie` stored,
+    /// credentials not in the key, request `no-cache`, `max-age`, `min-fresh`
+    /// and `max-stale` ignored.
     pub fn new() -> Self {
         Self::default()
     }
@@ -214,19 +232,14 @@ impl Rules {
         self
     }
 
-    /// The TTL of the default statuses (`200, 203, 204, 300, 301, 308, 404,
-    /// 410`) that were not given their own with
-    /// [`status_ttl`](Self::status_ttl). Default 60 s.
-    ///
-    /// A response with a `Last-Modified` gets 10 % of the time since then
-    /// instead (RFC 9111 §4.2.2), within [`min_ttl`](Self::min_ttl) and
-    /// [`max_ttl`](Self::max_ttl). Without one, unless this is called, the
-    /// HTTP policy stores such responses for the cache's own TTL (the
-    /// layer's `ttl`, itself 60 s by default).
+    /// Stores only responses that state their freshness (`s-maxage`,
+    /// `max-age`, `Expires`), when `true`: nothing is stored for a status's
+    /// TTL or a heuristic. Off by default. For a layer on a whole `Router`,
+    /// where health pages, error pages and per-request answers that set no
+    /// freshness would otherwise be kept for the layer's `ttl`.
     #[must_use]
-    pub fn default_ttl(mut self, ttl: Duration) -> Self {
-        self.default_ttl = ttl;
-        self.default_ttl_set = true;
+    pub fn explicit_freshness_only(mut self, only: bool) -> Self {
+        self.explicit_freshness_only = only;
         self
     }
 
@@ -270,11 +283,17 @@ impl Rules {
     /// are all keyed is collapsed and may be stored, still subject to the
     /// `Authorization` rule of RFC 9111 §3.5.
     ///
+    /// This says what the key function does; it does not change the key:
+    /// name the same header in the key, with
+    /// [`KeyBuilder::header`](crate::KeyBuilder::header).
+    ///
     /// ```
     /// use shared_calls_http::freshness::{Credential, Rules};
+    /// use shared_calls_http::KeyBuilder;
     ///
+    /// let key = KeyBuilder::new().header("authorization");
     /// let rules = Rules::new().credentials_in_key([Credential::Authorization]);
-    /// # let _ = rules;
+    /// # let _ = (key, rules);
     /// ```
     #[must_use]
     pub fn credentials_in_key(mut self, keyed: impl IntoIterator<Item = Credential>) -> Self {
@@ -316,28 +335,25 @@ impl Rules {
 
     /// The TTL for a response of `status` without explicit freshness, before
     /// the [`min_ttl`](Self::min_ttl)/[`max_ttl`](Self::max_ttl) clamp;
-    /// `None` if such responses are not stored.
+    /// `None` if such responses are not stored. The statuses left to the
+    /// layer report its default `ttl` (60 s) and `negative_ttl` (10 s); the
+    /// layer stores them for its own settings.
     pub fn heuristic_ttl(&self, status: StatusCode) -> Option<Duration> {
-        self.status_ttls
-            .iter()
-            .find(|(s, _)| *s == status)
-            .map(|(_, ttl)| match ttl {
-                StatusTtl::Default => self.default_ttl,
-                StatusTtl::Fixed(ttl) => *ttl,
-            })
+        self.status_ttl_of(status).map(|ttl| match ttl {
+            StatusTtl::Default => LAYER_TTL,
+            StatusTtl::Negative => LAYER_NEGATIVE_TTL,
+            StatusTtl::Fixed(ttl) => ttl,
+        })
     }
 
-    /// Whether the heuristic TTL of `status` was configured here
-    /// ([`status_ttl`](Self::status_ttl) or [`default_ttl`](Self::default_ttl))
-    /// rather than left to the defaults.
-    pub(crate) fn heuristic_ttl_configured(&self, status: StatusCode) -> bool {
+    fn status_ttl_of(&self, status: StatusCode) -> Option<StatusTtl> {
+        if self.explicit_freshness_only {
+            return None;
+        }
         self.status_ttls
             .iter()
             .find(|(s, _)| *s == status)
-            .is_some_and(|(_, ttl)| match ttl {
-                StatusTtl::Default => self.default_ttl_set,
-                StatusTtl::Fixed(_) => true,
-            })
+            .map(|(_, ttl)| *ttl)
     }
 
     fn set_status(&mut self, status: StatusCode, ttl: StatusTtl) {
@@ -571,6 +587,9 @@ pub(crate) fn analyze(
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Says {
     pub(crate) ttl: bool,
+    /// Without a TTL of its own, a negative answer: kept for the layer's
+    /// `negative_ttl` rather than its `ttl`.
+    pub(crate) negative: bool,
     /// The origin stated the lifetime (`s-maxage`, `max-age`, `Expires`),
     /// rather than the rules' heuristics: jitter may only shorten it.
     pub(crate) ttl_is_explicit: bool,
@@ -586,10 +605,12 @@ impl Says {
             || response.headers.contains_key(EXPIRES);
         // RFC 9111 §4.2.4: these forbid serving stale whatever the cache's settings.
         let no_stale = forbids_stale(cc);
-        let heuristic = rules.heuristic_ttl_configured(response.status)
+        let status_ttl = rules.status_ttl_of(response.status);
+        let heuristic = matches!(status_ttl, Some(StatusTtl::Fixed(_)))
             || last_modified_heuristic(rules, response.status, response.headers, now).is_some();
         Self {
             ttl: explicit || heuristic,
+            negative: !explicit && status_ttl == Some(StatusTtl::Negative),
             ttl_is_explicit: explicit,
             stale_while_revalidate: no_stale || cc.stale_while_revalidate().is_some(),
             stale_if_error: no_stale || cc.stale_if_error().is_some(),
@@ -735,7 +756,7 @@ fn last_modified_heuristic(
     headers: &HeaderMap,
     now: SystemTime,
 ) -> Option<Duration> {
-    let ttl = rules.status_ttls.iter().find(|(s, _)| *s == status)?.1;
+    let ttl = rules.status_ttl_of(status)?;
     if ttl != StatusTtl::Default {
         return None;
     }

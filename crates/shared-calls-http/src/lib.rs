@@ -3,6 +3,13 @@
 //! concurrent identical requests reach the backend once, while fresh
 //! answers are kept per RFC 9111's rules for a shared cache.
 //!
+//! In front of a whole `Router`, every route is cached: answers that set no
+//! freshness (a health page, say) are kept for the layer's `ttl`, and `404`
+//! and `410` for its `negative_ttl` (10 s, or `ttl` if shorter).
+//! [`Rules::explicit_freshness_only`](freshness::Rules::explicit_freshness_only)
+//! stores only the answers that say `max-age`, `s-maxage` or `Expires`;
+//! axum's `route_layer` caches chosen routes only.
+//!
 //! - [`HttpPolicy`]: admission ([`admission`]: only `GET`/`HEAD`; no
 //!   credentials unless keyed, no ranges, no preconditions meant for the
 //!   origin such as `If-Match`), storability and
@@ -48,6 +55,11 @@
 //! `Location` and `Content-Location` of its answer that share its origin,
 //! resolved against its URI (RFC 9111 §4.4); another origin's, never.
 //!
+//! `ttl` is how long the stored answer stays fresh, in whole seconds rounded
+//! down, as it was stored: spread by the layer's `jitter` (5 % by default;
+//! a lifetime the origin stated is only ever shortened), so an answer with
+//! `max-age=60` may say `ttl=57`.
+//!
 //! A miss streams: the leader's head goes to its client as soon as the inner
 //! service answers (its `Cache-Status` then says `fwd=miss` alone, since
 //! whether it will be stored is not known yet), and its body is buffered
@@ -78,6 +90,7 @@ mod conditional;
 mod framing;
 pub mod freshness;
 mod grpc;
+mod invalidate;
 mod invalidation;
 mod key;
 mod l2;
@@ -92,6 +105,7 @@ mod tee;
 
 pub use body::SharedBody;
 pub use grpc::{BufferRequest, BufferRequestLayer, BufferedRequest, grpc_key};
+pub use invalidate::HttpCacheExt;
 pub use key::{HttpKey, KeyBuilder, MAX_KEY_LEN, default_key};
 pub use l2::HttpCodec;
 pub use policy::{HttpContext, HttpPolicy};
@@ -105,5 +119,6 @@ pub type SharedCallsLayer<F> = shared_calls_tower::SharedCallsLayer<F, HttpPolic
 pub type SharedCalls<S, F> = shared_calls_tower::SharedCalls<S, F, HttpPolicy>;
 
 /// The cache of the HTTP layer: hand one to several layers with
-/// `.cache(handle)`, and invalidate through it after writes.
+/// `.cache(handle)`, and invalidate through it after writes (by path or
+/// request with [`HttpCacheExt`], by exact key with `invalidate`).
 pub type HttpCache = shared_calls_tower::PolicyCache<HttpPolicy>;

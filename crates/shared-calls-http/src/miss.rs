@@ -185,12 +185,16 @@ impl Head {
     /// `in_transit`: how long the body took after the head, already part
     /// of the answer's age.
     fn fetch(self, shared: HttpShared, in_transit: Duration) -> Fetch<HttpShared> {
-        let fetch = Fetch::value(shared);
         let Storability::Store(freshness) = self.storability else {
-            return fetch.do_not_store();
+            return Fetch::value(shared).do_not_store();
+        };
+        let fetch = match self.says.negative {
+            true => Fetch::negative(shared),
+            false => Fetch::value(shared),
         };
         // What the response (or the configured rules) does not say is left
-        // to the cache: the layer's `ttl` and stale windows.
+        // to the cache: the layer's `ttl` (`negative_ttl` for a `404`) and
+        // stale windows.
         let mut fetch = fetch;
         if freshness.ttl.is_zero() {
             // Stale on arrival, kept only for its stale windows: never

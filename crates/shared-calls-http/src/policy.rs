@@ -37,7 +37,7 @@ use crate::shared::{Failure, HttpFailure, HttpShared, Shared, TakeOnce};
 /// let policy = HttpPolicy::new()
 ///     .max_body_size(256 * 1024)
 ///     .x_cache_status(true)
-///     .map_rules(|rules| rules.default_ttl(Duration::from_secs(5)));
+///     .map_rules(|rules| rules.max_ttl(Duration::from_secs(3600)));
 /// # let _ = policy;
 /// ```
 #[derive(Clone, Debug, Default)]

@@ -81,21 +81,28 @@ where
     P::Response: Send + 'static,
 {
     let accepts = accepts.as_ref();
-    let (own, shared) = match flight(&cache, &policy, &key, parked, &context, accepts).await {
-        Flown::Answered(result) => return result,
-        Flown::NotServed(own, shared) => (own, shared),
-    };
-    // Another variant's answer: collapse with the requests of this one.
+    let (own, shared, counted) =
+        match flight(&cache, &policy, &key, parked, &context, accepts).await {
+            Flown::Answered(result) => return result,
+            Flown::NotServed(own, shared, counted) => (own, shared, counted),
+        };
+    // Another variant's answer: collapse with the requests of this one. The
+    // statistics count only the lookup whose answer the caller receives.
+    cache.recount(counted, Outcome::Bypass);
     let own = match policy.variant_key(&key, &shared, &own.request) {
         Some(variant) if variant != key => {
             let parked = Parked::new(own.service, own.request);
             match flight(&cache, &policy, &variant, parked, &context, accepts).await {
                 Flown::Answered(result) => return result,
-                Flown::NotServed(own, _) => own,
+                Flown::NotServed(own, _, counted) => {
+                    cache.recount(counted, Outcome::Bypass);
+                    own
+                }
             }
         }
         _ => own,
     };
+    cache.recount(Outcome::Bypass, Outcome::Miss);
     let result = own.send().await;
     let answer = Answer::of(Outcome::Miss);
     policy.respond(Reply::Own { result, answer }, &context)
@@ -106,8 +113,8 @@ enum Flown<S, Req, P: Policy, R> {
     /// With the caller's response.
     Answered(R),
     /// With an answer that does not serve the caller, who still has its own
-    /// request to send.
-    NotServed(OwnCall<S, Req>, P::Shared),
+    /// request to send, and the outcome its lookup was counted as.
+    NotServed(OwnCall<S, Req>, P::Shared, Outcome),
 }
 
 /// Leads or joins the flight of `key`, and answers from what it brings.
@@ -164,7 +171,7 @@ where
         return Flown::Answered(Ok(response));
     }
     match unused {
-        Some(own) => Flown::NotServed(own, lookup.into_value()),
+        Some(own) => Flown::NotServed(own, lookup.into_value(), outcome),
         None => {
             let rejected = Reply::Rejected(Rejected::Unshareable);
             Flown::Answered(policy.respond(rejected, context))

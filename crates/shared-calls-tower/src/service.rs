@@ -162,7 +162,10 @@ where
                     Err(_) => variant,
                 },
                 None if stored_only => return self.not_stored(&context),
-                None => return self.bypass(request, context, Answer::of(Outcome::Miss), None),
+                None => {
+                    self.cache.recount(Outcome::Bypass, Outcome::Miss);
+                    return self.bypass(request, context, Answer::of(Outcome::Miss), None);
+                }
             },
         };
         if stored_only {
