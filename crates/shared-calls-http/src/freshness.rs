@@ -13,8 +13,8 @@
 //!
 //! - the request method is `GET` (`HEAD` responses are not stored: the `GET`
 //!   entry answers `HEAD` requests, RFC 9110 §9.3.2) → [`Reason::Method`];
-//! - the status is final, not `206` (no partial storage, §3.3), not `304` (we
-//!   do not revalidate, §4.3.4) and not `5xx` — a server error is never
+//! - the status is final, not `206` (no partial storage, §3.3), not `304` (it
+//!   freshens a stored answer instead, §4.3.4) and not `5xx` — a server error is never
 //!   stored as fresh, whatever it says; serving stale on error is the
 //!   `stale-if-error` window of the *previous* good response →
 //!   [`Reason::Status`];
@@ -24,11 +24,10 @@
 //! - no request `no-store` (§5.2.1.5), no response `no-store` (§5.2.2.5) →
 //!   [`Reason::NoStore`];
 //! - no `private` (§5.2.2.7), qualified or not → [`Reason::Private`];
-//! - no `no-cache` (§5.2.2.4), qualified or not: it allows storing but never
-//!   reusing without revalidation, which this cache does not do; nor, when the
-//!   response has no `Cache-Control` at all, `Pragma: no-cache` (its response
-//!   meaning was never specified, §5.4; refusing is the safe reading) →
-//!   [`Reason::NoCache`];
+//! - `no-cache` (§5.2.2.4), qualified or not, or, when the response has no
+//!   `Cache-Control` at all, `Pragma: no-cache` (§5.4): stored only with a
+//!   validator (`ETag`, `Last-Modified`), never fresh ([`Freshness::ttl`]
+//!   zero), and revalidated on every use; without one → [`Reason::NoCache`];
 //! - if the request carried `Authorization`, the response has `public`,
 //!   `s-maxage` or `must-revalidate` (§3.5). This holds even when the key
 //!   includes the credentials → [`Reason::Authorization`];
@@ -65,9 +64,9 @@
 //! cache) and `no-cache`. They are capped at [`Rules::max_ttl`] too.
 //!
 //! Not implemented, and safe to leave out: `must-understand` (§5.2.2.3: a
-//! cache that ignores it still honours `no-store`), storing `206` (§3.3),
-//! revalidation (§4.3), invalidation by unsafe methods (§4.4, the service's
-//! business).
+//! cache that ignores it still honours `no-store`), storing `206` (§3.3).
+//! Revalidation (§4.3) and invalidation by unsafe methods (§4.4) are the
+//! service's business.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -339,7 +338,8 @@ pub enum Storability {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Freshness {
     /// Remaining freshness, counted from now: the freshness lifetime minus the
-    /// response's age, clamped to the rules' `[min_ttl, max_ttl]`; never zero.
+    /// response's age, clamped to the rules' `[min_ttl, max_ttl]`. Zero only
+    /// for a `no-cache` response, stored to be revalidated on every use.
     pub ttl: Duration,
     /// After `ttl`, how long the response may be served stale while one
     /// background refresh runs (RFC 5861 §3); zero when not allowed.
@@ -573,6 +573,22 @@ fn decide(
         Err(_) => return Err(Reason::Vary),
     };
     let age = age(response.headers)?;
+    if cc.no_cache()
+        || (!response.headers.contains_key(CACHE_CONTROL) && pragma_no_cache(response.headers))
+    {
+        // Stored to be revalidated on every use, which needs a validator;
+        // never fresh, whatever `min_ttl` says (§5.2.2.4).
+        if !crate::revalidate::has_validator(response.headers) {
+            return Err(Reason::NoCache);
+        }
+        return Ok(Freshness {
+            ttl: Duration::ZERO,
+            stale_while_revalidate: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
+            initial_age: age,
+            vary,
+        });
+    }
     let lifetime = freshness_lifetime(rules, &cc, status, response.headers, now)?;
     let ttl = rules.clamp(lifetime.saturating_sub(age));
     if ttl.is_zero() {
@@ -604,11 +620,6 @@ fn may_share(
     }
     if cc.private() {
         return Err(Reason::Private);
-    }
-    if cc.no_cache()
-        || (!response_headers.contains_key(CACHE_CONTROL) && pragma_no_cache(response_headers))
-    {
-        return Err(Reason::NoCache);
     }
     if request_headers.contains_key(AUTHORIZATION)
         && !(cc.public() || cc.s_maxage().is_some() || cc.must_revalidate())

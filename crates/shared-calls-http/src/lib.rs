@@ -61,6 +61,7 @@ mod miss;
 mod owned;
 mod policy;
 mod respond;
+mod revalidate;
 mod shared;
 mod status;
 mod tee;
@@ -69,7 +70,7 @@ pub use body::SharedBody;
 pub use grpc::{BufferRequest, BufferRequestLayer, BufferedRequest, grpc_key};
 pub use key::{HttpKey, KeyBuilder, MAX_KEY_LEN, default_key};
 pub use l2::HttpCodec;
-pub use policy::{HttpContext, HttpPolicy};
+pub use policy::{DEFAULT_KEEP_FOR_REVALIDATION, HttpContext, HttpPolicy};
 pub use shared::{HttpFailure, HttpShared};
 pub use shared_calls_tower::Outcome;
 

@@ -12,8 +12,8 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
-use http::{HeaderMap, Method, Response};
+use http::header::{AGE, CONTENT_TYPE};
+use http::{HeaderMap, Method, Response, StatusCode};
 use http_body::Body;
 use shared_calls_tower::{Fetch, Leader};
 
@@ -23,6 +23,7 @@ use crate::framing::{self, Framing};
 use crate::freshness::{self, Reading, Reason, Rules, Says, Storability};
 use crate::grpc;
 use crate::policy::{HttpContext, HttpPolicy};
+use crate::revalidate;
 use crate::shared::{Failure, HttpFailure, HttpShared, Shared, StoredResponse, TakeOnce};
 use crate::tee::{Pumped, tee};
 
@@ -40,6 +41,11 @@ where
 {
     let (parts, body) = response.into_parts();
     let request_headers = context.headers.clone().unwrap_or_default();
+    if let Some(HttpShared(Shared::Complete(kept))) = &context.revalidating
+        && parts.status == StatusCode::NOT_MODIFIED
+    {
+        return not_modified::<B>(policy, kept, &parts, context, &request_headers);
+    }
     // RFC 9111 §4.2.3: the response time is when the head arrived; the
     // time its body took counts in the stored answer's age.
     let received = Instant::now();
@@ -84,7 +90,56 @@ where
     if head.failed || grpc_failed {
         return Err(HttpFailure(Failure::Status(stored.into())));
     }
-    Ok(head.fetch(HttpShared(Shared::Complete(stored.into())), in_transit))
+    let keep = policy.revalidation_window();
+    Ok(head.fetch(
+        HttpShared(Shared::Complete(stored.into())),
+        in_transit,
+        keep,
+    ))
+}
+
+/// A `304` to the conditional refresh of `kept`: when it identifies `kept`,
+/// every waiter receives `kept` freshened with its fields (RFC 9111 §4.3.3,
+/// §4.3.4); otherwise it is not applied, the waiters are answered as for a
+/// broken answer, and the next refresh fetches `kept` whole.
+fn not_modified<B>(
+    policy: &HttpPolicy,
+    kept: &StoredResponse,
+    not_modified: &http::response::Parts,
+    context: &HttpContext,
+    request_headers: &HeaderMap,
+) -> Result<Fetch<HttpShared>, HttpFailure>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Send,
+{
+    if !revalidate::identifies(&not_modified.headers, kept) {
+        revalidate::unidentified(kept);
+        return Err(HttpFailure(Failure::Broken));
+    }
+    let merged = revalidate::merged_headers(&kept.headers, &not_modified.headers);
+    // Freshness from the merged fields, aged by the `304`'s own `Age`.
+    let (mut head, ()) = Response::new(()).into_parts();
+    head.status = kept.status;
+    head.version = kept.version;
+    head.headers = merged.clone();
+    for age in not_modified.headers.get_all(AGE) {
+        head.headers.append(AGE, age.clone());
+    }
+    let head = Head::analyze(policy.rules(), context, &head, request_headers);
+    let freshened = kept.freshened(merged, head.vary.clone(), head.initial_age);
+    if head.own_client_only {
+        // The origin now says the answer is not for sharing.
+        let response = freshened.to_response::<B>(true);
+        let own = HttpShared(Shared::Unshared(TakeOnce::new(response)));
+        return Ok(Fetch::value(own).do_not_store());
+    }
+    let keep = policy.revalidation_window();
+    Ok(head.fetch(
+        HttpShared(Shared::Complete(freshened.into())),
+        Duration::ZERO,
+        keep,
+    ))
 }
 
 /// An answer for its own client only, untouched: the others call on their
@@ -121,6 +176,8 @@ struct Head {
     /// Meant for the leader's client only: the others call on their own.
     own_client_only: bool,
     initial_age: Duration,
+    /// It has a validator: kept past its freshness for revalidation.
+    validated: bool,
 }
 
 impl Head {
@@ -163,20 +220,29 @@ impl Head {
             failed,
             own_client_only,
             initial_age,
+            validated: revalidate::has_validator(&parts.headers),
         }
     }
 
     /// How the cache stores a shareable answer.
     /// `in_transit`: how long the body took after the head, already part
-    /// of the answer's age.
-    fn fetch(self, shared: HttpShared, in_transit: Duration) -> Fetch<HttpShared> {
+    /// of the answer's age. `keep`: how long an answer with a validator is
+    /// kept for revalidation once expired.
+    fn fetch(self, shared: HttpShared, in_transit: Duration, keep: Duration) -> Fetch<HttpShared> {
         let fetch = Fetch::value(shared);
         let Storability::Store(freshness) = self.storability else {
             return fetch.do_not_store();
         };
+        // `no-cache`: stored, and revalidated on every use (§5.2.2.4).
+        if freshness.ttl.is_zero() {
+            return fetch.always_revalidate().keep_for_revalidation(keep);
+        }
         // What the response (or the configured rules) does not say is left
         // to the cache: the layer's `ttl` and stale windows.
         let mut fetch = fetch;
+        if self.validated {
+            fetch = fetch.keep_for_revalidation(keep);
+        }
         if self.says.ttl {
             let ttl = freshness.ttl.saturating_sub(in_transit);
             fetch = if self.says.ttl_is_explicit {
@@ -196,8 +262,8 @@ impl Head {
 }
 
 /// Answers not to be seen by other users (meant for one user, or setting
-/// cookies), and answers not to be reused without revalidation, which this
-/// cache does not do: the requests waiting for them make their own calls.
+/// cookies), and answers not to be reused without a revalidation they have
+/// no validator for: the requests waiting for them make their own calls.
 fn reaches_its_own_client_only(storability: &Storability) -> bool {
     matches!(
         storability,

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response};
@@ -18,6 +19,7 @@ use crate::grpc;
 use crate::key::HttpKey;
 use crate::miss;
 use crate::respond::own_response;
+use crate::revalidate;
 use crate::shared::{Failure, HttpFailure, HttpShared, Shared, TakeOnce};
 
 /// The HTTP policy: RFC 9111 rules for a shared cache, bodies buffered up to
@@ -47,6 +49,7 @@ struct Settings {
     cache_status: Option<Arc<str>>,
     x_cache_status: bool,
     grpc: bool,
+    keep_for_revalidation: Duration,
 }
 
 impl Default for Settings {
@@ -57,13 +60,19 @@ impl Default for Settings {
             cache_status: Some(Arc::from("shared-calls")),
             x_cache_status: false,
             grpc: false,
+            keep_for_revalidation: DEFAULT_KEEP_FOR_REVALIDATION,
         }
     }
 }
 
+/// How long an expired answer with a validator is kept for revalidation,
+/// by default.
+pub const DEFAULT_KEEP_FOR_REVALIDATION: Duration = Duration::from_secs(10 * 60);
+
 impl HttpPolicy {
     /// The defaults: [`Rules::default`], 1 MiB bodies, `Cache-Status` named
-    /// `shared-calls`, no `X-Cache-Status`, gRPC off.
+    /// `shared-calls`, no `X-Cache-Status`, gRPC off, expired answers with a
+    /// validator kept 10 minutes for revalidation.
     pub fn new() -> Self {
         Self::default()
     }
@@ -118,6 +127,20 @@ impl HttpPolicy {
     /// ([`Rules::credentials_in_key`]). Off by default.
     pub fn grpc(self, enabled: bool) -> Self {
         self.with(|settings| settings.grpc = enabled)
+    }
+
+    /// How long an expired answer with a validator (`ETag`,
+    /// `Last-Modified`) is kept after its freshness and stale windows end,
+    /// never served, to be refreshed by a conditional request: the origin's
+    /// `304` then freshens it without sending its body again (RFC 9111
+    /// §4.3). [`DEFAULT_KEEP_FOR_REVALIDATION`] by default; zero turns
+    /// revalidation off (expired answers are fetched whole).
+    pub fn keep_for_revalidation(self, window: Duration) -> Self {
+        self.with(|settings| settings.keep_for_revalidation = window)
+    }
+
+    pub(crate) fn revalidation_window(&self) -> Duration {
+        self.settings.keep_for_revalidation
     }
 
     /// Which policy this is, to tell whose header values an entry remembers.
@@ -181,6 +204,9 @@ pub struct HttpContext {
     bypass: Option<BypassReason>,
     /// A unary gRPC call: its `POST` is a read, stored like a `GET`.
     pub(crate) grpc: bool,
+    /// The kept answer this request's call asks the origin about, when it
+    /// was made conditional.
+    pub(crate) revalidating: Option<HttpShared>,
 }
 
 /// Any method but the safe ones (RFC 9110 §9.2.1), unknown ones included:
@@ -212,6 +238,7 @@ where
             headers: None,
             grpc: grpc && bypass.is_none(),
             bypass,
+            revalidating: None,
         };
         match (grpc, bypass) {
             (_, None) => Admission::Share(context),
@@ -231,6 +258,26 @@ where
         request
     }
 
+    fn revalidate(
+        &self,
+        mut request: Request<ReqB>,
+        stored: &HttpShared,
+        context: &mut HttpContext,
+    ) -> Request<ReqB> {
+        let Shared::Complete(entry) = &stored.0 else {
+            return request;
+        };
+        // Asked with the `Vary` values it was stored for, or not at all.
+        if !self.revalidation_window().is_zero()
+            && !context.grpc
+            && entry.serves(request.headers())
+            && revalidate::make_conditional(request.headers_mut(), entry)
+        {
+            context.revalidating = Some(stored.clone());
+        }
+        request
+    }
+
     fn share(
         &self,
         result: Result<Response<ResB>, S::Error>,
@@ -241,6 +288,11 @@ where
         Box::pin(async move {
             match result {
                 Ok(response) => miss::share(&policy, response, &context, leader).await,
+                // A kept answer that could not be revalidated is not served
+                // unless its stale-if-error window allows: a gateway timeout.
+                Err(error) if context.revalidating.is_some() => {
+                    Err(HttpFailure(Failure::Unrevalidated(TakeOnce::new(error))))
+                }
                 Err(error) => Err(HttpFailure(Failure::Error(TakeOnce::new(error)))),
             }
         })
