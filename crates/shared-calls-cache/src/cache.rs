@@ -237,15 +237,19 @@ where
     /// use shared_calls_cache::{Cache, Fetch};
     /// use std::time::Duration;
     ///
-    /// let cache: Cache<&str, u32> = Cache::builder().jitter(0.0).build();
-    /// let keep = |v| Fetch::value(v).ttl(Duration::from_secs(1)).keep_for_revalidation(Duration::from_secs(60));
-    /// cache.get_or_revalidate("k", move |_, kept| async move {
+    /// let cache: Cache<u64, u32> = Cache::builder().jitter(0.0).build();
+    /// let keep = |v| {
+    ///     let kept_after_expiry = Duration::from_secs(60);
+    ///     Fetch::value(v).ttl(Duration::from_secs(1)).keep_for_revalidation(kept_after_expiry)
+    /// };
+    /// let (first, _) = cache.get_or_revalidate(&7, move |_, kept| async move {
     ///     assert_eq!(kept, None);
     ///     Ok(keep(1))
     /// }).await;
+    /// assert_eq!(*first.unwrap().value(), 1);
     /// tokio::time::advance(Duration::from_secs(2)).await;
-    /// let (found, _) = cache.get_or_revalidate("k", move |_, kept| async move {
-    ///     assert_eq!(kept, Some(1)); // still the same: keep it
+    /// let (found, _) = cache.get_or_revalidate(&7, move |_, kept| async move {
+    ///     assert_eq!(kept, Some(1)); // the source says it still holds: keep it
     ///     Ok(keep(kept.unwrap()))
     /// }).await;
     /// assert_eq!(*found.unwrap().value(), 1);
