@@ -41,10 +41,19 @@ where
 {
     let (parts, body) = response.into_parts();
     let request_headers = context.headers.clone().unwrap_or_default();
-    if let Some(HttpShared(Shared::Complete(kept))) = &context.revalidating
-        && parts.status == StatusCode::NOT_MODIFIED
-    {
-        return not_modified::<B>(policy, kept, &parts, context, &request_headers);
+    if let Some(HttpShared(Shared::Complete(kept))) = &context.revalidating {
+        if parts.status == StatusCode::NOT_MODIFIED {
+            // A `304` that identifies nothing is not applied, and the next
+            // refresh fetches `kept` whole.
+            if !revalidate::identifies(&parts.headers, kept) {
+                revalidate::unidentified(kept);
+                return Err(HttpFailure(Failure::Broken));
+            }
+            return freshen::<B>(policy, kept, &parts, context, &request_headers);
+        }
+        if context.method == Method::HEAD {
+            return head_refresh(policy, kept, parts, body, context, &request_headers);
+        }
     }
     // RFC 9111 §4.2.3: the response time is when the head arrived; the
     // time its body took counts in the stored answer's age.
@@ -98,14 +107,16 @@ where
     ))
 }
 
-/// A `304` to the conditional refresh of `kept`: when it identifies `kept`,
-/// every waiter receives `kept` freshened with its fields (RFC 9111 §4.3.3,
-/// §4.3.4); otherwise it is not applied, the waiters are answered as for a
-/// broken answer, and the next refresh fetches `kept` whole.
-fn not_modified<B>(
+/// The origin's answer to a `HEAD` that refreshed `kept` (RFC 9111 §4.3.5):
+/// a `200` that identifies `kept` freshens it like a `304`; any other
+/// answer reaches the `HEAD`'s own client only and is never stored (the
+/// key is then passed until a `GET` stores it anew), a failure being
+/// shared as failures are.
+fn head_refresh<B>(
     policy: &HttpPolicy,
     kept: &StoredResponse,
-    not_modified: &http::response::Parts,
+    parts: http::response::Parts,
+    body: B,
     context: &HttpContext,
     request_headers: &HeaderMap,
 ) -> Result<Fetch<HttpShared>, HttpFailure>
@@ -113,17 +124,38 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Send,
 {
-    if !revalidate::identifies(&not_modified.headers, kept) {
-        revalidate::unidentified(kept);
-        return Err(HttpFailure(Failure::Broken));
+    if parts.status == StatusCode::OK && revalidate::identifies(&parts.headers, kept) {
+        return freshen::<B>(policy, kept, &parts, context, request_headers);
     }
-    let merged = revalidate::merged_headers(&kept.headers, &not_modified.headers);
-    // Freshness from the merged fields, aged by the `304`'s own `Age`.
+    let failed = parts.status.is_server_error();
+    let response = TakeOnce::new(Response::from_parts(parts, SharedBody::streamed(body)));
+    match failed {
+        true => Err(HttpFailure(Failure::Error(response))),
+        false => Ok(Fetch::value(HttpShared(Shared::Unshared(response))).do_not_store()),
+    }
+}
+
+/// `kept` freshened by the answer to its refresh (a `304`, or a `HEAD`'s
+/// `200`) that identifies it: every waiter receives it with the merged
+/// fields and its stored body (RFC 9111 §4.3.3, §4.3.4).
+fn freshen<B>(
+    policy: &HttpPolicy,
+    kept: &StoredResponse,
+    update: &http::response::Parts,
+    context: &HttpContext,
+    request_headers: &HeaderMap,
+) -> Result<Fetch<HttpShared>, HttpFailure>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Send,
+{
+    let merged = revalidate::merged_headers(&kept.headers, &update.headers);
+    // Freshness from the merged fields, aged by the update's own `Age`.
     let (mut head, ()) = Response::new(()).into_parts();
     head.status = kept.status;
     head.version = kept.version;
     head.headers = merged.clone();
-    for age in not_modified.headers.get_all(AGE) {
+    for age in update.headers.get_all(AGE) {
         head.headers.append(AGE, age.clone());
     }
     let head = Head::analyze(policy.rules(), context, &head, request_headers);

@@ -274,6 +274,11 @@ where
             && revalidate::make_conditional(request.headers_mut(), entry)
         {
             context.revalidating = Some(stored.clone());
+            // A `HEAD` needs no body: it asks as a `HEAD`, and what the
+            // origin answers updates the stored `GET` (§4.3.5).
+            if context.method == Method::HEAD {
+                *request.method_mut() = Method::HEAD;
+            }
         }
         request
     }

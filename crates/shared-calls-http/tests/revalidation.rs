@@ -491,8 +491,90 @@ async fn revalidation_can_be_turned_off() {
     assert_eq!(origin.body_bytes(), 10);
 }
 
+/// An origin whose `HEAD`s ignore conditions, as many do: call 1 is the
+/// `GET`, later calls answer with `etag` and `x-version: 2`.
+fn origin_of_heads(etag: &'static str) -> Origin {
+    Origin::new(move |seen, call| match (call, &seen.method) {
+        (1, _) => respond(
+            StatusCode::OK,
+            &[
+                ("etag", "\"v1\""),
+                ("cache-control", "max-age=1"),
+                ("x-version", "1"),
+            ],
+            "hello",
+        ),
+        (_, &Method::HEAD) => respond(
+            StatusCode::OK,
+            &[
+                ("etag", etag),
+                ("cache-control", "max-age=60"),
+                ("x-version", "2"),
+            ],
+            "",
+        ),
+        _ => respond(
+            StatusCode::OK,
+            &[
+                ("etag", etag),
+                ("cache-control", "max-age=60"),
+                ("x-version", "2"),
+            ],
+            "fresh",
+        ),
+    })
+}
+
 #[tokio::test(start_paused = true)]
-async fn a_head_refreshing_a_kept_entry_is_answered_without_a_body() {
+async fn a_head_answered_by_the_origin_updates_the_stored_get_when_the_validators_match() {
+    let origin = origin_of_heads("\"v1\"");
+    let service = origin.behind(&layer());
+    send(&service, get(URI, &[])).await;
+    advance(Duration::from_secs(2)).await;
+
+    let head = send(&service, request(Method::HEAD, URI, &[])).await;
+
+    let asked = origin.last();
+    assert_eq!(asked.method, Method::HEAD);
+    assert_eq!(asked.header("if-none-match"), Some("\"v1\""));
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(head.body.is_empty());
+    assert_eq!(head.header("content-length"), Some("5"));
+    assert_eq!(head.header("x-version"), Some("2"));
+    // The stored `GET` took the `HEAD`'s fields and freshness, and kept
+    // its body.
+    let hit = send(&service, get(URI, &[])).await;
+    assert_eq!(
+        hit.header("cache-status"),
+        Some("shared-calls; hit; ttl=60")
+    );
+    assert_eq!((hit.text(), hit.header("x-version")), ("hello", Some("2")));
+    assert_eq!(origin.calls(), 2);
+    assert_eq!(origin.body_bytes(), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_head_whose_validators_differ_is_not_stored_and_the_next_get_fetches_anew() {
+    let origin = origin_of_heads("\"v2\"");
+    let service = origin.behind(&layer());
+    send(&service, get(URI, &[])).await;
+    advance(Duration::from_secs(2)).await;
+
+    let head = send(&service, request(Method::HEAD, URI, &[])).await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(head.body.is_empty());
+    assert_eq!(head.header("etag"), Some("\"v2\""));
+
+    let get_after = send(&service, get(URI, &[])).await;
+    assert_eq!(get_after.text(), "fresh");
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[2].method, Method::GET);
+    assert_eq!(seen[2].header("if-none-match"), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_head_refreshing_a_kept_entry_with_a_304_is_answered_without_a_body() {
     let origin = Origin::new(|_, call| match call {
         1 => respond(
             StatusCode::OK,
@@ -512,6 +594,7 @@ async fn a_head_refreshing_a_kept_entry_is_answered_without_a_body() {
     assert_eq!(head.status, StatusCode::OK);
     assert!(head.body.is_empty());
     assert_eq!(head.header("content-length"), Some("5"));
+    assert_eq!(origin.last().method, Method::HEAD);
     assert_eq!(origin.last().header("if-none-match"), Some("\"v1\""));
     let hit = send(&service, get(URI, &[])).await;
     assert_eq!((hit.text(), origin.calls()), ("hello", 2));
