@@ -113,7 +113,7 @@ impl HttpPolicy {
         self.with(|settings| settings.cache_status = name.map(Arc::from))
     }
 
-    /// Whether to add nginx's `X-Cache-Status` (`HIT`, `MISS`, `UPDATING`,
+    /// Whether to add nginx's `X-Cache-Status` (`HIT`, `MISS`, `REVALIDATED`, `UPDATING`,
     /// `STALE`, `BYPASS`). Off by default.
     pub fn x_cache_status(self, enabled: bool) -> Self {
         self.with(|settings| settings.x_cache_status = enabled)
