@@ -254,7 +254,7 @@ pub(crate) enum Failure {
     Error(TakeOnce),
     /// The answer broke on its way (its body failed, or its framing lied),
     /// or was a `304` that did not identify the kept answer; its own client
-    /// has what came, the others answer 502.
+    /// has what came, if anything, and every other caller a 502.
     Broken,
     /// The inner service's error on a call that revalidated a kept answer:
     /// the caller whose call failed takes it; the others answer 504, the

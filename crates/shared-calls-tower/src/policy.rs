@@ -291,11 +291,11 @@ pub trait ServicePolicy<Req, S: Service<Req>>: Policy {
     /// The request that refreshes `stored`, an expired answer the cache
     /// still keeps (inside its stale windows, or the window of
     /// [`Fetch::keep_for_revalidation`]): HTTP makes it conditional.
-    /// `context` is the refresh's own copy, which [`share`](Self::share)
-    /// then receives: it may remember `stored`, for a "not modified" answer
-    /// to freshen it. Called when the load that refreshes `stored` starts,
-    /// in place of nothing: the request is unchanged by default, and the
-    /// answer fetched whole.
+    /// Called when the load that refreshes `stored` starts, before the
+    /// request is sent. `context` is that load's own copy, which
+    /// [`share`](Self::share) then receives: it may remember `stored`, for
+    /// a "not modified" answer to freshen it. Unchanged by default: the
+    /// answer is fetched whole.
     fn revalidate(&self, request: Req, stored: &Self::Shared, context: &mut Self::Context) -> Req {
         let _ = (stored, context);
         request
