@@ -54,7 +54,9 @@
 //!   would make every response stale on arrival. An invalid `Age` →
 //!   [`Reason::InvalidHeader`]`("age")`;
 //! - the TTL is then clamped to [`Rules::min_ttl`], [`Rules::max_ttl`]; a TTL
-//!   of zero → [`Reason::StaleOnArrival`].
+//!   of zero → [`Reason::StaleOnArrival`], unless the lifetime was explicit
+//!   and the response has a validator: it is then stored like a `no-cache`
+//!   one, never fresh and revalidated on every use.
 //!
 //! The stale windows come from `stale-while-revalidate` and `stale-if-error`
 //! (RFC 5861), zero when absent, and are forced to zero when a directive
@@ -339,7 +341,8 @@ pub enum Storability {
 pub struct Freshness {
     /// Remaining freshness, counted from now: the freshness lifetime minus the
     /// response's age, clamped to the rules' `[min_ttl, max_ttl]`. Zero only
-    /// for a `no-cache` response, stored to be revalidated on every use.
+    /// for a response stored to be revalidated on every use: `no-cache`, or
+    /// stale on arrival, with a validator.
     pub ttl: Duration,
     /// After `ttl`, how long the response may be served stale while one
     /// background refresh runs (RFC 5861 §3); zero when not allowed.
@@ -576,23 +579,21 @@ fn decide(
     if cc.no_cache()
         || (!response.headers.contains_key(CACHE_CONTROL) && pragma_no_cache(response.headers))
     {
-        // Stored to be revalidated on every use, which needs a validator;
-        // never fresh, whatever `min_ttl` says (§5.2.2.4).
-        if !crate::revalidate::has_validator(response.headers) {
-            return Err(Reason::NoCache);
-        }
-        return Ok(Freshness {
-            ttl: Duration::ZERO,
-            stale_while_revalidate: Duration::ZERO,
-            stale_if_error: Duration::ZERO,
-            initial_age: age,
-            vary,
-        });
+        // Never fresh, whatever `min_ttl` says (§5.2.2.4).
+        return revalidated_on_every_use(response.headers, age, vary).ok_or(Reason::NoCache);
     }
     let lifetime = freshness_lifetime(rules, &cc, status, response.headers, now)?;
     let ttl = rules.clamp(lifetime.saturating_sub(age));
     if ttl.is_zero() {
-        return Err(Reason::StaleOnArrival);
+        // A lifetime the origin stated, already over (`max-age=0`, an
+        // `Age` past it): as good as `no-cache` when it can be revalidated.
+        let explicit = cc.s_maxage().is_some()
+            || cc.max_age().is_some()
+            || response.headers.contains_key(EXPIRES);
+        return explicit
+            .then(|| revalidated_on_every_use(response.headers, age, vary))
+            .flatten()
+            .ok_or(Reason::StaleOnArrival);
     }
     let window = |d: Option<Duration>| match forbids_stale(&cc) {
         true => Duration::ZERO,
@@ -602,6 +603,23 @@ fn decide(
         ttl,
         stale_while_revalidate: window(cc.stale_while_revalidate()),
         stale_if_error: window(cc.stale_if_error()),
+        initial_age: age,
+        vary,
+    })
+}
+
+/// The freshness of a response stored to be revalidated on every use
+/// (never fresh, never served stale), if it has a validator to revalidate
+/// it with.
+fn revalidated_on_every_use(
+    headers: &HeaderMap,
+    age: Duration,
+    vary: Option<Vary>,
+) -> Option<Freshness> {
+    crate::revalidate::has_validator(headers).then_some(Freshness {
+        ttl: Duration::ZERO,
+        stale_while_revalidate: Duration::ZERO,
+        stale_if_error: Duration::ZERO,
         initial_age: age,
         vary,
     })

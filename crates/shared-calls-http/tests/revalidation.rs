@@ -615,3 +615,24 @@ async fn a_revalidation_that_fails_gives_its_waiters_a_504_never_the_stale_answe
     let body = follower.into_body().collect().await.unwrap().to_bytes();
     assert_ne!(body, "hello");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_stale_on_arrival_with_an_etag_is_stored_and_revalidated_on_every_use() {
+    let origin = etag_origin("max-age=0, must-revalidate", "max-age=0, must-revalidate");
+    let layer = layer().map_policy(|policy| policy.x_cache_status(true));
+    let service = origin.behind(&layer);
+
+    let first = send(&service, get(URI, &[])).await;
+    assert_eq!(
+        first.header("cache-status"),
+        Some("shared-calls; fwd=miss; stored; ttl=0")
+    );
+    for call in 2..=3 {
+        let again = send(&service, get(URI, &[])).await;
+        assert_eq!((again.status, again.text()), (StatusCode::OK, "hello"));
+        assert_eq!(again.header("x-cache-status"), Some("REVALIDATED"));
+        assert_eq!(origin.calls(), call);
+        assert_eq!(origin.last().header("if-none-match"), Some("\"v1\""));
+    }
+    assert_eq!(origin.body_bytes(), 5);
+}
