@@ -149,16 +149,18 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Send,
 {
-    let merged = revalidate::merged_headers(&kept.headers, &update.headers);
-    // Freshness from the merged fields, aged by the update's own `Age`.
-    let (mut head, ()) = Response::new(()).into_parts();
-    head.status = kept.status;
-    head.version = kept.version;
-    head.headers = merged.clone();
+    // Freshness from the merged fields, aged by the update's own `Age`
+    // (which, as in every stored answer, is not kept).
+    let (mut parts, ()) = Response::new(()).into_parts();
+    parts.status = kept.status;
+    parts.version = kept.version;
+    parts.headers = revalidate::merged_headers(&kept.headers, &update.headers);
     for age in update.headers.get_all(AGE) {
-        head.headers.append(AGE, age.clone());
+        parts.headers.append(AGE, age.clone());
     }
-    let head = Head::analyze(policy.rules(), context, &head, request_headers);
+    let head = Head::analyze(policy.rules(), context, &parts, request_headers);
+    let mut merged = parts.headers;
+    merged.remove(AGE);
     let freshened = kept.freshened(merged, head.vary.clone(), head.initial_age);
     if head.own_client_only {
         // The origin now says the answer is not for sharing.
@@ -265,7 +267,8 @@ impl Head {
         let Storability::Store(freshness) = self.storability else {
             return fetch.do_not_store();
         };
-        // `no-cache`: stored, and revalidated on every use (§5.2.2.4).
+        // `no-cache`, or stale on arrival: stored, and revalidated on
+        // every use (§5.2.2.4).
         if freshness.ttl.is_zero() {
             return fetch.always_revalidate().keep_for_revalidation(keep);
         }
