@@ -55,6 +55,39 @@ fn demo_shows_the_collapse() {
 }
 
 #[test]
+fn demo_shows_the_bytes_revalidation_saves() {
+    let out = run_example("demo", &["--quick", "--revalidation"], TIMEOUT);
+    let sent = |label: &str| {
+        let line = out
+            .lines()
+            .find(|line| line.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("{out}"));
+        let bytes = line
+            .split("backend sent")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{line}"));
+        let digits: String = bytes
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        (
+            digits.parse::<u64>().unwrap(),
+            line.contains(" 0 not modified"),
+        )
+    };
+    let (without, none_revalidated) = sent("without revalidation");
+    let (with, _) = sent("with revalidation");
+    assert!(none_revalidated, "{out}");
+    // The document (64 KiB) crossed once with revalidation, once per
+    // second without.
+    assert_eq!(with, 64 * 1024, "{out}");
+    assert!(without >= 2 * with, "{out}");
+}
+
+#[test]
 fn tonic_client_collapses_identical_calls() {
     let out = run_example("tonic_client", &[], TIMEOUT);
     assert!(out.contains("server calls: 3"), "{out}");

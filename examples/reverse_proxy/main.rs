@@ -10,7 +10,10 @@
 //! Identical `GET`s arriving together reach the origin once; answers are
 //! kept as the origin's `Cache-Control` says (or for `--ttl-ms` when it says
 //! nothing); `private`, `no-store`, `Set-Cookie` answers and requests with
-//! credentials pass through. It runs until interrupted.
+//! credentials pass through. An expired answer with an `ETag` or
+//! `Last-Modified` is refreshed with a conditional request, and the origin's
+//! `304` keeps it serving without its body crossing again. It runs until
+//! interrupted.
 //!
 //! What it does not let clients or the origin do:
 //!

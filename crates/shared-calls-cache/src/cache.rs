@@ -307,6 +307,62 @@ where
         (result, outcome)
     }
 
+    /// [`get_or_load_accepting`](Self::get_or_load_accepting), with
+    /// `load` also handed the value it refreshes: the stored value of `key`
+    /// when it has expired but is still kept (inside its stale windows, or
+    /// the window of [`Fetch::keep_for_revalidation`]), `None` otherwise. A
+    /// loader that can ask its source whether that value still holds (an
+    /// HTTP conditional request) then reuses it instead of loading it whole.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use shared_calls_cache::{Cache, Fetch};
+    /// use std::time::Duration;
+    ///
+    /// let cache: Cache<u64, u32> = Cache::builder().jitter(0.0).build();
+    /// let keep = |v| {
+    ///     let kept_after_expiry = Duration::from_secs(60);
+    ///     Fetch::value(v).ttl(Duration::from_secs(1)).keep_for_revalidation(kept_after_expiry)
+    /// };
+    /// let (first, _) = cache.get_or_revalidate(&7, None, move |_, kept| async move {
+    ///     assert_eq!(kept, None);
+    ///     Ok(keep(1))
+    /// }).await;
+    /// assert_eq!(*first.unwrap().value(), 1);
+    /// tokio::time::advance(Duration::from_secs(2)).await;
+    /// let (found, _) = cache.get_or_revalidate(&7, None, move |_, kept| async move {
+    ///     assert_eq!(kept, Some(1)); // the source says it still holds: keep it
+    ///     Ok(keep(kept.unwrap()))
+    /// }).await;
+    /// assert_eq!(*found.unwrap().value(), 1);
+    /// # }
+    /// ```
+    pub async fn get_or_revalidate<Q, F, Fut>(
+        &self,
+        key: &Q,
+        accepts: Option<Accepts<V>>,
+        load: F,
+    ) -> (Result<Lookup<V>, LoadError<E>>, Outcome)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: FnOnce(Outcome, Option<V>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
+    {
+        let (cache, owned) = (self.clone(), key.to_owned());
+        let load = move |outcome| {
+            // Read when the load runs: what it replaces, not what was
+            // there when the caller arrived.
+            let kept = cache
+                .inner
+                .tier
+                .get::<K>(&owned)
+                .and_then(|entry| entry.kept_value(Instant::now()));
+            load(outcome, kept)
+        };
+        self.get_or_load_accepting(key, accepts, load).await
+    }
+
     /// The value of `key` if a fresh entry holds one; never loads. Counts as a
     /// hit when it answers, and as nothing otherwise.
     pub fn get<Q>(&self, key: &Q) -> Option<Lookup<V>>

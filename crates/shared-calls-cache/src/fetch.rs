@@ -32,6 +32,11 @@ pub struct Fetch<V> {
     pub(crate) negative: bool,
     pub(crate) stale_while_revalidate: Option<Duration>,
     pub(crate) stale_if_error: Option<Duration>,
+    /// After its last window, how long the entry is kept as the basis of a
+    /// conditional refresh.
+    pub(crate) keep_for_revalidation: Duration,
+    /// Stored, but never fresh: every use refreshes it.
+    pub(crate) always_revalidate: bool,
 }
 
 impl<V> Fetch<V> {
@@ -45,6 +50,8 @@ impl<V> Fetch<V> {
             negative: false,
             stale_while_revalidate: None,
             stale_if_error: None,
+            keep_for_revalidation: Duration::ZERO,
+            always_revalidate: false,
         }
     }
 
@@ -59,6 +66,8 @@ impl<V> Fetch<V> {
             negative: false,
             stale_while_revalidate: None,
             stale_if_error: None,
+            keep_for_revalidation: Duration::ZERO,
+            always_revalidate: false,
         }
     }
 
@@ -116,6 +125,26 @@ impl<V> Fetch<V> {
         self
     }
 
+    /// After it expires and its stale windows end, this entry is kept for
+    /// `window` more, never answering, as what the next load refreshes: a
+    /// load started through
+    /// [`get_or_revalidate`](crate::Cache::get_or_revalidate) is handed its
+    /// value (an HTTP answer with an `ETag`, refreshed by a conditional
+    /// request).
+    pub fn keep_for_revalidation(mut self, window: Duration) -> Self {
+        self.keep_for_revalidation = window;
+        self
+    }
+
+    /// Stores this result but never answers with it unrefreshed: every use
+    /// loads again (collapsed like any load), handed this value to
+    /// revalidate (an HTTP `no-cache` answer). No TTL, bound or stale
+    /// window makes it fresh.
+    pub fn always_revalidate(mut self) -> Self {
+        self.always_revalidate = true;
+        self
+    }
+
     /// Whether the result is to be stored.
     pub fn is_stored(&self) -> bool {
         self.store
@@ -162,6 +191,8 @@ pub(crate) struct Entry<V> {
     pub(crate) fresh_until: Instant,
     pub(crate) stale_until: Instant,
     pub(crate) error_until: Instant,
+    /// Until when an expired value is handed to the load that refreshes it.
+    pub(crate) kept_until: Instant,
 }
 
 impl<V> Entry<V> {
@@ -180,12 +211,29 @@ impl<V> Entry<V> {
             .stale_while_revalidate
             .unwrap_or(config.stale_while_revalidate);
         let stale_if_error = fetch.stale_if_error.unwrap_or(config.stale_if_error);
+        if fetch.always_revalidate {
+            let kept_until = now + window(fetch.keep_for_revalidation);
+            return Self {
+                content: value,
+                loaded_at: now,
+                fresh_until: now,
+                stale_until: now,
+                error_until: now,
+                kept_until,
+            };
+        }
+        let stale_until = fresh_until + window(stale_while_revalidate);
+        let error_until = fresh_until + window(stale_if_error);
+        let kept_until = stale_until
+            .max(error_until)
+            .max(fresh_until + window(fetch.keep_for_revalidation));
         Self {
             content: value,
             loaded_at: now,
             fresh_until,
-            stale_until: fresh_until + window(stale_while_revalidate),
-            error_until: fresh_until + window(stale_if_error),
+            stale_until,
+            error_until,
+            kept_until,
         }
     }
 
@@ -198,6 +246,7 @@ impl<V> Entry<V> {
             fresh_until: until,
             stale_until: until,
             error_until: until,
+            kept_until: until,
         }
     }
 
@@ -220,6 +269,15 @@ impl<V> Entry<V> {
             Phase::StaleIfError
         } else {
             Phase::Expired
+        }
+    }
+
+    /// The value a load refreshing this entry at `now` is handed: an
+    /// expired value still kept.
+    pub(crate) fn kept_value(self, now: Instant) -> Option<V> {
+        match self.content {
+            Content::Value(value) if now < self.kept_until => Some(value),
+            _ => None,
         }
     }
 

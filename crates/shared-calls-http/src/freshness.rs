@@ -13,8 +13,8 @@
 //!
 //! - the request method is `GET` (`HEAD` responses are not stored: the `GET`
 //!   entry answers `HEAD` requests, RFC 9110 §9.3.2) → [`Reason::Method`];
-//! - the status is final, not `206` (no partial storage, §3.3), not `304` (we
-//!   do not revalidate, §4.3.4) and not `5xx` — a server error is never
+//! - the status is final, not `206` (no partial storage, §3.3), not `304` (it
+//!   freshens a stored answer instead, §4.3.4) and not `5xx` — a server error is never
 //!   stored as fresh, whatever it says; serving stale on error is the
 //!   `stale-if-error` window of the *previous* good response →
 //!   [`Reason::Status`];
@@ -24,14 +24,14 @@
 //! - no request `no-store` (§5.2.1.5), no response `no-store` (§5.2.2.5) →
 //!   [`Reason::NoStore`];
 //! - no unqualified `private` (§5.2.2.7) → [`Reason::Private`];
-//! - no unqualified `no-cache` (§5.2.2.4): it allows storing but never
-//!   reusing without revalidation; nor, when the
-//!   response has no `Cache-Control` at all, `Pragma: no-cache` (its response
-//!   meaning was never specified, §5.4; refusing is the safe reading) →
-//!   [`Reason::NoCache`]. The qualified forms `no-cache="f"` and
-//!   `private="f"` do not prevent storing: the stored copy goes without the
-//!   fields they name ([`qualified_fields`]),
-//!   which only the client of the call that fetched it receives;
+//! - unqualified `no-cache` (§5.2.2.4), or, when the response has no
+//!   `Cache-Control` at all, `Pragma: no-cache` (§5.4): stored only with a
+//!   validator (`ETag`, `Last-Modified`), never fresh ([`Freshness::ttl`]
+//!   zero), and revalidated on every use; without one → [`Reason::NoCache`].
+//!   The qualified forms `no-cache="f"` and `private="f"` do not prevent
+//!   storing: the stored copy goes without the fields they name
+//!   ([`qualified_fields`]), which only the client of the call that fetched
+//!   it receives;
 //! - if the request carried `Authorization`, the response has `public`,
 //!   `s-maxage` or `must-revalidate` (§3.5). This holds even when the key
 //!   includes the credentials → [`Reason::Authorization`];
@@ -66,8 +66,9 @@
 //!   stale on arrival, as does one whose `Age` reaches its lifetime;
 //! - the TTL is then clamped to [`Rules::min_ttl`], [`Rules::max_ttl`]. A
 //!   response stale on arrival (TTL zero) is stored, with a TTL of zero,
-//!   only when its stale windows let it be served stale; otherwise →
-//!   [`Reason::StaleOnArrival`].
+//!   when its stale windows let it be served stale, or when its lifetime
+//!   was explicit and it has a validator (then revalidated on every use,
+//!   like a `no-cache` one); otherwise → [`Reason::StaleOnArrival`].
 //!
 //! The stale windows come from `stale-while-revalidate` and `stale-if-error`
 //! (RFC 5861), zero when absent, and are forced to zero when a directive
@@ -393,7 +394,8 @@ pub struct Freshness {
     /// Remaining freshness, counted from now: the freshness lifetime minus the
     /// response's age, clamped to the rules' `[min_ttl, max_ttl]`. Zero only
     /// for a response stale on arrival that may be served stale (a stale
-    /// window is not zero).
+    /// window is not zero), or one stored to be revalidated on every use:
+    /// `no-cache`, or stale on arrival, with a validator.
     pub ttl: Duration,
     /// After `ttl`, how long the response may be served stale while one
     /// background refresh runs (RFC 5861 §3); zero when not allowed.
@@ -652,9 +654,17 @@ fn decide(
         Err(VaryError::Any) => return Err(Reason::VaryAny),
         Err(_) => return Err(Reason::Vary),
     };
+    let reported_age = age(response.headers);
+    if cc.no_cache()
+        || (!response.headers.contains_key(CACHE_CONTROL) && pragma_no_cache(response.headers))
+    {
+        // Never fresh, whatever `min_ttl` says (§5.2.2.4).
+        let age = reported_age.unwrap_or_default();
+        return revalidated_on_every_use(response.headers, age, vary).ok_or(Reason::NoCache);
+    }
     let lifetime = freshness_lifetime(rules, &cc, status, response.headers, now)?;
     // An `Age` that says nothing reliable makes it as old as its lifetime.
-    let age = age(response.headers).unwrap_or(lifetime);
+    let age = reported_age.unwrap_or(lifetime);
     let ttl = rules.clamp(lifetime.saturating_sub(age));
     let window = |d: Option<Duration>| match forbids_stale(&cc) {
         true => Duration::ZERO,
@@ -665,12 +675,37 @@ fn decide(
         window(cc.stale_if_error()),
     );
     if ttl.is_zero() && stale_while_revalidate.is_zero() && stale_if_error.is_zero() {
-        return Err(Reason::StaleOnArrival);
+        // A lifetime the origin stated, already over (`max-age=0`, an
+        // `Age` past it): as good as `no-cache` when it can be revalidated.
+        let explicit = cc.s_maxage().is_some()
+            || cc.max_age().is_some()
+            || response.headers.contains_key(EXPIRES);
+        return explicit
+            .then(|| revalidated_on_every_use(response.headers, age, vary))
+            .flatten()
+            .ok_or(Reason::StaleOnArrival);
     }
     Ok(Freshness {
         ttl,
         stale_while_revalidate,
         stale_if_error,
+        initial_age: age,
+        vary,
+    })
+}
+
+/// The freshness of a response stored to be revalidated on every use
+/// (never fresh, never served stale), if it has a validator to revalidate
+/// it with.
+fn revalidated_on_every_use(
+    headers: &HeaderMap,
+    age: Duration,
+    vary: Option<Vary>,
+) -> Option<Freshness> {
+    crate::revalidate::has_validator(headers).then_some(Freshness {
+        ttl: Duration::ZERO,
+        stale_while_revalidate: Duration::ZERO,
+        stale_if_error: Duration::ZERO,
         initial_age: age,
         vary,
     })
@@ -684,17 +719,11 @@ fn may_share(
     response: &Reading<'_>,
     cc: &CacheControl,
 ) -> Result<(), Reason> {
-    let response_headers = response.headers;
     if cc.no_store() || CacheControl::from_headers_lenient(request_headers).no_store() {
         return Err(Reason::NoStore);
     }
     if cc.private() {
         return Err(Reason::Private);
-    }
-    if cc.no_cache()
-        || (!response_headers.contains_key(CACHE_CONTROL) && pragma_no_cache(response_headers))
-    {
-        return Err(Reason::NoCache);
     }
     if request_headers.contains_key(AUTHORIZATION)
         && !(cc.public() || cc.s_maxage().is_some() || cc.must_revalidate())

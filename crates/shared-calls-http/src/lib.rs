@@ -28,6 +28,9 @@
 //! | hit from the fleet's second tier | `shared-calls; hit; ttl=42; detail=l2` | `HIT` |
 //! | miss, stored | `shared-calls; fwd=miss; stored; ttl=60` | `MISS` |
 //! | collapsed | `shared-calls; fwd=miss; collapsed; stored; ttl=60` | `HIT` |
+//! | revalidated (the origin's `304` freshened a kept answer) | `shared-calls; fwd=stale; fwd-status=304; stored; ttl=60; detail=revalidated` | `REVALIDATED` |
+//! | revalidated, collapsed | `shared-calls; fwd=stale; fwd-status=304; collapsed; stored; ttl=60; detail=revalidated` | `REVALIDATED` |
+//! | revalidation failed (inner error, no stale-if-error) | `shared-calls; fwd=miss; collapsed; detail=revalidation-failed` (a `504`) | `HIT` |
 //! | stale-while-revalidate | `shared-calls; hit; fwd=stale; detail=stale-while-revalidate` | `UPDATING` |
 //! | stale-if-error | `shared-calls; fwd=stale; detail=stale-if-error` | `STALE` |
 //! | hit-for-miss | `shared-calls; fwd=miss; detail=hit-for-miss` | `MISS` |
@@ -72,6 +75,18 @@
 //! `max_body_size` still reaches the leader's client whole, is not stored,
 //! and releases the waiting requests too.
 //!
+//! An expired answer with a validator (`ETag`, `Last-Modified`) is kept,
+//! never served unrefreshed, for
+//! [`keep_for_revalidation`](HttpPolicy::keep_for_revalidation) (10 minutes
+//! by default): its one collapsed refresh (or stale-while-revalidate
+//! background refresh) asks `If-None-Match` / `If-Modified-Since`, and a
+//! `304` that identifies it freshens its fields and freshness while its
+//! body is reused (RFC 9111 §4.3). A `HEAD` refreshes it with a `HEAD`.
+//! `no-cache` answers with a validator are stored and revalidated on every
+//! use; `must-revalidate`, `proxy-revalidate`, `s-maxage` and `no-cache`
+//! answers are never served stale, and the requests waiting for a
+//! revalidation whose call failed get a `504`.
+//!
 //! Cached answers (hit, stale, collapsed) carry `Age`, and so does an answer
 //! whose origin sent one. Stored answers keep no hop-by-hop header and carry
 //! a `Content-Length` computed from the stored body. Failures become
@@ -99,6 +114,7 @@ mod owned;
 mod policy;
 mod request_freshness;
 mod respond;
+mod revalidate;
 mod shared;
 mod status;
 mod tee;
@@ -108,7 +124,7 @@ pub use grpc::{BufferRequest, BufferRequestLayer, BufferedRequest, grpc_key};
 pub use invalidate::HttpCacheExt;
 pub use key::{HttpKey, KeyBuilder, MAX_KEY_LEN, default_key};
 pub use l2::HttpCodec;
-pub use policy::{HttpContext, HttpPolicy};
+pub use policy::{DEFAULT_KEEP_FOR_REVALIDATION, HttpContext, HttpPolicy};
 pub use shared::{HttpFailure, HttpShared};
 pub use shared_calls_tower::Outcome;
 

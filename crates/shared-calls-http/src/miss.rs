@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
+use http::header::{AGE, CONTENT_TYPE};
 use http::{HeaderMap, Method, Response, StatusCode};
 use http_body::Body;
 use shared_calls_tower::{Fetch, Leader};
@@ -23,6 +23,7 @@ use crate::framing::{self, Framing};
 use crate::freshness::{self, Reading, Reason, Rules, Says, Storability};
 use crate::grpc;
 use crate::policy::{HttpContext, HttpPolicy};
+use crate::revalidate;
 use crate::shared::{Failure, HttpFailure, HttpShared, Shared, StoredResponse, TakeOnce};
 use crate::tee::{Pumped, tee};
 
@@ -40,6 +41,20 @@ where
 {
     let (parts, body) = response.into_parts();
     let request_headers = context.headers.clone().unwrap_or_default();
+    if let Some(HttpShared(Shared::Complete(kept))) = &context.revalidating {
+        if parts.status == StatusCode::NOT_MODIFIED {
+            // A `304` that identifies nothing is not applied, and the next
+            // refresh fetches `kept` whole.
+            if !revalidate::identifies(&parts.headers, kept) {
+                revalidate::unidentified(kept);
+                return Err(HttpFailure(Failure::Broken));
+            }
+            return freshen::<B>(policy, kept, &parts, context, &request_headers);
+        }
+        if context.method == Method::HEAD {
+            return head_refresh(policy, kept, parts, body, context, &request_headers);
+        }
+    }
     // RFC 9111 §4.2.3: the response time is when the head arrived; the
     // time its body took counts in the stored answer's age.
     let received = Instant::now();
@@ -94,7 +109,84 @@ where
     if head.failed || grpc_failed {
         return Err(HttpFailure(Failure::Status(stored.into())));
     }
-    Ok(head.fetch(HttpShared(Shared::Complete(stored.into())), in_transit))
+    let keep = policy.revalidation_window();
+    Ok(head.fetch(
+        HttpShared(Shared::Complete(stored.into())),
+        in_transit,
+        keep,
+    ))
+}
+
+/// The origin's answer to a `HEAD` that refreshed `kept` (RFC 9111 §4.3.5):
+/// a `200` that identifies `kept` freshens it like a `304`; any other
+/// answer reaches the `HEAD`'s own client only and is never stored (the
+/// key is then passed until a `GET` stores it anew), a failure being
+/// shared as failures are.
+fn head_refresh<B>(
+    policy: &HttpPolicy,
+    kept: &StoredResponse,
+    parts: http::response::Parts,
+    body: B,
+    context: &HttpContext,
+    request_headers: &HeaderMap,
+) -> Result<Fetch<HttpShared>, HttpFailure>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Send,
+{
+    if parts.status == StatusCode::OK && revalidate::identifies(&parts.headers, kept) {
+        return freshen::<B>(policy, kept, &parts, context, request_headers);
+    }
+    let failed = parts.status.is_server_error();
+    let response = TakeOnce::new(Response::from_parts(parts, SharedBody::streamed(body)));
+    match failed {
+        true => Err(HttpFailure(Failure::Error(response))),
+        false => Ok(Fetch::value(HttpShared(Shared::Unshared(response))).do_not_store()),
+    }
+}
+
+/// `kept` freshened by the answer to its refresh (a `304`, or a `HEAD`'s
+/// `200`) that identifies it: every waiter receives it with the merged
+/// fields and its stored body (RFC 9111 §4.3.3, §4.3.4).
+fn freshen<B>(
+    policy: &HttpPolicy,
+    kept: &StoredResponse,
+    update: &http::response::Parts,
+    context: &HttpContext,
+    request_headers: &HeaderMap,
+) -> Result<Fetch<HttpShared>, HttpFailure>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Send,
+{
+    // Freshness from the merged fields, aged by the update's own `Age`
+    // (which, as in every stored answer, is not kept).
+    let (mut parts, ()) = Response::new(()).into_parts();
+    parts.status = kept.status;
+    parts.version = kept.version;
+    parts.headers = revalidate::merged_headers(&kept.headers, &update.headers);
+    for age in update.headers.get_all(AGE) {
+        parts.headers.append(AGE, age.clone());
+    }
+    let head = Head::analyze(policy.rules(), context, &parts, request_headers);
+    let mut merged = parts.headers;
+    merged.remove(AGE);
+    for name in &head.stripped {
+        merged.remove(name);
+    }
+    let freshened = kept.freshened(merged, head.vary.clone(), head.initial_age);
+    if head.own_client_only {
+        // The origin now says the answer is not for sharing.
+        let response = freshened.to_response::<B>(true);
+        let own = HttpShared(Shared::Unshared(TakeOnce::new(response)));
+        return Ok(Fetch::value(own).do_not_store());
+    }
+    let keep = policy.revalidation_window();
+    Ok(head.fetch(
+        HttpShared(Shared::Complete(freshened.into())),
+        Duration::ZERO,
+        keep,
+    ))
 }
 
 /// An answer for its own client only, untouched: the others call on their
@@ -133,6 +225,8 @@ struct Head {
     initial_age: Duration,
     /// Fields the stored copy goes without.
     stripped: Vec<http::HeaderName>,
+    /// It has a validator: kept past its freshness for revalidation.
+    validated: bool,
 }
 
 impl Head {
@@ -178,13 +272,15 @@ impl Head {
             own_client_only,
             initial_age,
             stripped: analysis.stripped,
+            validated: revalidate::has_validator(&parts.headers),
         }
     }
 
     /// How the cache stores a shareable answer.
     /// `in_transit`: how long the body took after the head, already part
-    /// of the answer's age.
-    fn fetch(self, shared: HttpShared, in_transit: Duration) -> Fetch<HttpShared> {
+    /// of the answer's age. `keep`: how long an answer with a validator is
+    /// kept for revalidation once expired.
+    fn fetch(self, shared: HttpShared, in_transit: Duration, keep: Duration) -> Fetch<HttpShared> {
         let Storability::Store(freshness) = self.storability else {
             return Fetch::value(shared).do_not_store();
         };
@@ -197,16 +293,26 @@ impl Head {
         // stale windows.
         let mut fetch = fetch;
         if freshness.ttl.is_zero() {
-            // Stale on arrival, kept only for its stale windows: never
-            // given the cache's default TTL, nor jittered into freshness.
-            fetch = fetch.ttl(Duration::ZERO);
-        } else if self.says.ttl {
-            let ttl = freshness.ttl.saturating_sub(in_transit);
-            fetch = if self.says.ttl_is_explicit {
-                fetch.ttl(ttl)
-            } else {
-                fetch.heuristic_ttl(ttl)
+            // `no-cache`, or stale on arrival: never fresh, nor given the
+            // cache's default TTL or jittered into freshness. With a
+            // validator it is revalidated on every use (§5.2.2.4); without
+            // one it is kept only for its stale windows.
+            fetch = match self.validated {
+                true => fetch.always_revalidate().keep_for_revalidation(keep),
+                false => fetch.ttl(Duration::ZERO),
             };
+        } else {
+            if self.validated {
+                fetch = fetch.keep_for_revalidation(keep);
+            }
+            if self.says.ttl {
+                let ttl = freshness.ttl.saturating_sub(in_transit);
+                fetch = if self.says.ttl_is_explicit {
+                    fetch.ttl(ttl)
+                } else {
+                    fetch.heuristic_ttl(ttl)
+                };
+            }
         }
         if self.says.stale_while_revalidate {
             fetch = fetch.stale_while_revalidate(freshness.stale_while_revalidate);
@@ -219,8 +325,8 @@ impl Head {
 }
 
 /// Answers not to be seen by other users (meant for one user, or setting
-/// cookies), and answers not to be reused without revalidation, which this
-/// cache does not do: the requests waiting for them make their own calls.
+/// cookies), and answers not to be reused without a revalidation they have
+/// no validator for: the requests waiting for them make their own calls.
 fn reaches_its_own_client_only(storability: &Storability) -> bool {
     matches!(
         storability,

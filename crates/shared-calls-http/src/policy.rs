@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response};
@@ -23,6 +24,7 @@ use crate::key::HttpKey;
 use crate::miss;
 use crate::request_freshness::Limits;
 use crate::respond::own_response;
+use crate::revalidate;
 use crate::shared::{Failure, HttpFailure, HttpShared, Shared, TakeOnce};
 
 /// The HTTP policy: RFC 9111 rules for a shared cache, bodies buffered up to
@@ -52,6 +54,7 @@ struct Settings {
     cache_status: Option<Arc<str>>,
     x_cache_status: bool,
     grpc: bool,
+    keep_for_revalidation: Duration,
 }
 
 impl Default for Settings {
@@ -62,13 +65,19 @@ impl Default for Settings {
             cache_status: Some(Arc::from("shared-calls")),
             x_cache_status: false,
             grpc: false,
+            keep_for_revalidation: DEFAULT_KEEP_FOR_REVALIDATION,
         }
     }
 }
 
+/// How long an expired answer with a validator is kept for revalidation,
+/// by default.
+pub const DEFAULT_KEEP_FOR_REVALIDATION: Duration = Duration::from_secs(10 * 60);
+
 impl HttpPolicy {
     /// The defaults: [`Rules::default`], 1 MiB bodies, `Cache-Status` named
-    /// `shared-calls`, no `X-Cache-Status`, gRPC off.
+    /// `shared-calls`, no `X-Cache-Status`, gRPC off, expired answers with a
+    /// validator kept 10 minutes for revalidation.
     pub fn new() -> Self {
         Self::default()
     }
@@ -109,7 +118,7 @@ impl HttpPolicy {
         self.with(|settings| settings.cache_status = name.map(Arc::from))
     }
 
-    /// Whether to add nginx's `X-Cache-Status` (`HIT`, `MISS`, `UPDATING`,
+    /// Whether to add nginx's `X-Cache-Status` (`HIT`, `MISS`, `REVALIDATED`, `UPDATING`,
     /// `STALE`, `BYPASS`). Off by default.
     pub fn x_cache_status(self, enabled: bool) -> Self {
         self.with(|settings| settings.x_cache_status = enabled)
@@ -123,6 +132,20 @@ impl HttpPolicy {
     /// ([`Rules::credentials_in_key`]). Off by default.
     pub fn grpc(self, enabled: bool) -> Self {
         self.with(|settings| settings.grpc = enabled)
+    }
+
+    /// How long an expired answer with a validator (`ETag`,
+    /// `Last-Modified`) is kept after its freshness and stale windows end,
+    /// never served, to be refreshed by a conditional request: the origin's
+    /// `304` then freshens it without sending its body again (RFC 9111
+    /// §4.3). [`DEFAULT_KEEP_FOR_REVALIDATION`] by default; zero turns
+    /// revalidation off (expired answers are fetched whole).
+    pub fn keep_for_revalidation(self, window: Duration) -> Self {
+        self.with(|settings| settings.keep_for_revalidation = window)
+    }
+
+    pub(crate) fn revalidation_window(&self) -> Duration {
+        self.settings.keep_for_revalidation
     }
 
     /// Which policy this is, to tell whose header values an entry remembers.
@@ -158,6 +181,7 @@ impl HttpPolicy {
             only_if_cached: false,
             limits: None,
             invalidation: None,
+            revalidating: None,
         };
         if self.settings.grpc && grpc::is_buffered_unary(request) {
             // Credentials (`authorization` metadata) bypass as they do in HTTP.
@@ -211,6 +235,9 @@ pub struct HttpContext {
     limits: Option<Box<Limits>>,
     /// An unsafe request's URI, to find the targets its success invalidates.
     invalidation: Option<Box<Invalidation>>,
+    /// The kept answer this request's call asks the origin about, when it
+    /// was made conditional.
+    pub(crate) revalidating: Option<HttpShared>,
 }
 
 /// Any method but the safe ones (RFC 9110 §9.2.1), unknown ones included:
@@ -269,6 +296,31 @@ where
         context.limits.as_deref().map(|limits| limits.accepts())
     }
 
+    fn revalidate(
+        &self,
+        mut request: Request<ReqB>,
+        stored: &HttpShared,
+        context: &mut HttpContext,
+    ) -> Request<ReqB> {
+        let Shared::Complete(entry) = &stored.0 else {
+            return request;
+        };
+        // Asked with the `Vary` values it was stored for, or not at all.
+        if !self.revalidation_window().is_zero()
+            && !context.grpc
+            && entry.serves(request.headers())
+            && revalidate::make_conditional(request.headers_mut(), entry)
+        {
+            context.revalidating = Some(stored.clone());
+            // A `HEAD` needs no body: it asks as a `HEAD`, and what the
+            // origin answers updates the stored `GET` (§4.3.5).
+            if context.method == Method::HEAD {
+                *request.method_mut() = Method::HEAD;
+            }
+        }
+        request
+    }
+
     fn share(
         &self,
         result: Result<Response<ResB>, S::Error>,
@@ -279,6 +331,11 @@ where
         Box::pin(async move {
             match result {
                 Ok(response) => miss::share(&policy, response, &context, leader).await,
+                // A kept answer that could not be revalidated is not served
+                // unless its stale-if-error window allows: a gateway timeout.
+                Err(error) if context.revalidating.is_some() => {
+                    Err(HttpFailure(Failure::Unrevalidated(TakeOnce::new(error))))
+                }
                 Err(error) => Err(HttpFailure(Failure::Error(TakeOnce::new(error)))),
             }
         })

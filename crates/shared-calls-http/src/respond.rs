@@ -59,7 +59,7 @@ impl HttpPolicy {
     {
         match &failure.0 {
             Failure::Status(stored) => return Ok(self.answer(stored, answer, method, None)),
-            Failure::Error(taken) if answer.own_call => {
+            Failure::Error(taken) | Failure::Unrevalidated(taken) if answer.own_call => {
                 if let Some(error) = taken.take::<E>() {
                     return Err(error);
                 }
@@ -68,6 +68,10 @@ impl HttpPolicy {
                     self.mark(&mut response, answer, None);
                     return Ok(response);
                 }
+            }
+            Failure::Unrevalidated(_) => {
+                let status = StatusCode::GATEWAY_TIMEOUT;
+                return Ok(self.synthesize(status, answer, "revalidation-failed", method));
             }
             Failure::Error(_) | Failure::Broken => {}
         }
@@ -153,6 +157,8 @@ impl HttpPolicy {
             true => not_modified_response(&stored.headers),
             false => stored.to_response(method != Method::HEAD),
         };
+        // Kept, and confirmed by the origin's `304` for this caller.
+        let revalidated = stored.revalidated && !answer.outcome.is_from_cache();
         let (age, cache_status) = if answer.outcome == Outcome::Hit && !answer.from_second_tier() {
             let headers = stored.hit_headers(answer.age(), answer.fresh_for(), self.id(), |age| {
                 (
@@ -171,12 +177,22 @@ impl HttpPolicy {
                 false => (stored.initial_age.as_secs() > 0).then_some(stored.initial_age),
             };
             let age = age.map(freshness::age_header_value);
-            (age, self.status_entry(answer, None))
+            let cache_status = match revalidated {
+                true => self
+                    .cache_status_name()
+                    .map(|name| status::revalidated(name, answer)),
+                false => self.status_entry(answer, None),
+            };
+            (age, cache_status)
         };
         if let Some(age) = age {
             response.headers_mut().insert(http::header::AGE, age);
         }
         self.mark_with(&mut response, answer.outcome, cache_status);
+        if revalidated && self.sends_x_cache_status() {
+            let value = HeaderValue::from_static("REVALIDATED");
+            response.headers_mut().insert(X_CACHE_STATUS, value);
+        }
         response
     }
 

@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -36,6 +36,11 @@ pub(crate) struct StoredResponse {
     /// Unique among the answers of a process: the variants of a URI are
     /// keyed by the answer that told how it varies.
     pub(crate) id: u64,
+    /// Made from a kept answer that a `304` confirmed, rather than fetched.
+    pub(crate) revalidated: bool,
+    /// A `304` answered its conditional refresh without identifying it:
+    /// the next refresh fetches it whole.
+    pub(crate) unidentified: AtomicBool,
     /// The `Age` and `Cache-Status` of its hits in the last second it was
     /// hit: a hot entry answers many hits a second with the same two values.
     hit_headers: Mutex<Option<HitHeaders>>,
@@ -69,6 +74,35 @@ impl StoredResponse {
             initial_age,
             stripped: false,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            revalidated: false,
+            unidentified: AtomicBool::new(false),
+            hit_headers: Mutex::new(None),
+        }
+    }
+
+    /// This answer, confirmed by a `304`, with the merged `headers`: the
+    /// body and trailers are shared with it, not copied.
+    pub(crate) fn freshened(
+        &self,
+        headers: HeaderMap,
+        vary: Option<VaryKey>,
+        initial_age: Duration,
+    ) -> Self {
+        let (headers, _) = owned::own(headers, Collected::default());
+        Self {
+            status: self.status,
+            version: self.version,
+            headers,
+            body: self.body.clone(),
+            vary,
+            initial_age,
+            // Every waiter, the leader included, receives the merged copy:
+            // its own call brought no body to answer with.
+            stripped: false,
+            // Its variants stay keyed by the answer that first told them.
+            id: self.id,
+            revalidated: true,
+            unidentified: AtomicBool::new(false),
             hit_headers: Mutex::new(None),
         }
     }
@@ -226,9 +260,14 @@ pub(crate) enum Failure {
     /// client only): the caller whose call failed takes it; the others
     /// answer 502.
     Error(TakeOnce),
-    /// The answer broke on its way (its body failed, or its framing lied);
-    /// its own client has what came, the others answer 502.
+    /// The answer broke on its way (its body failed, or its framing lied),
+    /// or was a `304` that did not identify the kept answer; its own client
+    /// has what came, if anything, and every other caller a 502.
     Broken,
+    /// The inner service's error on a call that revalidated a kept answer:
+    /// the caller whose call failed takes it; the others answer 504, the
+    /// kept answer not being theirs to serve (RFC 9111 §4.2.4, §5.2.2.2).
+    Unrevalidated(TakeOnce),
 }
 
 impl fmt::Debug for HttpFailure {
@@ -237,6 +276,7 @@ impl fmt::Debug for HttpFailure {
             Failure::Status(stored) => f.debug_tuple("HttpFailure").field(&stored.status).finish(),
             Failure::Error(_) => f.write_str("HttpFailure(error)"),
             Failure::Broken => f.write_str("HttpFailure(broken)"),
+            Failure::Unrevalidated(_) => f.write_str("HttpFailure(unrevalidated)"),
         }
     }
 }

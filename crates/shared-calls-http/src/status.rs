@@ -51,6 +51,26 @@ pub(crate) fn not_stored(name: &str, detail: &str) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("shared-calls"))
 }
 
+/// The `Cache-Status` entry of an answer that a kept entry gave once the
+/// origin's `304` confirmed it (RFC 9211 §2.2, §2.3): the request went
+/// forward because the entry was stale.
+pub(crate) fn revalidated(name: &str, answer: &Answer) -> HeaderValue {
+    let mut value = String::with_capacity(96);
+    value.push_str(name);
+    value.push_str("; fwd=stale; fwd-status=304");
+    if answer.outcome == Outcome::Collapsed {
+        value.push_str("; collapsed");
+    }
+    if answer.stored {
+        let _ = write!(value, "; stored; ttl={}", answer.fresh_for().as_secs());
+    }
+    value.push_str(match answer.outcome {
+        Outcome::LockTimeout => "; detail=lock-timeout",
+        _ => "; detail=revalidated",
+    });
+    HeaderValue::try_from(value).unwrap_or_else(|_| HeaderValue::from_static("shared-calls"))
+}
+
 /// The nginx `$upstream_cache_status` word for an answer.
 pub(crate) fn x_cache_status(outcome: Outcome) -> HeaderValue {
     HeaderValue::from_static(match outcome {

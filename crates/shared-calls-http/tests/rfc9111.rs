@@ -639,6 +639,11 @@ fn storability_rows() -> Vec<Row> {
         row("no-cache qualified: stored without the field", &[], 200, &[("cache-control", "no-cache=\"set-cookie\", max-age=60")], Store(60, 0, 0)),
         row("no-cache with public", &[], 200, &[("cache-control", "public, no-cache")], No(Reason::NoCache)),
         row("pragma no-cache alone", &[], 200, &[("pragma", "no-cache")], No(Reason::NoCache)),
+        // With a validator, revalidated on every use: stored, never fresh.
+        row("no-cache with an ETag", &[], 200, &[("cache-control", "no-cache"), ("etag", "\"a\"")], Store(0, 0, 0)),
+        row("pragma no-cache with Last-Modified", &[], 200, &[("pragma", "no-cache"), ("last-modified", NOW_DATE)], Store(0, 0, 0)),
+        row("max-age=0 with an ETag", &[], 200, &[("cache-control", "max-age=0"), ("etag", "\"a\"")], Store(0, 0, 0)),
+        row("status_ttl zero with an ETag", &[], 200, &[("etag", "\"a\"")], No(Reason::StaleOnArrival)).rules(|r| r.status_ttl(StatusCode::OK, Duration::ZERO)),
         row("pragma no-cache with Expires", &[], 200, &[("pragma", "no-cache"), ("expires", PLUS_2M)], No(Reason::NoCache)),
         row("pragma under cache-control", &[], 200, &[("pragma", "no-cache"), ("cache-control", "max-age=60")], Store(60, 0, 0)),
         // Invalid Cache-Control (§4.2.1).

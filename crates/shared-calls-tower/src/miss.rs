@@ -137,7 +137,7 @@ where
 {
     let (leader, early) = Leader::channel();
     let load = own_load(parked.clone(), policy.clone(), context.clone(), leader);
-    let lookup = cache.get_or_load_accepting(key, accepts.cloned(), load);
+    let lookup = cache.get_or_revalidate(key, accepts.cloned(), load);
     let ((result, outcome), early) = match first(lookup, early).await {
         First::Early((response, outcome)) => {
             tracing::Span::current().record("outcome", outcome.as_str());
@@ -184,14 +184,15 @@ type OwnLoad<P> = Pin<
     Box<dyn Future<Output = Result<Fetch<<P as Policy>::Shared>, <P as Policy>::Failure>> + Send>,
 >;
 
-/// The load of a caller's own call: the parked request, sent, and its
-/// result made shareable by the policy.
+/// The load of a caller's own call: the parked request, sent (made to
+/// revalidate the kept answer it refreshes, if any), and its result made
+/// shareable by the policy.
 fn own_load<Req, S, P>(
     parked: Parked<S, Req>,
     policy: P,
     context: P::Context,
     leader: Leader<P::Response>,
-) -> impl FnOnce(Outcome) -> OwnLoad<P> + Send + 'static
+) -> impl FnOnce(Outcome, Option<P::Shared>) -> OwnLoad<P> + Send + 'static
 where
     Req: Send + 'static,
     S: Service<Req> + Send + 'static,
@@ -201,13 +202,17 @@ where
     P: ServicePolicy<Req, S>,
     P::Response: Send + 'static,
 {
-    move |outcome| {
+    move |outcome, kept| {
         // The caller takes its request back only after its load had the
         // chance to run, or leaves it for a background refresh.
         let own = parked.take();
         let leader = leader.with_outcome(outcome);
         Box::pin(async move {
-            let own = own.expect("a request is sent by its own load at most once");
+            let mut own = own.expect("a request is sent by its own load at most once");
+            let mut context = context;
+            if let Some(stored) = &kept {
+                own.request = policy.revalidate(own.request, stored, &mut context);
+            }
             let result = own.send().await;
             policy.share(result, &context, leader).await
         })

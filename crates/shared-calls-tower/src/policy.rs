@@ -313,6 +313,19 @@ pub trait ServicePolicy<Req, S: Service<Req>>: Policy {
         request
     }
 
+    /// The request that refreshes `stored`, an expired answer the cache
+    /// still keeps (inside its stale windows, or the window of
+    /// [`Fetch::keep_for_revalidation`]): HTTP makes it conditional.
+    /// Called when the load that refreshes `stored` starts, before the
+    /// request is sent. `context` is that load's own copy, which
+    /// [`share`](Self::share) then receives: it may remember `stored`, for
+    /// a "not modified" answer to freshen it. Unchanged by default: the
+    /// answer is fetched whole.
+    fn revalidate(&self, request: Req, stored: &Self::Shared, context: &mut Self::Context) -> Req {
+        let _ = (stored, context);
+        request
+    }
+
     /// The leader's inner result, made shareable, with how to store it: a
     /// [`Fetch::value`], with a TTL, stale windows or `do_not_store` as the
     /// response says. The policy may answer the leader early through

@@ -124,12 +124,14 @@ pub(crate) fn decode<K: 'static, V: 'static>(
         (HIT_FOR_MISS, true) => Content::HitForMiss,
         _ => return None,
     };
+    // The revalidation window stays with the instance that loaded.
     Some(Entry {
         content,
         loaded_at,
         fresh_until,
         stale_until,
         error_until,
+        kept_until: stale_until.max(error_until),
     })
 }
 
@@ -184,6 +186,7 @@ mod tests {
             fresh_until: now + Duration::from_secs(10),
             stale_until: now + Duration::from_secs(20),
             error_until: now + Duration::from_secs(30),
+            kept_until: now + Duration::from_secs(30),
         }
     }
 
