@@ -47,6 +47,9 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use shared_calls::{SharedCallsLayer, default_key};
 
+#[path = "e2e/in_process.rs"]
+mod in_process;
+
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 const CLIENTS: usize = 64;
@@ -123,7 +126,9 @@ fn app(variant: Variant, workload: &Workload, backend: Backend) -> Router {
                 // The same TTL as the peer's: no ±5 % spread.
                 .jitter(0.0)
                 // Room for the whole key space (the peer's cache is unbounded).
-                .max_entries(100_000),
+                .max_entries(100_000)
+                // The in-process run stores bodies of up to 4 MiB.
+                .map_policy(|policy| policy.max_body_size(in_process::LARGE_BODY)),
         ),
     };
     router.with_state(backend)
@@ -359,53 +364,6 @@ fn measure(workload: &Workload, variant: Variant) -> Result<Measured, Error> {
     })
 }
 
-/// The hit path without the network: requests for one cached key sent
-/// straight into the server's `Router` on one thread; nanoseconds per
-/// request, building the request and reading the body included.
-fn in_process(variant: Variant, iterations: u32) -> Result<f64, Error> {
-    let workload = Workload {
-        name: "in-process",
-        keys: Keys::One,
-        ttl: Duration::from_secs(3600),
-        delay: Duration::ZERO,
-        duration: Duration::ZERO,
-    };
-    let backend = Backend {
-        calls: Arc::new(AtomicU64::new(0)),
-        delay: Duration::ZERO,
-        body: Bytes::from(vec![b'x'; BODY_SIZE]),
-    };
-    let mut router = app(variant, &workload, backend);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        use tower::{Service, ServiceExt};
-        let mut one = async || -> Result<(), Error> {
-            let request = http::Request::get("/item/hot-0")
-                .header(http::header::HOST, "bench.test")
-                .body(axum::body::Body::empty())?;
-            let response = ServiceExt::<http::Request<axum::body::Body>>::ready(&mut router)
-                .await?
-                .call(request)
-                .await?;
-            let body = response.into_body().collect().await?.to_bytes();
-            if body.len() != BODY_SIZE {
-                return Err(format!("body of {} bytes", body.len()).into());
-            }
-            Ok(())
-        };
-        for _ in 0..iterations / 10 {
-            one().await?;
-        }
-        let start = Instant::now();
-        for _ in 0..iterations {
-            one().await?;
-        }
-        Ok(start.elapsed().as_nanos() as f64 / f64::from(iterations))
-    })
-}
-
 /// User and system CPU time of this process's threads named `name`
 /// (Linux `/proc`, at 100 ticks a second); `None` elsewhere.
 fn threads_cpu(name: &str) -> Option<Duration> {
@@ -454,8 +412,10 @@ fn ms(d: Duration) -> String {
 
 fn main() -> Result<(), Error> {
     let quick = std::env::args().any(|arg| arg == "--quick");
+    // `--only TEXT`: the runs whose workload or variant name contains TEXT.
+    let only = std::env::args().skip_while(|arg| arg != "--only").nth(1);
     if std::env::args().any(|arg| arg == "--in-process") {
-        return print_in_process(if quick { 100_000 } else { 1_000_000 });
+        return in_process::print(quick, only.as_deref());
     }
     let duration = if quick {
         Duration::from_secs(1)
@@ -491,8 +451,6 @@ fn main() -> Result<(), Error> {
         duration.as_secs_f64()
     );
     println!("load average before: {}", load_average());
-    // `--only TEXT`: the runs whose workload or variant name contains TEXT.
-    let only = std::env::args().skip_while(|arg| arg != "--only").nth(1);
     let mut results = Vec::new();
     for workload in &workloads {
         for variant in Variant::ALL {
@@ -597,21 +555,5 @@ fn main() -> Result<(), Error> {
         check(a.p99 <= limit)
     );
 
-    print_in_process(if quick { 100_000 } else { 1_000_000 })
-}
-
-/// The hit path of each variant in-process, as a markdown table.
-fn print_in_process(iterations: u32) -> Result<(), Error> {
-    println!();
-    println!("In-process hit path (one thread, no network, one cached key):");
-    println!();
-    println!("| variant | ns per request | over no layer |");
-    println!("|---|---:|---:|");
-    let mut bare = None;
-    for variant in Variant::ALL {
-        let ns = in_process(variant, iterations)?;
-        let base = *bare.get_or_insert(ns);
-        println!("| {} | {ns:.0} | {:+.0} ns |", variant.name(), ns - base);
-    }
-    Ok(())
+    in_process::print(quick, None)
 }
