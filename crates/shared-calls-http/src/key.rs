@@ -230,6 +230,9 @@ impl KeyBuilder {
             path => path,
         };
         let query = self.query(uri.query());
+        // Each line is a header lookup: made once for both passes below. A
+        // request without them, the usual case, allocates nothing here.
+        let lines: Vec<_> = self.keyed_headers(request.headers()).collect();
         let write = |out: &mut dyn FnMut(&[u8])| {
             out(scheme.as_bytes());
             out(b"://");
@@ -239,7 +242,7 @@ impl KeyBuilder {
                 out(b"?");
                 out(query.as_bytes());
             }
-            for (name, value) in self.keyed_headers(request.headers()) {
+            for &(name, value) in &lines {
                 out(b"\n");
                 out(name.as_bytes());
                 // An absent header has no `:`, an empty one has.
