@@ -29,7 +29,8 @@ static HEAP: dhat::Alloc = dhat::Alloc;
 const MAX_ALLOCATIONS_PER_HIT: u64 = 6;
 
 /// Allocations now and then, in hits per allocation: the cache's periodic
-/// housekeeping, and the `Age` and `Cache-Status` values of a new second.
+/// housekeeping. (The `Age` and `Cache-Status` values of a new second are
+/// made once a second: the test's clock stands still.)
 const OCCASIONAL: u64 = 100;
 
 const HITS: u64 = 1_000;
@@ -53,7 +54,7 @@ fn answer() -> Response<Full<Bytes>> {
         .unwrap()
 }
 
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_hit_allocates_only_its_response_and_never_copies_the_body() {
     let _profiler = dhat::Profiler::builder().testing().build();
     let layer = SharedCallsLayer::new(default_key as KeyFn);
