@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use tower::{Service, ServiceExt};
 
-use super::{BODY_SIZE, Backend, Error, Keys, Variant, Workload, app};
+use super::{BODY_SIZE, Backend, Error, Keys, Protocol, Variant, Workload, app};
 
 /// The largest body of the run: hits should cost the same at any size.
 pub(crate) const LARGE_BODY: usize = 4 * 1024 * 1024;
@@ -37,6 +37,7 @@ impl Case {
     fn new(variant: Variant, body: usize, misses: bool) -> Self {
         let workload = Workload {
             name: "in-process",
+            protocol: Protocol::Http1,
             keys: Keys::One,
             // Hits stay fresh for the whole run; misses are new keys.
             ttl: Duration::from_secs(3600),
