@@ -2,9 +2,9 @@
 //! counted by a global allocator, against a stated number per request.
 //!
 //! The response itself takes some: its header map (index and entries) and
-//! its extensions (the [`Outcome`]). Everything else on the hit path (the
-//! key, the lookup, `Age` and `Cache-Status`) should cost none or close to
-//! none, and the body is never copied.
+//! its extensions (the [`Outcome`]). Of the rest of the hit path, the key
+//! takes one; the lookup, `Age` and `Cache-Status` (values made once a
+//! second per entry) take none, and the body is never copied.
 //!
 //! A test binary of its own: the counting allocator sees the whole process,
 //! so its one test measures with nothing else running.

@@ -184,8 +184,7 @@ impl<B: Body> fmt::Debug for Pump<B> {
 
 /// The data as one `Bytes`, and the trailers. A single chunk is passed on
 /// as it is: the stored answer copies what it keeps into an allocation of
-/// its own (`StoredResponse::new`),
-/// so copying here too would copy every body twice.
+/// its own (`StoredResponse::new`), so a copy here would be a second one.
 fn collect(chunks: &[Bytes], len: usize, trailers: Option<HeaderMap>) -> Collected {
     if let [chunk] = chunks {
         return Collected::new(chunk.clone(), trailers);
