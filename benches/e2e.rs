@@ -2,7 +2,9 @@
 //! waits 20 ms (or not at all) and returns 1 KiB, under a keep-alive HTTP/1
 //! load of 64 concurrent clients (one hyper client connection each) for a
 //! fixed time, in three variants: no layer, `axum-response-cache` 0.5
-//! (`CacheLayer::with_lifespan`) and shared-calls with the same TTL.
+//! (`CacheLayer::with_lifespan`) and shared-calls with the same TTL; and
+//! the same clients as 64 streams over 4 HTTP/2 cleartext (h2c)
+//! connections.
 //!
 //! ```sh
 //! cargo bench --bench e2e             # the whole run, about a minute
@@ -16,7 +18,8 @@
 //! - (a) one hot key, TTL 100 ms, 5 s;
 //! - (b) 90 % of requests on 8 hot keys, 10 % over 10,000 cold keys,
 //!   TTL 1 s, 5 s;
-//! - (c) as (b) with a handler that answers at once: the layer's own cost.
+//! - (c) as (b) with a handler that answers at once: the layer's own cost;
+//! - (d) as (c) over h2c: 64 streams on 4 connections.
 //!
 //! The server and the load generator share the machine: they run in this
 //! one process on two separate tokio runtimes of one thread each (the
@@ -47,9 +50,14 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use shared_calls::{SharedCallsLayer, default_key};
 
+#[path = "e2e/in_process.rs"]
+mod in_process;
+
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 const CLIENTS: usize = 64;
+/// The connections the clients share over HTTP/2.
+const H2_CONNECTIONS: usize = 4;
 const BODY_SIZE: usize = 1024;
 const HOT_KEYS: u32 = 8;
 const COLD_KEYS: u32 = 10_000;
@@ -62,9 +70,20 @@ enum Keys {
     HotCold,
 }
 
+/// How the clients reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// One keep-alive HTTP/1.1 connection per client.
+    Http1,
+    /// HTTP/2 with prior knowledge over cleartext: every client a stream
+    /// on one of `H2_CONNECTIONS` connections.
+    H2c,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Workload {
     name: &'static str,
+    protocol: Protocol,
     keys: Keys,
     ttl: Duration,
     delay: Duration,
@@ -123,7 +142,9 @@ fn app(variant: Variant, workload: &Workload, backend: Backend) -> Router {
                 // The same TTL as the peer's: no ±5 % spread.
                 .jitter(0.0)
                 // Room for the whole key space (the peer's cache is unbounded).
-                .max_entries(100_000),
+                .max_entries(100_000)
+                // The in-process run stores bodies of up to 4 MiB.
+                .map_policy(|policy| policy.max_body_size(in_process::LARGE_BODY)),
         ),
     };
     router.with_state(backend)
@@ -164,14 +185,64 @@ struct ClientLog {
     requests: Vec<(u32, u32, u32)>,
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
+/// A client's way to the server.
+enum Sender {
+    Http1(hyper::client::conn::http1::SendRequest<Empty<Bytes>>),
+    Http2(hyper::client::conn::http2::SendRequest<Empty<Bytes>>),
+}
 
-async fn connect(addr: SocketAddr) -> Result<Sender, Error> {
+async fn tcp(addr: SocketAddr) -> Result<TokioIo<tokio::net::TcpStream>, Error> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    Ok(sender)
+    Ok(TokioIo::new(stream))
+}
+
+impl Sender {
+    /// `CLIENTS` senders: a connection each over HTTP/1, streams on
+    /// `H2_CONNECTIONS` connections over h2c.
+    async fn connect_all(addr: SocketAddr, protocol: Protocol) -> Result<Vec<Self>, Error> {
+        let mut senders = Vec::with_capacity(CLIENTS);
+        match protocol {
+            Protocol::Http1 => {
+                for _ in 0..CLIENTS {
+                    let (sender, connection) =
+                        hyper::client::conn::http1::handshake(tcp(addr).await?).await?;
+                    tokio::spawn(connection);
+                    senders.push(Self::Http1(sender));
+                }
+            }
+            Protocol::H2c => {
+                let mut connections = Vec::with_capacity(H2_CONNECTIONS);
+                for _ in 0..H2_CONNECTIONS {
+                    let executor = hyper_util::rt::TokioExecutor::new();
+                    let (sender, connection) =
+                        hyper::client::conn::http2::handshake(executor, tcp(addr).await?).await?;
+                    tokio::spawn(connection);
+                    connections.push(sender);
+                }
+                for i in 0..CLIENTS {
+                    senders.push(Self::Http2(connections[i % H2_CONNECTIONS].clone()));
+                }
+            }
+        }
+        Ok(senders)
+    }
+
+    async fn send(
+        &mut self,
+        request: http::Request<Empty<Bytes>>,
+    ) -> Result<http::Response<hyper::body::Incoming>, Error> {
+        Ok(match self {
+            Self::Http1(sender) => {
+                sender.ready().await?;
+                sender.send_request(request).await?
+            }
+            Self::Http2(sender) => {
+                sender.ready().await?;
+                sender.send_request(request).await?
+            }
+        })
+    }
 }
 
 async fn client(
@@ -190,12 +261,13 @@ async fn client(
         let key = rng.key(keys);
         let mut request = http::Request::new(Empty::<Bytes>::new());
         *request.uri_mut() = uris[key as usize].clone();
-        request
-            .headers_mut()
-            .insert(http::header::HOST, host.clone());
-        sender.ready().await?;
+        if let Sender::Http1(_) = sender {
+            request
+                .headers_mut()
+                .insert(http::header::HOST, host.clone());
+        }
         let sent = Instant::now();
-        let response = sender.send_request(request).await?;
+        let response = sender.send(request).await?;
         if !response.status().is_success() {
             return Err(format!("status {}", response.status()).into());
         }
@@ -261,6 +333,24 @@ fn percentile(sorted: &[u32], p: f64) -> Duration {
     Duration::from_micros(u64::from(sorted[rank.clamp(1, sorted.len()) - 1]))
 }
 
+/// Serves `app` over HTTP/2 with prior knowledge, as axum serves HTTP/1.
+async fn serve_h2c(listener: tokio::net::TcpListener, app: Router) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let builder =
+                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
 fn measure(workload: &Workload, variant: Variant) -> Result<Measured, Error> {
     let calls = Arc::new(AtomicU64::new(0));
     let backend = Backend {
@@ -276,7 +366,10 @@ fn measure(workload: &Workload, variant: Variant) -> Result<Measured, Error> {
     let listener = server.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
     let app = app(variant, workload, backend);
-    server.spawn(async move { axum::serve(listener, app).await });
+    match workload.protocol {
+        Protocol::Http1 => drop(server.spawn(async move { axum::serve(listener, app).await })),
+        Protocol::H2c => drop(server.spawn(serve_h2c(listener, app))),
+    }
 
     let uris: Arc<Vec<http::Uri>> = Arc::new(
         (0..HOT_KEYS + COLD_KEYS)
@@ -285,7 +378,11 @@ fn measure(workload: &Workload, variant: Variant) -> Result<Measured, Error> {
                     key if key < HOT_KEYS => format!("/item/hot-{key}"),
                     key => format!("/item/cold-{}", key - HOT_KEYS),
                 };
-                path.parse()
+                match workload.protocol {
+                    Protocol::Http1 => path.parse(),
+                    // An HTTP/2 request names its authority in the URI.
+                    Protocol::H2c => format!("http://bench.test{path}").parse(),
+                }
             })
             .collect::<Result<_, _>>()?,
     );
@@ -293,10 +390,7 @@ fn measure(workload: &Workload, variant: Variant) -> Result<Measured, Error> {
         .enable_all()
         .build()?;
     let (logs, elapsed, busy) = clients.block_on(async {
-        let mut senders = Vec::with_capacity(CLIENTS);
-        for _ in 0..CLIENTS {
-            senders.push(connect(addr).await?);
-        }
+        let senders = Sender::connect_all(addr, workload.protocol).await?;
         let cpu_before = (threads_cpu("e2e-server"), own_cpu());
         let start = Instant::now();
         let deadline = start + workload.duration;
@@ -359,53 +453,6 @@ fn measure(workload: &Workload, variant: Variant) -> Result<Measured, Error> {
     })
 }
 
-/// The hit path without the network: requests for one cached key sent
-/// straight into the server's `Router` on one thread; nanoseconds per
-/// request, building the request and reading the body included.
-fn in_process(variant: Variant, iterations: u32) -> Result<f64, Error> {
-    let workload = Workload {
-        name: "in-process",
-        keys: Keys::One,
-        ttl: Duration::from_secs(3600),
-        delay: Duration::ZERO,
-        duration: Duration::ZERO,
-    };
-    let backend = Backend {
-        calls: Arc::new(AtomicU64::new(0)),
-        delay: Duration::ZERO,
-        body: Bytes::from(vec![b'x'; BODY_SIZE]),
-    };
-    let mut router = app(variant, &workload, backend);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        use tower::{Service, ServiceExt};
-        let mut one = async || -> Result<(), Error> {
-            let request = http::Request::get("/item/hot-0")
-                .header(http::header::HOST, "bench.test")
-                .body(axum::body::Body::empty())?;
-            let response = ServiceExt::<http::Request<axum::body::Body>>::ready(&mut router)
-                .await?
-                .call(request)
-                .await?;
-            let body = response.into_body().collect().await?.to_bytes();
-            if body.len() != BODY_SIZE {
-                return Err(format!("body of {} bytes", body.len()).into());
-            }
-            Ok(())
-        };
-        for _ in 0..iterations / 10 {
-            one().await?;
-        }
-        let start = Instant::now();
-        for _ in 0..iterations {
-            one().await?;
-        }
-        Ok(start.elapsed().as_nanos() as f64 / f64::from(iterations))
-    })
-}
-
 /// User and system CPU time of this process's threads named `name`
 /// (Linux `/proc`, at 100 ticks a second); `None` elsewhere.
 fn threads_cpu(name: &str) -> Option<Duration> {
@@ -454,8 +501,10 @@ fn ms(d: Duration) -> String {
 
 fn main() -> Result<(), Error> {
     let quick = std::env::args().any(|arg| arg == "--quick");
+    // `--only TEXT`: the runs whose workload or variant name contains TEXT.
+    let only = std::env::args().skip_while(|arg| arg != "--only").nth(1);
     if std::env::args().any(|arg| arg == "--in-process") {
-        return print_in_process(if quick { 100_000 } else { 1_000_000 });
+        return in_process::print(quick, only.as_deref());
     }
     let duration = if quick {
         Duration::from_secs(1)
@@ -465,6 +514,7 @@ fn main() -> Result<(), Error> {
     let workloads = [
         Workload {
             name: "(a) 1 hot key, 20 ms handler, TTL 100 ms",
+            protocol: Protocol::Http1,
             keys: Keys::One,
             ttl: Duration::from_millis(100),
             delay: Duration::from_millis(20),
@@ -472,6 +522,7 @@ fn main() -> Result<(), Error> {
         },
         Workload {
             name: "(b) 8 hot + 10k cold keys, 20 ms handler, TTL 1 s",
+            protocol: Protocol::Http1,
             keys: Keys::HotCold,
             ttl: Duration::from_secs(1),
             delay: Duration::from_millis(20),
@@ -479,6 +530,15 @@ fn main() -> Result<(), Error> {
         },
         Workload {
             name: "(c) 8 hot + 10k cold keys, no-wait handler, TTL 1 s",
+            protocol: Protocol::Http1,
+            keys: Keys::HotCold,
+            ttl: Duration::from_secs(1),
+            delay: Duration::ZERO,
+            duration,
+        },
+        Workload {
+            name: "(d) as (c) over h2c, 64 streams on 4 connections",
+            protocol: Protocol::H2c,
             keys: Keys::HotCold,
             ttl: Duration::from_secs(1),
             delay: Duration::ZERO,
@@ -486,13 +546,11 @@ fn main() -> Result<(), Error> {
         },
     ];
     println!(
-        "e2e: {CLIENTS} keep-alive HTTP/1 clients, {BODY_SIZE}-byte answers, {} s per run, loopback; \
+        "e2e: {CLIENTS} keep-alive clients (HTTP/1, or h2c streams on {H2_CONNECTIONS} connections), {BODY_SIZE}-byte answers, {} s per run, loopback; \
          server and clients on one thread each",
         duration.as_secs_f64()
     );
     println!("load average before: {}", load_average());
-    // `--only TEXT`: the runs whose workload or variant name contains TEXT.
-    let only = std::env::args().skip_while(|arg| arg != "--only").nth(1);
     let mut results = Vec::new();
     for workload in &workloads {
         for variant in Variant::ALL {
@@ -589,6 +647,23 @@ fn main() -> Result<(), Error> {
         "| throughput on (c) ≥ 1.2x axum-response-cache | {vs_peer:.2}x | {} |",
         check(vs_peer >= 1.2)
     );
+    let (d, d_bare, d_peer) = (
+        find("(d)", Variant::SharedCalls),
+        find("(d)", Variant::NoLayer),
+        find("(d)", Variant::AxumResponseCache),
+    );
+    let (vs_bare, vs_peer) = (
+        d.per_second / d_bare.per_second,
+        d.per_second / d_peer.per_second,
+    );
+    println!(
+        "| throughput on (d), h2c, ≥ 0.95x no layer | {vs_bare:.2}x | {} |",
+        check(vs_bare >= 0.95)
+    );
+    println!(
+        "| throughput on (d), h2c, ≥ 1.2x axum-response-cache | {vs_peer:.2}x | {} |",
+        check(vs_peer >= 1.2)
+    );
     let limit = workloads[0].delay + Duration::from_millis(2);
     println!(
         "| p99 on (a) ≤ handler delay + 2 ms ({} ms) | {} ms | {} |",
@@ -597,21 +672,5 @@ fn main() -> Result<(), Error> {
         check(a.p99 <= limit)
     );
 
-    print_in_process(if quick { 100_000 } else { 1_000_000 })
-}
-
-/// The hit path of each variant in-process, as a markdown table.
-fn print_in_process(iterations: u32) -> Result<(), Error> {
-    println!();
-    println!("In-process hit path (one thread, no network, one cached key):");
-    println!();
-    println!("| variant | ns per request | over no layer |");
-    println!("|---|---:|---:|");
-    let mut bare = None;
-    for variant in Variant::ALL {
-        let ns = in_process(variant, iterations)?;
-        let base = *bare.get_or_insert(ns);
-        println!("| {} | {ns:.0} | {:+.0} ns |", variant.name(), ns - base);
-    }
-    Ok(())
+    in_process::print(quick, None)
 }

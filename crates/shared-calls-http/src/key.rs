@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{FORWARDED, HOST, HeaderName};
 use http::{HeaderMap, Request};
 
@@ -341,25 +341,39 @@ impl KeyBuilder {
             path => path,
         };
         let query = self.query(uri.query());
-        let mut key = BytesMut::with_capacity(scheme.len() + authority.len() + path.len() + 64);
-        key.put_slice(scheme.as_bytes());
-        key.put_slice(b"://");
-        key.put_slice(authority);
-        key.put_slice(path.as_bytes());
-        if let Some(query) = query {
-            key.put_u8(b'?');
-            key.put_slice(query.as_bytes());
-        }
-        for (name, value) in self.keyed_headers(request.headers()) {
-            key.put_u8(b'\n');
-            key.put_slice(name.as_bytes());
-            // An absent header has no `:`, an empty one has.
-            if let Some(value) = value {
-                key.put_u8(b':');
-                key.put_slice(value);
+        // Each line is a header lookup: made once for both passes below. A
+        // request without them, the usual case, allocates nothing here.
+        let lines: Vec<_> = self.keyed_headers(request.headers()).collect();
+        let write = |out: &mut dyn FnMut(&[u8])| {
+            out(scheme.as_bytes());
+            out(b"://");
+            out(authority);
+            out(path.as_bytes());
+            if let Some(query) = &query {
+                out(b"?");
+                out(query.as_bytes());
             }
+            for &(name, value) in &lines {
+                out(b"\n");
+                out(name.as_bytes());
+                // An absent header has no `:`, an empty one has.
+                if let Some(value) = value {
+                    out(b":");
+                    out(value);
+                }
+            }
+        };
+        let mut len = 0;
+        write(&mut |part| len += part.len());
+        if len > MAX_KEY_LEN {
+            return None;
         }
-        (key.len() <= MAX_KEY_LEN).then(|| HttpKey::new(key.freeze()))
+        // Exactly its length, so that the key is one allocation: `Bytes`
+        // takes a full `Vec` as it is, and shares any other through a
+        // second allocation.
+        let mut key = Vec::with_capacity(len);
+        write(&mut |part| key.extend_from_slice(part));
+        Some(HttpKey::new(Bytes::from(key)))
     }
 
     /// Every keyed header line: the routing headers, each value present,

@@ -16,6 +16,10 @@ use crate::cache_control::VaryKey;
 use crate::framing;
 use crate::owned;
 
+/// Header lines a served answer may gain: `Age`, `Cache-Status`,
+/// `X-Cache-Status`, and a `HEAD` answer's `Content-Length`.
+const ADDED_HEADER_LINES: usize = 4;
+
 /// The id of the next stored answer.
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
@@ -157,7 +161,7 @@ impl StoredResponse {
         let mut response = Response::new(body);
         *response.status_mut() = self.status;
         *response.version_mut() = self.version;
-        *response.headers_mut() = self.headers.clone();
+        *response.headers_mut() = self.head();
         if !with_body && !self.headers.contains_key(CONTENT_LENGTH) {
             // A `HEAD` answer announces the length the `GET` would have sent
             // (RFC 9110 §8.6), not that of its empty body.
@@ -166,6 +170,19 @@ impl StoredResponse {
                 .insert(CONTENT_LENGTH, HeaderValue::from(self.body.data().len()));
         }
         response
+    }
+
+    /// A copy of its header lines with room for the ones a served answer
+    /// gains, so that adding them allocates nothing more. (A clone of the
+    /// stored map would be as full as the map and grow on the first line.)
+    fn head(&self) -> HeaderMap {
+        let mut head = HeaderMap::with_capacity(self.headers.len() + ADDED_HEADER_LINES);
+        head.extend(
+            self.headers
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone())),
+        );
+        head
     }
 
     /// The heap it holds, for a cache bounded by weight.

@@ -182,10 +182,13 @@ impl<B: Body> fmt::Debug for Pump<B> {
     }
 }
 
-/// The data and trailers, copied into one allocation of their own: chunks
-/// may be slices of a connection's read buffer, which a stored answer must
-/// not keep alive.
+/// The data as one `Bytes`, and the trailers. A single chunk is passed on
+/// as it is: the stored answer copies what it keeps into an allocation of
+/// its own (`StoredResponse::new`), so a copy here would be a second one.
 fn collect(chunks: &[Bytes], len: usize, trailers: Option<HeaderMap>) -> Collected {
+    if let [chunk] = chunks {
+        return Collected::new(chunk.clone(), trailers);
+    }
     let mut data = BytesMut::with_capacity(len);
     for chunk in chunks {
         data.extend_from_slice(chunk);
