@@ -276,7 +276,7 @@ impl<K, V> CacheBuilder<K, V> {
 
     /// Whether a load whose every caller has gone away still finishes and
     /// stores its result (the default), or is cancelled.
-    pub fn finish_abandoned_loads(mut self, finish: bool) -> Self {
+    pub fn finish_abandoned(mut self, finish: bool) -> Self {
         self.config.finish_abandoned = finish;
         self
     }

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::Arc;
 
-use shared_calls_flight::{Abandoned, Call, FlightError, Group, Source};
+use shared_calls_flight::{Call, FlightError, Group, Source};
 use tokio::time::Instant;
 
 use crate::builder::{CacheBuilder, Config};
@@ -86,7 +86,7 @@ struct Loaded<V> {
 ///
 /// Dropping a caller never cancels a load other callers wait for. When every
 /// caller of a load has gone, the load finishes on a detached task and fills
-/// the cache ([`finish_abandoned_loads`](CacheBuilder::finish_abandoned_loads)
+/// the cache ([`finish_abandoned`](CacheBuilder::finish_abandoned)
 /// turns that off), so a burst of disconnecting clients does not waste the
 /// backend's work.
 ///
@@ -146,11 +146,7 @@ where
     ) -> Self {
         let counters = Arc::new(Counters::default());
         let mut flights = Group::builder()
-            .when_abandoned(if config.finish_abandoned {
-                Abandoned::Finish
-            } else {
-                Abandoned::Cancel
-            })
+            .finish_abandoned(config.finish_abandoned)
             .max_waiters(config.max_waiters);
         // The longest window means no timeout: no timer per waiter.
         if config.lock_timeout < LONGEST_WINDOW {

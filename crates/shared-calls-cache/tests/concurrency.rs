@@ -332,11 +332,11 @@ async fn an_abandoned_load_finishes_and_stores_by_default() {
     assert_eq!((hit.value().as_str(), hit.outcome()), ("v", Outcome::Hit));
 }
 
-/// With `finish_abandoned_loads(false)`, the load is cancelled when its last
+/// With `finish_abandoned(false)`, the load is cancelled when its last
 /// caller goes, stores nothing, and the next caller loads anew.
 #[tokio::test(start_paused = true)]
 async fn an_abandoned_load_is_cancelled_when_configured() {
-    let cache: Strings = Cache::builder().finish_abandoned_loads(false).build();
+    let cache: Strings = Cache::builder().finish_abandoned(false).build();
     let backend = Backend::new();
     let leader = spawn_callers(&cache, "k", 1, || {
         backend.gated(Ok(Fetch::value("v".to_owned())))

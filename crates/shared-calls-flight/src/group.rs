@@ -11,27 +11,13 @@ use crate::flight::Flight;
 use crate::shard::{Entry, Shard, Ticket};
 use crate::sync::Arc;
 
-/// What happens to a flight whose every waiter has gone away.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Abandoned {
-    /// Drop the work and forget the key (the default): nobody is left to
-    /// receive its output.
-    #[default]
-    Cancel,
-    /// Keep driving the work to completion on a detached tokio task, so that
-    /// side effects inside it (such as filling a cache) still happen. Callers
-    /// that arrive meanwhile join the same flight. Falls back to
-    /// [`Cancel`](Self::Cancel) when dropped outside a tokio runtime.
-    #[cfg(feature = "tokio")]
-    Finish,
-}
-
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     #[cfg(feature = "tokio")]
     pub(crate) wait_timeout: Option<Duration>,
-    pub(crate) abandoned: Abandoned,
+    /// Whether an abandoned flight is driven to completion on a detached
+    /// task instead of being dropped.
+    pub(crate) finish_abandoned: bool,
     pub(crate) resume_panics: bool,
     pub(crate) max_waiters: usize,
 }
@@ -87,7 +73,7 @@ impl<K, T> Inner<K, T> {
 /// never fails for that reason: the backend sees one call.
 /// When the last waiter is dropped, the flight is abandoned: by default the
 /// work is dropped and the key forgotten; with
-/// [`Abandoned::Finish`](crate::Abandoned) (feature `tokio`) it is driven to
+/// [`GroupBuilder::finish_abandoned`] (feature `tokio`) it is driven to
 /// completion on a detached task.
 ///
 /// # Panics
@@ -352,7 +338,7 @@ impl<K, T> Default for GroupBuilder<K, T> {
             config: Config {
                 #[cfg(feature = "tokio")]
                 wait_timeout: None,
-                abandoned: Abandoned::Cancel,
+                finish_abandoned: false,
                 resume_panics: false,
                 max_waiters: usize::MAX,
             },
@@ -381,9 +367,15 @@ impl<K, T> GroupBuilder<K, T> {
         self
     }
 
-    /// What happens to a flight when its last waiter is dropped.
-    pub fn when_abandoned(mut self, abandoned: Abandoned) -> Self {
-        self.config.abandoned = abandoned;
+    /// Whether a flight whose every waiter has gone away is driven to
+    /// completion on a detached tokio task, so that side effects inside it
+    /// (such as filling a cache) still happen, or dropped with its key
+    /// forgotten (the default: nobody is left to receive its output).
+    /// Callers that arrive meanwhile join the same flight. Outside a tokio
+    /// runtime an abandoned flight is dropped.
+    #[cfg(feature = "tokio")]
+    pub fn finish_abandoned(mut self, finish: bool) -> Self {
+        self.config.finish_abandoned = finish;
         self
     }
 

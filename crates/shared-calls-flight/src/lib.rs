@@ -50,4 +50,4 @@ mod sync;
 
 pub use call::{Call, Source};
 pub use error::FlightError;
-pub use group::{Abandoned, Group, GroupBuilder};
+pub use group::{Group, GroupBuilder};

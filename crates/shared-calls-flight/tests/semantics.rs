@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use futures::FutureExt;
 #[cfg(feature = "tokio")]
-use shared_calls_flight::Abandoned;
 use shared_calls_flight::{Call, FlightError, Group, GroupBuilder, Source};
 use tokio::sync::{Barrier, Notify};
 
@@ -312,7 +311,7 @@ async fn dropping_an_unpolled_leader_without_followers_drops_the_work() {
 #[tokio::test(start_paused = true)]
 async fn abandoned_work_finishes_on_its_own_when_asked_to() {
     let group = Group::<&'static str, u32>::builder()
-        .when_abandoned(Abandoned::Finish)
+        .finish_abandoned(true)
         .build();
     let (probe, gate) = (Arc::new(Probe::default()), Arc::new(Gate::default()));
     let unused = Arc::new(Probe::default());
@@ -340,7 +339,7 @@ async fn abandoned_work_finishes_on_its_own_when_asked_to() {
 #[tokio::test(start_paused = true)]
 async fn abandoned_work_finishes_without_anyone_waiting() {
     let group = Group::<&'static str, u32>::builder()
-        .when_abandoned(Abandoned::Finish)
+        .finish_abandoned(true)
         .build();
     let (probe, gate) = (Arc::new(Probe::default()), Arc::new(Gate::default()));
 
@@ -362,7 +361,7 @@ async fn abandoned_work_finishes_without_anyone_waiting() {
 #[test]
 fn abandoned_work_is_cancelled_outside_a_runtime() {
     let group = Group::<&'static str, u32>::builder()
-        .when_abandoned(Abandoned::Finish)
+        .finish_abandoned(true)
         .build();
     let (probe, gate) = (Arc::new(Probe::default()), Arc::new(Gate::default()));
     let leader = group.call_ex(&"k", gated(&probe, &gate, 1));

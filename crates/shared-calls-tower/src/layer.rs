@@ -188,9 +188,9 @@ impl<F, P: Policy> SharedCallsLayer<F, P> {
     }
 
     /// Whether a call whose every caller has gone still finishes and stores
-    /// its answer ([`CacheBuilder::finish_abandoned_loads`]; on by default).
-    pub fn finish_abandoned_calls(self, finish: bool) -> Self {
-        self.configure(|settings| settings.finish_abandoned_loads(finish))
+    /// its answer ([`CacheBuilder::finish_abandoned`]; on by default).
+    pub fn finish_abandoned(self, finish: bool) -> Self {
+        self.configure(|settings| settings.finish_abandoned(finish))
     }
 }
 
