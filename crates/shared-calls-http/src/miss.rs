@@ -63,7 +63,7 @@ where
     let collected = match pump.run().await {
         Pumped::Complete(collected) => collected,
         Pumped::TooLarge if !head.failed => {
-            let released = HttpShared(Shared::Unshared(TakeOnce::taken()));
+            let released = HttpShared(Shared::OwnClientOnly(TakeOnce::taken()));
             return Ok(Fetch::value(released).do_not_store());
         }
         Pumped::TooLarge | Pumped::Failed => {
@@ -76,7 +76,7 @@ where
     if !head.framing.agrees_with(collected.data().len()) {
         return Err(HttpFailure(Failure::Broken));
     }
-    let grpc_failed = grpc::is_grpc_response(&parts.headers)
+    let grpc_failed = grpc::is_grpc(&parts.headers)
         && !grpc::succeeded(&parts.headers, collected.trailers());
     let in_transit = received.elapsed();
     let age = head.initial_age + in_transit;
@@ -106,7 +106,7 @@ where
     let response = TakeOnce::new(Response::from_parts(parts, SharedBody::streamed(body)));
     match head.failed || contradictory {
         true => Err(HttpFailure(Failure::Error(response))),
-        false => Ok(Fetch::value(HttpShared(Shared::Unshared(response))).do_not_store()),
+        false => Ok(Fetch::value(HttpShared(Shared::OwnClientOnly(response))).do_not_store()),
     }
 }
 

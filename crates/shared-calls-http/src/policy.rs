@@ -263,7 +263,7 @@ where
                 .map(Request::headers)
                 .or(context.headers.as_ref())
                 .is_some_and(|headers| stored.serves(headers)),
-            Shared::Unshared(response) => answer.own_call && !response.is_taken(),
+            Shared::OwnClientOnly(response) => answer.own_call && !response.is_taken(),
         }
     }
 

@@ -27,7 +27,7 @@ impl HttpPolicy {
     ) -> Response<SharedBody<B>> {
         match &shared.0 {
             Shared::Complete(stored) => self.answer(stored, answer, method),
-            Shared::Unshared(response) => match response.take::<Response<SharedBody<B>>>() {
+            Shared::OwnClientOnly(response) => match response.take::<Response<SharedBody<B>>>() {
                 Some(response) => {
                     let mut response = own_response(response, method);
                     self.mark(&mut response, answer, None);
