@@ -23,7 +23,7 @@ pub struct BufferedRequest(pub Bytes);
 
 /// Buffers the bodies of gRPC requests (up to a limit) before they reach the
 /// inner service, so that a key can include the request message: put it
-/// outside a [`SharedCallsLayer`](shared_calls_tower::SharedCallsLayer) whose
+/// outside a [`SharedCallsLayer`](crate::SharedCallsLayer) whose
 /// key function is [`grpc_key`] and whose policy has
 /// [`grpc(true)`](crate::HttpPolicy::grpc).
 ///

@@ -1,4 +1,4 @@
-//! [`SharedCallsLayer`]: the layer, its cache settings and its shared cache.
+//! [`CachingLayer`]: the layer, its cache settings and its shared cache.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -8,7 +8,7 @@ use shared_calls_cache::l2::{Codec, SharedTier};
 use shared_calls_cache::{Cache, CacheBuilder};
 use tower_layer::Layer;
 
-use crate::SharedCalls;
+use crate::Caching;
 use crate::policy::Policy;
 
 /// The cache a layer's services share.
@@ -29,13 +29,13 @@ pub type PolicyCache<P> = Cache<<P as Policy>::Key, <P as Policy>::Shared, <P as
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use shared_calls_tower::{CloneResponses, SharedCallsLayer};
+/// use shared_calls_tower::{CloneResponses, CachingLayer};
 /// use std::time::Duration;
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
 ///
 /// type Users = CloneResponses<u64, String, std::io::Error>;
 ///
-/// let layer = SharedCallsLayer::<_, Users>::new(|id: &u64| Some(*id)).ttl(Duration::from_secs(5));
+/// let layer = CachingLayer::<_, Users>::new(|id: &u64| Some(*id)).ttl(Duration::from_secs(5));
 /// let users = ServiceBuilder::new()
 ///     .layer(layer.clone())
 ///     .service(service_fn(|id: u64| async move { Ok::<_, std::io::Error>(format!("user {id}")) }));
@@ -45,14 +45,14 @@ pub type PolicyCache<P> = Cache<<P as Policy>::Key, <P as Policy>::Shared, <P as
 /// assert_eq!(layer.cache_handle().stats().hits, 1);
 /// # }
 /// ```
-pub struct SharedCallsLayer<F, P: Policy> {
+pub struct CachingLayer<F, P: Policy> {
     key_fn: Arc<F>,
     policy: P,
     settings: CacheBuilder<P::Key, P::Shared>,
     cache: Arc<OnceLock<PolicyCache<P>>>,
 }
 
-impl<F, P: Policy> Clone for SharedCallsLayer<F, P> {
+impl<F, P: Policy> Clone for CachingLayer<F, P> {
     fn clone(&self) -> Self {
         Self {
             key_fn: self.key_fn.clone(),
@@ -63,23 +63,23 @@ impl<F, P: Policy> Clone for SharedCallsLayer<F, P> {
     }
 }
 
-impl<F, P: Policy + fmt::Debug> fmt::Debug for SharedCallsLayer<F, P> {
+impl<F, P: Policy + fmt::Debug> fmt::Debug for CachingLayer<F, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedCallsLayer")
+        f.debug_struct("CachingLayer")
             .field("policy", &self.policy)
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
 
-impl<F, P: Policy + Default> SharedCallsLayer<F, P> {
+impl<F, P: Policy + Default> CachingLayer<F, P> {
     /// A layer with the policy's default settings and `key_fn`.
     pub fn new(key_fn: F) -> Self {
         Self::with_policy(key_fn, P::default())
     }
 }
 
-impl<F, P: Policy> SharedCallsLayer<F, P> {
+impl<F, P: Policy> CachingLayer<F, P> {
     /// A layer with the given policy.
     pub fn with_policy(key_fn: F, policy: P) -> Self {
         Self {
@@ -194,11 +194,11 @@ impl<F, P: Policy> SharedCallsLayer<F, P> {
     }
 }
 
-impl<S, F, P: Policy> Layer<S> for SharedCallsLayer<F, P> {
-    type Service = SharedCalls<S, F, P>;
+impl<S, F, P: Policy> Layer<S> for CachingLayer<F, P> {
+    type Service = Caching<S, F, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SharedCalls::new(
+        Caching::new(
             inner,
             self.key_fn.clone(),
             self.policy.clone(),

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use shared_calls_tower::{CloneResponses, SharedCallsLayer};
+use shared_calls_tower::{CloneResponses, CachingLayer};
 use tokio::sync::{Semaphore, watch};
 use tower::Service;
 
@@ -38,8 +38,8 @@ pub(crate) fn even_key(request: &u32) -> Option<u32> {
 }
 
 /// A layer with the default settings and [`own_key`].
-pub(crate) fn layer() -> SharedCallsLayer<KeyFn, Policy> {
-    SharedCallsLayer::new(own_key as KeyFn)
+pub(crate) fn layer() -> CachingLayer<KeyFn, Policy> {
+    CachingLayer::new(own_key as KeyFn)
 }
 
 /// What the backend answers for `request` when it succeeds.
