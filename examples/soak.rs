@@ -48,7 +48,7 @@ use futures::StreamExt;
 use http::header::{ACCEPT_LANGUAGE, HOST, VARY};
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
-use shared_calls::http::HttpKey;
+use shared_calls::http_policy::HttpKey;
 use shared_calls::{HttpCache, SharedCallsLayer, default_key};
 
 /// The largest body the layer buffers (and so stores or shares).

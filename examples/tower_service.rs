@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use shared_calls::tower::{CachingLayer, CloneResponses, SharedError};
+use shared_calls::layer::{CachingLayer, CloneResponses, SharedError};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 /// A row of the `users` table.

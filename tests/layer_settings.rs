@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::{Router, http::header, response::IntoResponse, routing::get};
-use shared_calls::http::HttpKey;
+use shared_calls::http_policy::HttpKey;
 use shared_calls::{Outcome, SharedCallsLayer, default_key};
 
 type KeyFn = fn(&http::Request<axum::body::Body>) -> Option<HttpKey>;

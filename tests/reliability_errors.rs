@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use shared_calls::http::HttpKey;
+use shared_calls::http_policy::HttpKey;
 use shared_calls::{Outcome, SharedCallsLayer, default_key};
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 

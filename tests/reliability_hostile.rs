@@ -23,7 +23,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode, Uri};
 use http_body_util::BodyExt;
-use shared_calls::http::HttpKey;
+use shared_calls::http_policy::HttpKey;
 use shared_calls::{Outcome, SharedCallsLayer, default_key};
 use tower::ServiceExt;
 

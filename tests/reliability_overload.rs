@@ -21,7 +21,7 @@ use axum::routing::get;
 use axum::{Router, response::Response};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use shared_calls::http::HttpKey;
+use shared_calls::http_policy::HttpKey;
 use shared_calls::{Outcome, SharedCallsLayer, default_key};
 use tokio::time::Instant;
 use tower::ServiceExt;

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use http::header::{ACCEPT_ENCODING, AUTHORIZATION, CACHE_CONTROL, SET_COOKIE, VARY};
 use http::{HeaderMap, Request, StatusCode, Uri};
-use shared_calls::http::freshness::Credential;
+use shared_calls::http_policy::freshness::Credential;
 use shared_calls::{SharedCallsLayer, default_key};
 
 use support::{
