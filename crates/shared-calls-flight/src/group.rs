@@ -362,6 +362,7 @@ impl<K, T> GroupBuilder<K, T> {
     /// panics otherwise). Outside any tokio runtime, followers wait without a
     /// timeout.
     #[cfg(feature = "tokio")]
+    #[must_use = "a setter returns the changed builder"]
     pub fn wait_timeout(mut self, timeout: Duration) -> Self {
         self.config.wait_timeout = Some(timeout);
         self
@@ -374,6 +375,7 @@ impl<K, T> GroupBuilder<K, T> {
     /// Callers that arrive meanwhile join the same flight. Outside a tokio
     /// runtime an abandoned flight is dropped.
     #[cfg(feature = "tokio")]
+    #[must_use = "a setter returns the changed builder"]
     pub fn finish_abandoned(mut self, finish: bool) -> Self {
         self.config.finish_abandoned = finish;
         self
@@ -382,6 +384,7 @@ impl<K, T> GroupBuilder<K, T> {
     /// Resume a panic of the work in the leader that started it (its
     /// followers still receive [`FlightError::Panicked`](crate::FlightError)).
     /// Off by default.
+    #[must_use = "a setter returns the changed builder"]
     pub fn resume_panics(mut self, resume: bool) -> Self {
         self.config.resume_panics = resume;
         self
@@ -390,6 +393,7 @@ impl<K, T> GroupBuilder<K, T> {
     /// At most this many followers may wait on one key; more are refused at
     /// once with [`FlightError::TooManyWaiters`](crate::FlightError). Unbounded
     /// by default.
+    #[must_use = "a setter returns the changed builder"]
     pub fn max_waiters(mut self, max: usize) -> Self {
         self.config.max_waiters = max;
         self
@@ -397,6 +401,7 @@ impl<K, T> GroupBuilder<K, T> {
 
     /// The number of independently locked shards of the in-flight map,
     /// rounded up to a power of two. Defaults to eight per core.
+    #[must_use = "a setter returns the changed builder"]
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = shards.max(1).next_power_of_two();
         self

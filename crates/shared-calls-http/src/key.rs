@@ -198,6 +198,7 @@ impl KeyBuilder {
     /// # Panics
     ///
     /// If `name` is not a valid header name.
+    #[must_use = "a setter returns the changed builder"]
     pub fn header(mut self, name: &str) -> Self {
         let name = HeaderName::try_from(name)
             .unwrap_or_else(|_| panic!("KeyBuilder::header: {name:?} is not a header name"));
@@ -208,6 +209,7 @@ impl KeyBuilder {
     /// Keys the query's parameters in sorted order, so that `?b=2&a=1` and
     /// `?a=1&b=2` share an entry. Only for origins that read the query as an
     /// unordered set of parameters.
+    #[must_use = "a setter returns the changed builder"]
     pub fn sort_query(mut self) -> Self {
         self.sort_query = true;
         self
@@ -215,6 +217,7 @@ impl KeyBuilder {
 
     /// Leaves every query parameter called `name` out of the key (a
     /// tracking parameter the origin ignores, say).
+    #[must_use = "a setter returns the changed builder"]
     pub fn drop_query_param(mut self, name: &str) -> Self {
         self.dropped_params.push(name.into());
         self

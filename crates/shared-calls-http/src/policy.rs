@@ -74,6 +74,7 @@ impl HttpPolicy {
     }
 
     /// Changes the storability and freshness rules.
+    #[must_use]
     pub fn map_rules(self, change: impl FnOnce(Rules) -> Rules) -> Self {
         self.with(|settings| settings.rules = change(settings.rules.clone()))
     }
@@ -81,6 +82,7 @@ impl HttpPolicy {
     /// The largest body buffered to be shared or stored (1 MiB by default).
     /// A larger response still reaches its own client whole, streamed; it
     /// is not stored, and other waiters call on their own.
+    #[must_use]
     pub fn max_body_size(self, bytes: usize) -> Self {
         self.with(|settings| settings.max_body_size = bytes)
     }
@@ -91,6 +93,7 @@ impl HttpPolicy {
     /// # Panics
     ///
     /// If the name is not a token (RFC 9110 §5.6.2).
+    #[must_use]
     pub fn cache_status(self, name: Option<&str>) -> Self {
         if let Some(name) = name {
             assert!(
@@ -106,6 +109,7 @@ impl HttpPolicy {
 
     /// Whether to add nginx's `X-Cache-Status` (`HIT`, `MISS`, `UPDATING`,
     /// `STALE`, `BYPASS`). Off by default.
+    #[must_use]
     pub fn x_cache_status(self, enabled: bool) -> Self {
         self.with(|settings| settings.x_cache_status = enabled)
     }
@@ -116,6 +120,7 @@ impl HttpPolicy {
     /// `grpc-status: 0`. Calls with `authorization` or `cookie` metadata
     /// bypass, as HTTP requests do, unless the key includes them
     /// ([`Rules::credentials_in_key`]). Off by default.
+    #[must_use]
     pub fn grpc(self, enabled: bool) -> Self {
         self.with(|settings| settings.grpc = enabled)
     }

@@ -93,6 +93,7 @@ impl<F, P: Policy> CachingLayer<F, P> {
     /// Uses `cache` instead of building one: several layers, or a layer and
     /// the code that invalidates after writes, share it. The cache settings
     /// of this layer then no longer apply.
+    #[must_use]
     pub fn cache(mut self, cache: PolicyCache<P>) -> Self {
         self.cache = Arc::new(OnceLock::from(cache));
         self
@@ -112,6 +113,7 @@ impl<F, P: Policy> CachingLayer<F, P> {
     }
 
     /// Changes the policy's settings: `.map_policy(|http| http.max_body_size(1 << 20))`.
+    #[must_use]
     pub fn map_policy(mut self, change: impl FnOnce(P) -> P) -> Self {
         self.policy = change(self.policy);
         self
@@ -127,21 +129,25 @@ impl<F, P: Policy> CachingLayer<F, P> {
 
     /// How long a stored answer stays fresh when the policy does not say
     /// ([`CacheBuilder::ttl`]).
+    #[must_use]
     pub fn ttl(self, ttl: Duration) -> Self {
         self.configure(|settings| settings.ttl(ttl))
     }
 
     /// Clamp for every TTL ([`CacheBuilder::ttl_bounds`]).
+    #[must_use]
     pub fn ttl_bounds(self, min: Duration, max: Duration) -> Self {
         self.configure(|settings| settings.ttl_bounds(min, max))
     }
 
     /// TTL spread ([`CacheBuilder::jitter`]).
+    #[must_use]
     pub fn jitter(self, fraction: f64) -> Self {
         self.configure(|settings| settings.jitter(fraction))
     }
 
     /// At most this many stored answers ([`CacheBuilder::max_entries`]).
+    #[must_use]
     pub fn max_entries(self, max: u64) -> Self {
         self.configure(|settings| settings.max_entries(max))
     }
@@ -150,45 +156,53 @@ impl<F, P: Policy> CachingLayer<F, P> {
     /// policy weighs them ([`Policy::weigh`], [`Policy::weigh_key`]);
     /// [`DEFAULT_MAX_BYTES`](shared_calls_cache::DEFAULT_MAX_BYTES) by default
     /// ([`CacheBuilder::max_bytes`]).
+    #[must_use]
     pub fn max_bytes(self, max: u64) -> Self {
         let policy = self.policy.clone();
         self.configure(|settings| weighed_by(&policy, settings.max_bytes(max)))
     }
 
     /// Stale-while-revalidate window ([`CacheBuilder::stale_while_revalidate`]).
+    #[must_use]
     pub fn stale_while_revalidate(self, window: Duration) -> Self {
         self.configure(|settings| settings.stale_while_revalidate(window))
     }
 
     /// Stale-if-error window ([`CacheBuilder::stale_if_error`]).
+    #[must_use]
     pub fn stale_if_error(self, window: Duration) -> Self {
         self.configure(|settings| settings.stale_if_error(window))
     }
 
     /// How long an unstorable key is passed without queueing
     /// ([`CacheBuilder::hit_for_miss`]).
+    #[must_use]
     pub fn hit_for_miss(self, duration: Duration) -> Self {
         self.configure(|settings| settings.hit_for_miss(duration))
     }
 
     /// Bounded waiting for another caller's call ([`CacheBuilder::lock_timeout`]).
+    #[must_use]
     pub fn lock_timeout(self, timeout: Duration) -> Self {
         self.configure(|settings| settings.lock_timeout(timeout))
     }
 
     /// Cap on callers waiting for one key ([`CacheBuilder::max_waiters`]).
+    #[must_use]
     pub fn max_waiters(self, max: usize) -> Self {
         self.configure(|settings| settings.max_waiters(max))
     }
 
     /// Shares answers, fill locks and invalidations with a fleet through a
     /// second tier ([`CacheBuilder::second_tier`]).
+    #[must_use]
     pub fn second_tier(self, tier: impl SharedTier, codec: impl Codec<P::Key, P::Shared>) -> Self {
         self.configure(|settings| settings.second_tier(tier, codec))
     }
 
     /// Whether a call whose every caller has gone still finishes and stores
     /// its answer ([`CacheBuilder::finish_abandoned`]; on by default).
+    #[must_use]
     pub fn finish_abandoned(self, finish: bool) -> Self {
         self.configure(|settings| settings.finish_abandoned(finish))
     }
