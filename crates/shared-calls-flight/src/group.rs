@@ -362,6 +362,7 @@ impl<K, T> GroupBuilder<K, T> {
     /// panics otherwise). Outside any tokio runtime, followers wait without a
     /// timeout.
     #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     #[must_use = "a setter returns the changed builder"]
     pub fn wait_timeout(mut self, timeout: Duration) -> Self {
         self.config.wait_timeout = Some(timeout);
@@ -375,6 +376,7 @@ impl<K, T> GroupBuilder<K, T> {
     /// Callers that arrive meanwhile join the same flight. Outside a tokio
     /// runtime an abandoned flight is dropped.
     #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     #[must_use = "a setter returns the changed builder"]
     pub fn finish_abandoned(mut self, finish: bool) -> Self {
         self.config.finish_abandoned = finish;

@@ -37,6 +37,8 @@
 //! [poll interval](RedisTierBuilder::poll_interval), until the entry comes,
 //! the lock goes, or the wait's bound passes.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod breaker;
 mod builder;
 mod connection;
@@ -54,6 +56,7 @@ pub use tier::RedisTier;
 /// `metrics` facade as gauges named `shared_calls_l2_<counter>`, labelled
 /// with `cache`: call it on a timer, with `cache.stats().l2`.
 #[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub fn record_stats(cache: &'static str, stats: &shared_calls_cache::L2Stats) {
     let counters = [
         ("hits", stats.hits),
