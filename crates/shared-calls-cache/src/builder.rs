@@ -80,7 +80,8 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Builds a [`Cache`].
 ///
 /// ```
-/// use shared_calls_cache::Cache;
+/// # mod shared_calls { pub use shared_calls_cache as cache; }
+/// use shared_calls::cache::Cache;
 /// use std::time::Duration;
 ///
 /// let cache: Cache<String, String> = Cache::builder()

@@ -41,8 +41,9 @@ struct Loaded<V> {
 /// shares one store and one set of flights.
 ///
 /// ```
+/// # mod shared_calls { pub use shared_calls_cache as cache; }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use shared_calls_cache::{Cache, Fetch, Outcome};
+/// use shared_calls::cache::{Cache, Fetch, Outcome};
 ///
 /// let cache: Cache<u64, String, std::io::ErrorKind> = Cache::builder().build();
 /// let query = |id: u64| async move { Ok(Fetch::value(format!("user {id}"))) };

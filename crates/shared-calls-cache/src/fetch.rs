@@ -9,7 +9,8 @@ use crate::builder::Config;
 /// A loader's result: a value (or "absent") and how it may be stored.
 ///
 /// ```
-/// use shared_calls_cache::Fetch;
+/// # mod shared_calls { pub use shared_calls_cache as cache; }
+/// use shared_calls::cache::Fetch;
 /// use std::time::Duration;
 ///
 /// let row = Fetch::value("row 7").ttl(Duration::from_secs(30));

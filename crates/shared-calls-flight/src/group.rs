@@ -41,8 +41,9 @@ impl<K, T> Inner<K, T> {
 /// Cloning a `Group` is cheap and every clone shares the same flights.
 ///
 /// ```
+/// # mod shared_calls { pub use shared_calls_flight as flight; }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use shared_calls_flight::{Group, Source};
+/// use shared_calls::flight::{Group, Source};
 ///
 /// let group: Group<String, u64> = Group::new();
 /// let (value, source) = group.call_ex("answer", async { 42 }).await.unwrap();

@@ -15,8 +15,9 @@
 //!   a cap on waiters per key, and detached completion of abandoned work.
 //!
 //! ```
+//! # mod shared_calls { pub use shared_calls_flight as flight; }
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! use shared_calls_flight::{Group, Source};
+//! use shared_calls::flight::{Group, Source};
 //! use std::sync::atomic::{AtomicUsize, Ordering};
 //! use std::sync::Arc;
 //!

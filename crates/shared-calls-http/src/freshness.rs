@@ -117,9 +117,10 @@ enum StatusTtl {
 /// Configuration of [`classify_request`] and [`storability`].
 ///
 /// ```
+/// # mod shared_calls { pub use shared_calls_http as http_policy; }
 /// use std::time::Duration;
 /// use http::StatusCode;
-/// use shared_calls_http::freshness::Rules;
+/// use shared_calls::http_policy::freshness::Rules;
 ///
 /// let rules = Rules::default()
 ///     .default_ttl(Duration::from_secs(30))
@@ -252,7 +253,8 @@ impl Rules {
     /// `Authorization` rule of RFC 9111 §3.5.
     ///
     /// ```
-    /// use shared_calls_http::freshness::{Credential, Rules};
+    /// # mod shared_calls { pub use shared_calls_http as http_policy; }
+    /// use shared_calls::http_policy::freshness::{Credential, Rules};
     ///
     /// let rules = Rules::new().credentials_in_key([Credential::Authorization]);
     /// # let _ = rules;

@@ -158,8 +158,9 @@ pub fn default_key<B>(request: &Request<B>) -> Option<HttpKey> {
 /// and the query's parameters sorted or some of them dropped.
 ///
 /// ```
+/// # mod shared_calls { pub use shared_calls_http as http_policy; }
 /// use http::Request;
-/// use shared_calls_http::KeyBuilder;
+/// use shared_calls::http_policy::KeyBuilder;
 ///
 /// // Each user, told apart by `X-User-Id`, gets answers of their own.
 /// let key = KeyBuilder::new().header("x-user-id").drop_query_param("utm_source");

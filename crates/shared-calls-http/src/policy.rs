@@ -26,7 +26,8 @@ use crate::shared::{Failure, HttpFailure, HttpShared, Shared, TakeOnce};
 /// Cloning is cheap (the settings are shared).
 ///
 /// ```
-/// use shared_calls_http::HttpPolicy;
+/// # mod shared_calls { pub use shared_calls_http as http_policy; }
+/// use shared_calls::http_policy::HttpPolicy;
 /// use std::time::Duration;
 ///
 /// let policy = HttpPolicy::new()

@@ -31,8 +31,9 @@ impl Settings {
 /// Builds a [`RedisTier`].
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), shared_calls_redis::ConnectError> {
-/// use shared_calls_redis::RedisTier;
+/// # mod shared_calls { pub use shared_calls_redis as redis; }
+/// # async fn run() -> Result<(), shared_calls::redis::ConnectError> {
+/// use shared_calls::redis::RedisTier;
 /// use std::time::Duration;
 ///
 /// let tier = RedisTier::builder("redis://127.0.0.1:6379")

@@ -10,10 +10,11 @@
 //! wait for its entry. See [`shared_calls_cache::l2`] for the whole path.
 //!
 //! ```no_run
+//! # mod shared_calls { pub use shared_calls_cache as cache; pub use shared_calls_redis as redis; }
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use shared_calls_cache::l2::TextCodec;
-//! use shared_calls_cache::{Cache, Fetch};
-//! use shared_calls_redis::RedisTier;
+//! use shared_calls::cache::l2::TextCodec;
+//! use shared_calls::cache::{Cache, Fetch};
+//! use shared_calls::redis::RedisTier;
 //!
 //! let redis = RedisTier::builder("redis://127.0.0.1:6379").build().await?;
 //! let users: Cache<String, String> = Cache::builder().second_tier(redis, TextCodec).build();

@@ -28,8 +28,9 @@ pub type PolicyCache<P> = Cache<<P as Policy>::Key, <P as Policy>::Shared, <P as
 /// one was handed in with [`cache`](Self::cache).
 ///
 /// ```
+/// # mod shared_calls { pub use shared_calls_tower as layer; }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use shared_calls_tower::{CloneResponses, CachingLayer};
+/// use shared_calls::layer::{CloneResponses, CachingLayer};
 /// use std::time::Duration;
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
 ///
