@@ -62,8 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         })
     };
-    let layer =
-        CachingLayer::<_, Users>::new(|id: &u64| Some(*id)).ttl(Duration::from_secs(30));
+    let layer = CachingLayer::<_, Users>::new(|id: &u64| Some(*id)).ttl(Duration::from_secs(30));
     let users = ServiceBuilder::new().layer(layer.clone()).service(database);
 
     // 1,000 concurrent lookups over 10 users.

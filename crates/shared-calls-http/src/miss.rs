@@ -76,8 +76,8 @@ where
     if !head.framing.agrees_with(collected.data().len()) {
         return Err(HttpFailure(Failure::Broken));
     }
-    let grpc_failed = grpc::is_grpc(&parts.headers)
-        && !grpc::succeeded(&parts.headers, collected.trailers());
+    let grpc_failed =
+        grpc::is_grpc(&parts.headers) && !grpc::succeeded(&parts.headers, collected.trailers());
     let in_transit = received.elapsed();
     let age = head.initial_age + in_transit;
     let stored = StoredResponse::new(parts, collected, head.vary.clone(), age);

@@ -24,7 +24,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use shared_calls_tower::{CloneResponses, CachingLayer, Stats};
+use shared_calls_tower::{CachingLayer, CloneResponses, Stats};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 /// Per-sample times (ns per request) of each benchmark, kept for the summary.

@@ -20,7 +20,7 @@ mod service;
 
 pub use clone_policy::{CloneResponses, SharedError};
 pub use future::ResponseFuture;
-pub use layer::{PolicyCache, CachingLayer};
+pub use layer::{CachingLayer, PolicyCache};
 pub use policy::{Admission, Answer, Leader, Policy, Rejected, Reply, ServicePolicy};
 pub use service::Caching;
 pub use shared_calls_cache::{Cache, CacheBuilder, Fetch, Outcome, Stats};

@@ -6,7 +6,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared_calls_tower::{CloneResponses, CachingLayer, SharedError};
+use shared_calls_tower::{CachingLayer, CloneResponses, SharedError};
 use support::{Backend, KeyFn, Step, bounded, join_all, layer, own_key, settle, spawn_all};
 use tokio::time::Instant;
 use tower::timeout::error::Elapsed;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shared_calls_tower::{
-    Admission, Fetch, Leader, Outcome, Policy, Reply, ServicePolicy, CachingLayer, SharedError,
+    Admission, CachingLayer, Fetch, Leader, Outcome, Policy, Reply, ServicePolicy, SharedError,
 };
 use support::{bounded, join_all};
 use tower::{Layer, Service, ServiceExt, service_fn};

@@ -9,7 +9,7 @@ mod support;
 
 use std::task::Poll;
 
-use shared_calls_tower::{CloneResponses, CachingLayer, SharedError};
+use shared_calls_tower::{CachingLayer, CloneResponses, SharedError};
 use support::{KeyFn, bounded, own_key, poll_once};
 use tokio_test::{assert_pending, assert_ready_ok};
 use tower_test::mock;

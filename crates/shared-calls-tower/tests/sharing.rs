@@ -210,8 +210,7 @@ async fn a_handed_in_cache_is_shared_and_invalidation_forces_a_call() {
     let cache: Cache<u32, String, Arc<io::Error>> =
         Cache::builder().ttl(Duration::from_secs(60)).build();
     let users = CachingLayer::<_, Policy>::new(own_key as KeyFn).cache(cache.clone());
-    let admin =
-        CachingLayer::<_, Policy>::new(|request: &u32| Some(*request)).cache(cache.clone());
+    let admin = CachingLayer::<_, Policy>::new(|request: &u32| Some(*request)).cache(cache.clone());
     let (backend, other) = (Backend::open_now(), Backend::open_now());
     let users = users.layer(backend.clone());
     let admin = admin.layer(other.clone());

@@ -7,7 +7,7 @@ mod support;
 use std::io;
 
 use shared_calls_tower::{
-    Answer, CloneResponses, Rejected, ResponseFuture, Caching, CachingLayer, SharedError,
+    Answer, Caching, CachingLayer, CloneResponses, Rejected, ResponseFuture, SharedError,
 };
 use support::{Backend, KeyFn, Policy};
 use tower::Layer;

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use shared_calls_tower::{CloneResponses, CachingLayer};
+use shared_calls_tower::{CachingLayer, CloneResponses};
 use tokio::sync::{Semaphore, watch};
 use tower::Service;
 
