@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod hostile_origin;
+pub(crate) mod soak;
 
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
