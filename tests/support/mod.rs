@@ -274,6 +274,29 @@ pub(crate) async fn join_all(tasks: Vec<tokio::task::JoinHandle<Got>>) -> Vec<Go
     .await
 }
 
+/// A held burst: sends `n` identical GETs while the handler is held at
+/// `gate`, waits until one more call reached the handler (`calls`) and all
+/// `n` wait inside the layer (`waiting`, from [`CountWaiting`]), then opens
+/// the gate and returns the answers.
+pub(crate) async fn burst(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    n: usize,
+    calls: &Counter,
+    waiting: &Counter,
+    gate: &Gate,
+) -> Vec<Got> {
+    let before = (calls.get(), waiting.get());
+    let tasks = concurrent_gets(addr, path, headers, n);
+    wait_until("the burst to wait for one handler call", || {
+        calls.get() == before.0 + 1 && waiting.get() == before.1 + n
+    })
+    .await;
+    gate.release();
+    join_all(tasks).await
+}
+
 /// Asserts the answers of one collapsed burst: one leader whose answer was
 /// stored, every other request collapsed onto it, all with `body`.
 pub(crate) fn assert_one_stored_rest_collapsed(answers: &[Got], body: &str) {
