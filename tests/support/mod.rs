@@ -21,6 +21,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
+use shared_calls::http_policy::HttpKey;
+use shared_calls::{SharedCallsLayer, default_key};
 use tokio::sync::watch;
 use tower::{Layer, Service};
 
@@ -151,6 +153,17 @@ pub(crate) async fn serve_axum(app: axum::Router) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
+}
+
+/// The key function of a layer a test names in a type.
+pub(crate) type KeyFn = fn(&Request<axum::body::Body>) -> Option<HttpKey>;
+
+/// A layer with [`default_key`], this TTL and no jitter, so that entries
+/// expire exactly when the test says.
+pub(crate) fn exact_ttl_layer(ttl: Duration) -> SharedCallsLayer<KeyFn> {
+    SharedCallsLayer::new(default_key as KeyFn)
+        .ttl(ttl)
+        .jitter(0.0)
 }
 
 /// A response as a test sees it.

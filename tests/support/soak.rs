@@ -634,7 +634,8 @@ async fn invalidator(cache: HttpCache, keys: u32, deadline: Instant, tally: Arc<
     }
 }
 
-/// Peak and current resident memory of this process, in bytes (Linux).
+/// Peak (`VmHWM`) and current (`VmRSS`) resident memory of this process, in
+/// bytes (Linux).
 pub(crate) fn memory() -> Option<(u64, u64)> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let field = |name: &str| -> Option<u64> {
