@@ -7,13 +7,14 @@
 mod waits;
 
 use std::future::Future;
+use std::ops::Range;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use shared_calls_cache::Fetch;
+use shared_calls_cache::{Cache, Fetch, Lookup, Outcome};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -26,6 +27,30 @@ pub(crate) type Strings = shared_calls_cache::Cache<String, String, &'static str
 /// A loader's result: `v`, stored for the default TTL.
 pub(crate) fn value(v: &str) -> Result<Fetch<String>, &'static str> {
     Ok(Fetch::value(v.to_owned()))
+}
+
+/// Asserts what a caller received: the value, and how it was answered.
+#[track_caller]
+pub(crate) fn assert_answer(lookup: &Lookup<String>, value: &str, outcome: Outcome) {
+    assert_eq!(
+        (lookup.value().as_str(), lookup.outcome()),
+        (value, outcome)
+    );
+}
+
+/// Loads every key of `keys`, each a miss that stores the key as its value,
+/// then lets the cache finish its pending work (evictions, weights).
+pub(crate) async fn fill<E>(cache: &Cache<u64, u64, E>, keys: Range<u64>)
+where
+    E: Clone + Send + Sync + std::fmt::Debug + 'static,
+{
+    for key in keys {
+        cache
+            .get_or_load(&key, move || async move { Ok(Fetch::value(key)) })
+            .await
+            .unwrap();
+    }
+    cache.run_pending_tasks();
 }
 
 /// Polls `future` once, with a waker that does nothing: `Ready` means the
