@@ -61,7 +61,7 @@ impl<V> Fetch<V> {
     /// source stated (an HTTP `max-age`, say). It is clamped to the cache's
     /// minimum and maximum, and jitter only ever shortens it, so the value is
     /// never kept fresh longer than its source allows.
-    #[must_use = "a setter returns the changed builder"]
+    #[must_use = "a setter returns the changed Fetch"]
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self.ttl_is_explicit = true;
@@ -72,7 +72,7 @@ impl<V> Fetch<V> {
     /// guessed rather than stated (HTTP's heuristic freshness, a per-status
     /// default): clamped like any TTL, and jittered both ways like the
     /// default TTL.
-    #[must_use = "a setter returns the changed builder"]
+    #[must_use = "a setter returns the changed Fetch"]
     pub fn heuristic_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self.ttl_is_explicit = false;
@@ -82,7 +82,7 @@ impl<V> Fetch<V> {
     /// Do not store this result: the current waiters receive it, and the key
     /// is remembered as hit-for-miss so that the next callers load without
     /// queueing behind one another.
-    #[must_use = "a setter returns the changed builder"]
+    #[must_use = "a setter returns the changed Fetch"]
     pub fn do_not_store(mut self) -> Self {
         self.store = false;
         self
@@ -90,7 +90,7 @@ impl<V> Fetch<V> {
 
     /// After it expires, this entry may still answer at once for `window`
     /// while one background refresh reloads it.
-    #[must_use = "a setter returns the changed builder"]
+    #[must_use = "a setter returns the changed Fetch"]
     pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
         self.stale_while_revalidate = Some(window);
         self
@@ -98,7 +98,7 @@ impl<V> Fetch<V> {
 
     /// After it expires, this entry may still answer for `window` when a
     /// load fails.
-    #[must_use = "a setter returns the changed builder"]
+    #[must_use = "a setter returns the changed Fetch"]
     pub fn stale_if_error(mut self, window: Duration) -> Self {
         self.stale_if_error = Some(window);
         self
