@@ -104,6 +104,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/short", get(short))
         .route("/private", get(private))
         .route("/users/{id}", get(user).post(update_user))
+        // Every route above is cached: those that set no freshness for the
+        // layer's `ttl`, `404`s for its `negative_ttl`. To keep only answers
+        // that say `max-age`, set `Rules::explicit_freshness_only`.
         .layer(layer)
         // Added after `.layer`, so not behind it.
         .route("/stats", get(stats))

@@ -28,4 +28,6 @@ pub use shared_calls_tower as layer;
 pub use shared_calls_cache::Outcome;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-pub use shared_calls_http::{HttpCache, HttpPolicy, SharedCalls, SharedCallsLayer, default_key};
+pub use shared_calls_http::{
+    HttpCache, HttpCacheExt, HttpPolicy, SharedCalls, SharedCallsLayer, default_key,
+};

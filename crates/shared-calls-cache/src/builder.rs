@@ -15,7 +15,8 @@ use crate::tier::{Capacity, Weighers};
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) default_ttl: Duration,
-    pub(crate) negative_ttl: Duration,
+    /// `None`: [`DEFAULT_NEGATIVE_TTL`], or the default TTL if shorter.
+    pub(crate) negative_ttl: Option<Duration>,
     pub(crate) min_ttl: Duration,
     pub(crate) max_ttl: Duration,
     pub(crate) jitter: Jitter,
@@ -73,6 +74,9 @@ impl Jitter {
 /// The default bound on what the cache holds: 256 MiB.
 pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
+/// The default negative TTL: 10 s ([`CacheBuilder::negative_ttl`]).
+pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(10);
+
 /// How long a caller waits by default for another caller's load of the same
 /// key before it loads alone: 5 s, as nginx's `proxy_cache_lock_timeout`.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -97,8 +101,9 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 /// # Defaults
 ///
 /// At most [`DEFAULT_MAX_BYTES`] (256 MiB) held, 60 s TTL with 5 % jitter,
-/// 60 s negative TTL, TTLs clamped to 24 h, no stale windows, 10 s
-/// hit-for-miss, a [`DEFAULT_LOCK_TIMEOUT`] of 5 s, abandoned loads finished.
+/// a negative TTL of [`DEFAULT_NEGATIVE_TTL`] (10 s, or the TTL if shorter),
+/// TTLs clamped to 24 h, no stale windows, 10 s hit-for-miss, a
+/// [`DEFAULT_LOCK_TIMEOUT`] of 5 s, abandoned loads finished.
 ///
 /// Every window (TTLs and their bounds, stale windows, hit-for-miss, the lock
 /// timeout) longer than 2^31 seconds (about 68 years, `Duration::MAX`
@@ -152,7 +157,7 @@ impl<K, V> Default for CacheBuilder<K, V> {
         Self {
             config: Config {
                 default_ttl: Duration::from_secs(60),
-                negative_ttl: Duration::from_secs(60),
+                negative_ttl: None,
                 min_ttl: Duration::ZERO,
                 max_ttl: Duration::from_secs(24 * 60 * 60),
                 jitter: Jitter::new(0.05),
@@ -182,11 +187,15 @@ impl<K, V> CacheBuilder<K, V> {
         self
     }
 
-    /// How long an [absent](crate::Fetch::absent) result is remembered.
-    /// Defaults to 60 s.
+    /// How long a negative result, [absent](crate::Fetch::absent) or a
+    /// [negative value](crate::Fetch::negative) (an HTTP `404`), stays
+    /// fresh unless its fetch says otherwise. Defaults to
+    /// [`DEFAULT_NEGATIVE_TTL`], or the [`ttl`](Self::ttl) if that is
+    /// shorter: a resource created just after a "not found" is not hidden
+    /// for long.
     #[must_use = "a setter returns the changed builder"]
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
-        self.config.negative_ttl = window(ttl);
+        self.config.negative_ttl = Some(window(ttl));
         self
     }
 
@@ -355,6 +364,14 @@ impl<K, V> CacheBuilder<K, V> {
             weigher: Arc::new(weigher),
         };
         self
+    }
+}
+
+impl Config {
+    /// The negative TTL in effect.
+    pub(crate) fn negative_ttl(&self) -> Duration {
+        self.negative_ttl
+            .unwrap_or(DEFAULT_NEGATIVE_TTL.min(self.default_ttl))
     }
 }
 

@@ -16,7 +16,7 @@ use crate::generations::{Generation, Generations, Predicate, Sweeps};
 use crate::l2::SecondTier;
 use crate::stats::{Counters, Stats};
 use crate::tier::{Capacity, MokaTier, Tier};
-use crate::{LoadError, Lookup, Outcome, Timing};
+use crate::{Accepts, LoadError, Lookup, Outcome};
 
 mod second_tier;
 
@@ -95,6 +95,55 @@ struct Loaded<V> {
 ///
 /// A loader that panics gives every waiter [`LoadError::Panicked`]; nothing
 /// is stored and the key loads anew on the next call.
+///
+/// # Errors that are not `Clone`
+///
+/// A failed load's error reaches every caller that waited for it, so `E`
+/// is cloned once per waiter. A driver's error is rarely `Clone`: make the
+/// cache's error an `Arc` of it, and every waiter shares the one error.
+///
+/// ```
+/// # mod shared_calls { pub use shared_calls_cache as cache; }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use shared_calls::cache::{Cache, Fetch, LoadError};
+/// use std::sync::Arc;
+///
+/// #[derive(Debug)] // not `Clone`, like most drivers' errors
+/// struct DriverError(std::io::Error);
+///
+/// struct Users {
+///     cache: Cache<u64, String, Arc<DriverError>>,
+///     pool: Arc<str>, // a connection pool, cheap to clone
+/// }
+///
+/// impl Users {
+///     async fn name(&self, id: u64) -> Result<String, LoadError<Arc<DriverError>>> {
+///         // The loader may outlive this call: it takes clones, not `&self`.
+///         let pool = self.pool.clone();
+///         let load = move || async move {
+///             let row: Result<String, DriverError> =
+///                 Err(DriverError(std::io::Error::other(format!("{pool}: down"))));
+///             row.map(Fetch::value).map_err(Arc::new)
+///         };
+///         Ok(self.cache.get_or_load(&id, load).await?.into_value())
+///     }
+/// }
+///
+/// let users = Users { cache: Cache::builder().build(), pool: "db".into() };
+/// match users.name(7).await {
+///     Err(LoadError::Load(error)) => assert_eq!(error.0.to_string(), "db: down"),
+///     other => panic!("{other:?}"),
+/// }
+/// # }
+/// ```
+///
+/// # Why the loader is `'static`
+///
+/// A load belongs to no single caller: when the caller that started it is
+/// cancelled (a client disconnects, a timeout fires), the load goes on for
+/// the callers waiting for it, and by default to fill the cache when none
+/// is left ([Cancellation](#cancellation)). So it cannot borrow from its
+/// caller: move clones of what it needs (an `Arc`, a pool handle) into it.
 pub struct Cache<K, V, E = Infallible> {
     inner: Arc<Inner<K, V, E>>,
 }
@@ -202,18 +251,52 @@ where
         F: FnOnce(Outcome) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
+        self.get_or_load_accepting(key, None, load).await
+    }
+
+    /// [`get_or_load_with_outcome`](Self::get_or_load_with_outcome) for a
+    /// caller with its own idea of which stored values it takes: with
+    /// `accepts`, a stored value it takes answers whatever its phase (a
+    /// stale one as [`Outcome::Stale`], starting a background refresh), and
+    /// one it does not take is loaded anew through the key's flight, which
+    /// replaces it. The flight's last look in the store takes only a fresh
+    /// value that `accepts` takes too.
+    pub async fn get_or_load_accepting<Q, F, Fut>(
+        &self,
+        key: &Q,
+        accepts: Option<Accepts<V>>,
+        load: F,
+    ) -> (Result<Lookup<V>, LoadError<E>>, Outcome)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: FnOnce(Outcome) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
+    {
         let now = Instant::now();
         let (result, outcome) = match self.inner.tier.get(key) {
-            Some(entry) => match (entry.phase(now), &entry.content) {
-                (Phase::Fresh, Content::HitForMiss) => self.pass(key.to_owned(), load).await,
-                (Phase::Fresh, _) => (answer(entry, Outcome::Hit, false, now), Outcome::Hit),
-                (Phase::Stale, Content::Value(_)) => {
+            Some(entry) => match (entry.phase(now), &entry.content, &accepts) {
+                (Phase::Fresh, Content::HitForMiss, _) => self.pass(key.to_owned(), load).await,
+                (phase, Content::Value(value), Some(accepts)) => {
+                    match accepts(value, &entry.timing(now)) {
+                        true if phase == Phase::Fresh => {
+                            (answer(entry, Outcome::Hit, false, now), Outcome::Hit)
+                        }
+                        true => {
+                            self.refresh_in_background(key, load);
+                            (answer(entry, Outcome::Stale, false, now), Outcome::Stale)
+                        }
+                        false => self.load_in_flight(key, Some(accepts.clone()), load).await,
+                    }
+                }
+                (Phase::Fresh, _, _) => (answer(entry, Outcome::Hit, false, now), Outcome::Hit),
+                (Phase::Stale, Content::Value(_), _) => {
                     self.refresh_in_background(key, load);
                     (answer(entry, Outcome::Stale, false, now), Outcome::Stale)
                 }
-                _ => self.load_in_flight(key, load).await,
+                _ => self.load_in_flight(key, accepts, load).await,
             },
-            None => self.load_in_flight(key, load).await,
+            None => self.load_in_flight(key, accepts, load).await,
         };
         // Errors and "not found" count under the outcome of the lookup that
         // produced them, like values.
@@ -337,6 +420,17 @@ where
         self.inner.flights.forget_if(|key| predicate(key));
     }
 
+    /// Counts a lookup that was counted as `counted` as `received` instead
+    /// ([`Outcome::Bypass`]: as nothing), so that [`stats`](Self::stats)
+    /// count what callers received. For a layer whose caller did not take
+    /// what its lookup brought (an HTTP answer for another `Vary` variant)
+    /// and was answered otherwise: by another lookup, counted by itself
+    /// (`received` is `Bypass`), or by a call of its own (`Miss`).
+    pub fn recount(&self, counted: Outcome, received: Outcome) {
+        self.inner.counters.unrecord(counted);
+        self.inner.counters.record(received);
+    }
+
     /// A snapshot of the counters and sizes. Sizes are eventually consistent;
     /// [`run_pending_tasks`](Self::run_pending_tasks) settles them.
     pub fn stats(&self) -> Stats {
@@ -367,6 +461,7 @@ where
     async fn load_in_flight<Q, F, Fut>(
         &self,
         key: &Q,
+        accepts: Option<Accepts<V>>,
         load: F,
     ) -> (Result<Lookup<V>, LoadError<E>>, Outcome)
     where
@@ -375,7 +470,7 @@ where
         F: FnOnce(Outcome) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
-        let call = self.join_flight(key, load);
+        let call = self.join_flight(key, accepts, load);
         let (flown, source) = match call.await {
             Ok(flown) => flown,
             Err(error) => return (Err(flight_error(error)), Outcome::Miss),
@@ -399,7 +494,12 @@ where
     }
 
     /// Leads or joins the key's flight, whose work loads with `load`.
-    fn join_flight<Q, F, Fut>(&self, key: &Q, load: F) -> Call<K, Flown<V, E>>
+    fn join_flight<Q, F, Fut>(
+        &self,
+        key: &Q,
+        accepts: Option<Accepts<V>>,
+        load: F,
+    ) -> Call<K, Flown<V, E>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
@@ -408,22 +508,34 @@ where
     {
         let owned = key.to_owned();
         let cache = self.clone();
-        self.inner
-            .flights
-            .call_with(key, move |source| cache.flight_work(owned, load, source))
+        self.inner.flights.call_with(key, move |source| {
+            cache.flight_work(owned, accepts, load, source)
+        })
     }
 
     /// The work of a flight (`source` is `Fresh`), or of a caller that stopped
-    /// waiting for one (`TimedOut`), which must not store.
-    async fn flight_work<F, Fut>(self, key: K, load: F, source: Source) -> Flown<V, E>
+    /// waiting for one (`TimedOut`), which must not store. A fresh entry
+    /// found at the last moment (that `accepts` takes) answers instead.
+    async fn flight_work<F, Fut>(
+        self,
+        key: K,
+        accepts: Option<Accepts<V>>,
+        load: F,
+        source: Source,
+    ) -> Flown<V, E>
     where
         F: FnOnce(Outcome) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
         let may_store = source == Source::Fresh;
         if may_store && let Some(entry) = self.inner.tier.get(&key) {
-            let fresh = entry.phase(Instant::now()) == Phase::Fresh;
-            if fresh && !matches!(entry.content, Content::HitForMiss) {
+            let now = Instant::now();
+            let fresh = entry.phase(now) == Phase::Fresh;
+            let accepted = match (&accepts, &entry.content) {
+                (Some(accepts), Content::Value(value)) => accepts(value, &entry.timing(now)),
+                (_, content) => !matches!(content, Content::HitForMiss),
+            };
+            if fresh && accepted {
                 return Ok(Loaded {
                     entry,
                     outcome: Outcome::Hit,
@@ -491,7 +603,7 @@ where
             return;
         }
         let counters = self.inner.counters.clone();
-        let call = self.join_flight(key, move |outcome| {
+        let call = self.join_flight(key, None, move |outcome| {
             counters.refreshes.add();
             load(outcome)
         });
@@ -599,12 +711,7 @@ fn answer<V, E>(
     stored: bool,
     now: Instant,
 ) -> Result<Lookup<V>, LoadError<E>> {
-    let timing = Timing {
-        loaded_at: entry.loaded_at,
-        fresh_until: entry.fresh_until,
-        looked_up_at: now,
-        from_second_tier: false,
-    };
+    let timing = entry.timing(now);
     match entry.content {
         Content::Value(value) => Ok(Lookup {
             value,

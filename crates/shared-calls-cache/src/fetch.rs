@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::Timing;
 use crate::builder::Config;
 
 /// A loader's result: a value (or "absent") and how it may be stored.
@@ -27,6 +28,9 @@ pub struct Fetch<V> {
     /// Whether `ttl` is a lifetime the source stated, which jitter may
     /// shorten but never stretch.
     pub(crate) ttl_is_explicit: bool,
+    /// A value that says "not found": without a `ttl`, kept for the
+    /// negative TTL.
+    pub(crate) negative: bool,
     pub(crate) stale_while_revalidate: Option<Duration>,
     pub(crate) stale_if_error: Option<Duration>,
 }
@@ -39,6 +43,7 @@ impl<V> Fetch<V> {
             store: true,
             ttl: None,
             ttl_is_explicit: false,
+            negative: false,
             stale_while_revalidate: None,
             stale_if_error: None,
         }
@@ -52,8 +57,21 @@ impl<V> Fetch<V> {
             store: true,
             ttl: None,
             ttl_is_explicit: false,
+            negative: false,
             stale_while_revalidate: None,
             stale_if_error: None,
+        }
+    }
+
+    /// A value that says its key has nothing (an HTTP `404` page): callers
+    /// receive it like any value, and unless [`ttl`](Self::ttl) says
+    /// otherwise it stays fresh for the cache's
+    /// [negative TTL](crate::CacheBuilder::negative_ttl), not its default
+    /// TTL.
+    pub fn negative(value: V) -> Self {
+        Self {
+            negative: true,
+            ..Self::value(value)
         }
     }
 
@@ -158,7 +176,8 @@ impl<V> Entry<V> {
     pub(crate) fn new(fetch: &Fetch<V>, value: Content<V>, config: &Config, now: Instant) -> Self {
         let ttl = match (&fetch.ttl, &value) {
             (Some(ttl), _) => *ttl,
-            (None, Content::Absent) => config.negative_ttl,
+            (None, Content::Absent) => config.negative_ttl(),
+            (None, _) if fetch.negative => config.negative_ttl(),
             (None, _) => config.default_ttl,
         };
         let clamped = window(ttl.clamp(config.min_ttl, config.max_ttl));
@@ -185,6 +204,16 @@ impl<V> Entry<V> {
             fresh_until: until,
             stale_until: until,
             error_until: until,
+        }
+    }
+
+    /// Its timing for a lookup at `now`.
+    pub(crate) fn timing(&self, now: Instant) -> Timing {
+        Timing {
+            loaded_at: self.loaded_at,
+            fresh_until: self.fresh_until,
+            looked_up_at: now,
+            from_second_tier: false,
         }
     }
 

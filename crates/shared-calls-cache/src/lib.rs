@@ -51,9 +51,9 @@ mod outcome;
 mod stats;
 mod tier;
 
-pub use builder::{CacheBuilder, DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_BYTES};
+pub use builder::{CacheBuilder, DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_NEGATIVE_TTL};
 pub use cache::Cache;
 pub use fetch::Fetch;
 pub use l2::L2Stats;
-pub use outcome::{LoadError, Lookup, Outcome, Timing};
+pub use outcome::{Accepts, LoadError, Lookup, Outcome, Timing};
 pub use stats::Stats;

@@ -140,12 +140,24 @@ impl Timing {
             .saturating_duration_since(self.looked_up_at)
     }
 
+    /// How long before the lookup the stored entry stopped being fresh
+    /// (zero while fresh).
+    pub fn stale_for(&self) -> Duration {
+        self.looked_up_at
+            .saturating_duration_since(self.fresh_until)
+    }
+
     /// Whether the value came from the [second tier](crate::l2): another
     /// instance of the fleet loaded it.
     pub fn from_second_tier(&self) -> bool {
         self.from_second_tier
     }
 }
+
+/// Which stored values a caller takes, whatever their freshness says: an
+/// HTTP client's own `max-age`, `min-fresh` or `max-stale` (see
+/// [`Cache::get_or_load_accepting`](crate::Cache::get_or_load_accepting)).
+pub type Accepts<V> = Arc<dyn Fn(&V, &Timing) -> bool + Send + Sync>;
 
 /// Why [`Cache::get_or_load`](crate::Cache::get_or_load) has no value.
 ///

@@ -29,6 +29,10 @@ impl Padded {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
 
+    fn sub(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
     fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
@@ -36,7 +40,20 @@ impl Padded {
 
 impl Counters {
     pub(crate) fn record(&self, outcome: Outcome) {
-        match outcome {
+        if let Some(counter) = self.counter(outcome) {
+            counter.add();
+        }
+    }
+
+    /// Takes back one [`record`](Self::record)ed `outcome`.
+    pub(crate) fn unrecord(&self, outcome: Outcome) {
+        if let Some(counter) = self.counter(outcome) {
+            counter.sub();
+        }
+    }
+
+    fn counter(&self, outcome: Outcome) -> Option<&Padded> {
+        Some(match outcome {
             Outcome::Hit => &self.hits,
             Outcome::Miss => &self.misses,
             Outcome::Collapsed => &self.collapsed,
@@ -44,9 +61,8 @@ impl Counters {
             Outcome::StaleIfError => &self.stale_if_error,
             Outcome::Pass => &self.passes,
             Outcome::LockTimeout => &self.lock_timeouts,
-            Outcome::Bypass => return,
-        }
-        .add();
+            Outcome::Bypass => return None,
+        })
     }
 
     pub(crate) fn snapshot(&self, entries: u64, weight: u64, in_flight: usize) -> Stats {
@@ -71,7 +87,10 @@ impl Counters {
 
 /// A snapshot of a cache's counters, taken by [`Cache::stats`](crate::Cache::stats).
 ///
-/// Each lookup counts once, under its [`Outcome`]; negative hits count as hits.
+/// Each caller counts once, under the [`Outcome`] it received; negative hits
+/// count as hits. A layer's request whose lookup brought an answer it could
+/// not use (another HTTP `Vary` variant's) counts under what answered it in
+/// the end ([`Cache::recount`](crate::Cache::recount)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {

@@ -152,6 +152,35 @@ async fn a_fetch_sets_its_own_stale_if_error_window() {
     assert_eq!(rescued.outcome(), Outcome::StaleIfError);
 }
 
+/// A negative value (an HTTP `404` page) is answered like a value and kept
+/// for the negative TTL: 10 s by default, or the TTL when that is shorter.
+#[tokio::test(start_paused = true)]
+async fn negative_values_are_kept_for_the_negative_ttl_or_the_ttl_if_shorter() {
+    for (ttl, negative_for) in [(60, 10), (3, 3)] {
+        let cache: Strings = Cache::builder()
+            .ttl(Duration::from_secs(ttl))
+            .jitter(0.0)
+            .build();
+        let backend = Backend::new();
+        let not_found = || backend.ready(Ok(Fetch::negative("no such user".to_owned())));
+        let lookup = cache.get_or_load("k", not_found()).await.unwrap();
+        assert_eq!(lookup.value(), "no such user");
+        assert_eq!(lookup.fresh_for(), Duration::from_secs(negative_for));
+
+        advance(Duration::from_secs(negative_for) - Duration::from_millis(1)).await;
+        assert_eq!(
+            cache.get_or_load("k", not_found()).await.unwrap().outcome(),
+            Outcome::Hit
+        );
+        advance(Duration::from_millis(1)).await;
+        assert_eq!(
+            cache.get_or_load("k", not_found()).await.unwrap().outcome(),
+            Outcome::Miss
+        );
+        assert_eq!(backend.loads(), 2);
+    }
+}
+
 /// An absent result is remembered for the negative TTL: `NotFound` without
 /// loading until it passes, then the key loads again.
 #[tokio::test(start_paused = true)]

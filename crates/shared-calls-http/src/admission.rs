@@ -15,9 +15,12 @@
 //!    (RFC 9110 §9.3.1), yet two bodies behind one URI may differ.
 //! 4. `Range` → [`BypassReason::Range`]: partial responses are not stored
 //!    (RFC 9111 §3.3 is optional and not implemented).
-//! 5. `If-None-Match`, `If-Modified-Since`, `If-Match`, `If-Unmodified-Since`,
-//!    `If-Range` → [`BypassReason::Conditional`]: this cache does not evaluate
-//!    preconditions (RFC 9111 §4.3.2), so the origin does.
+//! 5. `If-Match`, `If-Unmodified-Since`, `If-Range` →
+//!    [`BypassReason::Conditional`]: preconditions meant for the origin
+//!    (RFC 9111 §4.3.2), which the origin evaluates. A client's
+//!    `If-None-Match` and `If-Modified-Since` do not bypass: the cache
+//!    answers them itself, with a `304` when the answer it gives has not
+//!    changed (they never reach the inner service on a shared call).
 //! 6. `Authorization` or `Cookie` that [`Rules::credentials_in_key`] does not
 //!    say the key includes → [`BypassReason::Credentials`]; keying one of
 //!    them opens nothing to the other. A shared
@@ -33,12 +36,14 @@
 //!    letting every client force a backend call defeats the stampede
 //!    protection. Other request directives (`max-stale`, `min-fresh`,
 //!    `only-if-cached`, `max-age=N`) depend on a stored entry's age and are left
-//!    to the service ([`CacheControl::from_headers_lenient`] exposes them).
+//!    to the service: `only-if-cached` is always answered from a fresh stored
+//!    entry or with a `504`; the others are honoured only with
+//!    [`Rules::honour_request_freshness`].
 //!
 //! A malformed request `Cache-Control` is read leniently: malformed directives
 //! are ignored as if absent, the well-formed ones (a `no-store` next to
-//! garbage) still count. Ignoring is safe on the request side because request
-//! directives can only make this cache do *less*.
+//! garbage) still count. Ignoring is safe on the request side: an ignored
+//! directive leaves the cache answering as it would anyway.
 //!
 
 use std::fmt;
@@ -52,7 +57,9 @@ use http::header::{
 };
 
 use crate::cache_control::{CacheControl, trim_ows};
+use crate::conditional::Conditions;
 use crate::freshness::{Rules, pragma_no_cache};
+use crate::request_freshness::Limits;
 
 /// What to do with a request before any cache lookup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -107,25 +114,64 @@ impl fmt::Display for BypassReason {
     }
 }
 
-const CONDITIONALS: [HeaderName; 5] = [
-    IF_NONE_MATCH,
-    IF_MODIFIED_SINCE,
-    IF_MATCH,
-    IF_UNMODIFIED_SINCE,
-    IF_RANGE,
-];
+/// Preconditions meant for the origin: the request bypasses.
+const PRECONDITIONS: [HeaderName; 3] = [IF_MATCH, IF_UNMODIFIED_SINCE, IF_RANGE];
 
 /// Decides whether a request may be collapsed and served from the cache (see
 /// the [module docs](self) for the rules and their order).
 pub fn classify_request(rules: &Rules, method: &Method, headers: &HeaderMap) -> RequestDecision {
+    read_request(rules, method, headers).decision
+}
+
+/// What the cache takes from a request: [`classify_request`]'s decision and
+/// the directives and conditions it answers itself.
+#[derive(Debug)]
+pub(crate) struct RequestReading {
+    pub(crate) decision: RequestDecision,
+    /// `If-None-Match` / `If-Modified-Since` of a collapsed request.
+    pub(crate) conditions: Option<Conditions>,
+    /// `Cache-Control: only-if-cached`: a stored answer or a `504`.
+    pub(crate) only_if_cached: bool,
+    /// Which stored answers a collapsed request takes, by its own `max-age`,
+    /// `min-fresh` and `max-stale`, when the rules honour them.
+    pub(crate) limits: Option<Limits>,
+}
+
+/// Reads a request once: one pass over its header names (a handful,
+/// usually) rather than a lookup per rule, since this runs for every
+/// request, hits included.
+pub(crate) fn read_request(rules: &Rules, method: &Method, headers: &HeaderMap) -> RequestReading {
+    let found = RequestHeaders::scan(headers);
+    let cc = found
+        .cache_control
+        .then(|| CacheControl::from_headers_lenient(headers));
+    let decision = decide(rules, method, headers, &found, cc.as_ref());
+    let collapsed = decision == RequestDecision::Collapse;
+    RequestReading {
+        decision,
+        conditions: (collapsed && found.validation)
+            .then(|| Conditions::of(headers))
+            .flatten(),
+        only_if_cached: cc.as_ref().is_some_and(CacheControl::only_if_cached),
+        limits: match &cc {
+            Some(cc) if collapsed && rules.honour_request_freshness => Limits::of(cc),
+            _ => None,
+        },
+    }
+}
+
+fn decide(
+    rules: &Rules,
+    method: &Method,
+    headers: &HeaderMap,
+    found: &RequestHeaders,
+    cc: Option<&CacheControl>,
+) -> RequestDecision {
     use RequestDecision::Bypass;
 
     if method != Method::GET && method != Method::HEAD {
         return Bypass(BypassReason::Method);
     }
-    // One pass over the request's header names (a handful, usually) rather
-    // than a lookup per rule: this runs for every request, hits included.
-    let found = RequestHeaders::scan(headers);
     if found.upgrade {
         return Bypass(BypassReason::Upgrade);
     }
@@ -146,14 +192,13 @@ pub fn classify_request(rules: &Rules, method: &Method, headers: &HeaderMap) -> 
     if !found.cache_control && !found.pragma {
         return RequestDecision::Collapse;
     }
-    let cc = CacheControl::from_headers_lenient(headers);
-    if cc.no_store() {
+    if cc.is_some_and(CacheControl::no_store) {
         return Bypass(BypassReason::NoStore);
     }
     if rules.honour_request_no_cache
-        && (cc.no_cache()
-            || cc.max_age() == Some(Duration::ZERO)
-            || (!found.cache_control && pragma_no_cache(headers)))
+        && (cc.is_some_and(CacheControl::no_cache)
+            || cc.and_then(CacheControl::max_age) == Some(Duration::ZERO)
+            || (cc.is_none() && pragma_no_cache(headers)))
     {
         return Bypass(BypassReason::NoCache);
     }
@@ -167,6 +212,7 @@ struct RequestHeaders {
     body_framing: bool,
     range: bool,
     conditional: bool,
+    validation: bool,
     authorization: bool,
     cookie: bool,
     cache_control: bool,
@@ -183,7 +229,9 @@ impl RequestHeaders {
                 found.body_framing = true;
             } else if name == RANGE {
                 found.range = true;
-            } else if CONDITIONALS.contains(name) {
+            } else if name == IF_NONE_MATCH || name == IF_MODIFIED_SINCE {
+                found.validation = true;
+            } else if PRECONDITIONS.contains(name) {
                 found.conditional = true;
             } else if name == AUTHORIZATION {
                 found.authorization = true;

@@ -27,9 +27,12 @@
 //! - delta-seconds larger than 2^31 saturate to 2^31 (RFC 9111 §1.2.2).
 //! - Unknown directives are ignored (RFC 9111 §5.2.3), but they must still be
 //!   syntactically valid.
-//! - `no-cache="field"` and `private="field"` are treated as their unqualified
-//!   forms (§5.2.2.4, §5.2.2.7 allow a cache to do so, and it is the stricter
-//!   reading).
+//! - `no-cache="field, ..."` and `private="field, ..."` are *qualified*
+//!   (§5.2.2.4, §5.2.2.7): they do not forbid storing or reusing the
+//!   response, only the named fields, which [`qualified_fields`] lists so
+//!   that the stored copy can go without them. A qualifier that is not a
+//!   list of field names makes the directive count as unqualified (the
+//!   stricter reading).
 //!
 //! Anything else makes the whole field invalid: a non-numeric or negative
 //! delta-seconds, a missing required argument, an argument on a directive that
@@ -86,7 +89,9 @@ pub const MAX_VARY_NAMES: usize = 32;
 pub struct CacheControl {
     no_store: bool,
     no_cache: bool,
+    no_cache_qualified: bool,
     private: bool,
+    private_qualified: bool,
     public: bool,
     must_revalidate: bool,
     proxy_revalidate: bool,
@@ -141,16 +146,29 @@ impl CacheControl {
         self.no_store
     }
 
-    /// `no-cache` (request §5.2.1.4, response §5.2.2.4), qualified or not: a
+    /// Unqualified `no-cache` (request §5.2.1.4, response §5.2.2.4): a
     /// stored response must not be used without revalidation.
     pub fn no_cache(&self) -> bool {
         self.no_cache
     }
 
-    /// `private` (response, §5.2.2.7), qualified or not: a shared cache must
-    /// not store the response.
+    /// `no-cache="field, ..."` (response, §5.2.2.4): the named fields must
+    /// not be sent in a response reused without revalidation
+    /// ([`qualified_fields`]).
+    pub fn no_cache_qualified(&self) -> bool {
+        self.no_cache_qualified
+    }
+
+    /// Unqualified `private` (response, §5.2.2.7): a shared cache must not
+    /// store the response.
     pub fn private(&self) -> bool {
         self.private
+    }
+
+    /// `private="field, ..."` (response, §5.2.2.7): a shared cache must not
+    /// store the named fields ([`qualified_fields`]).
+    pub fn private_qualified(&self) -> bool {
+        self.private_qualified
     }
 
     /// `public` (response, §5.2.2.9).
@@ -359,8 +377,9 @@ type Directive<'a> = (&'a [u8], Option<Arg<'a>>);
 enum Kind {
     /// Takes no argument.
     Flag(Setter),
-    /// Takes an optional argument whose content does not matter.
-    FlagAnyArg(Setter),
+    /// Takes an optional list of field names: the first setter without
+    /// one (or with one that is not such a list), the second with one.
+    Qualified(Setter, Setter),
     /// Requires delta-seconds.
     Delta(Slot),
     /// `max-stale`: optional delta-seconds.
@@ -377,9 +396,17 @@ fn kind_of(name: &[u8]) -> Kind {
         ("immutable", |c| c.immutable = true),
         ("only-if-cached", |c| c.only_if_cached = true),
     ];
-    const QUALIFIED: &[(&str, Setter)] = &[
-        ("no-cache", |c| c.no_cache = true),
-        ("private", |c| c.private = true),
+    const QUALIFIED: &[(&str, Setter, Setter)] = &[
+        (
+            "no-cache",
+            |c| c.no_cache = true,
+            |c| c.no_cache_qualified = true,
+        ),
+        (
+            "private",
+            |c| c.private = true,
+            |c| c.private_qualified = true,
+        ),
     ];
     const DELTAS: &[(&str, Slot)] = &[
         ("max-age", Slot::MaxAge),
@@ -391,8 +418,8 @@ fn kind_of(name: &[u8]) -> Kind {
     let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
     if let Some((_, set)) = FLAGS.iter().find(|(n, _)| is(n)) {
         Kind::Flag(*set)
-    } else if let Some((_, set)) = QUALIFIED.iter().find(|(n, _)| is(n)) {
-        Kind::FlagAnyArg(*set)
+    } else if let Some((_, plain, qualified)) = QUALIFIED.iter().find(|(n, _, _)| is(n)) {
+        Kind::Qualified(*plain, *qualified)
     } else if let Some((_, slot)) = DELTAS.iter().find(|(n, _)| is(n)) {
         Kind::Delta(*slot)
     } else if is("max-stale") {
@@ -466,8 +493,11 @@ impl Parser {
                 set(&mut self.out);
                 Ok(())
             }
-            Kind::FlagAnyArg(set) => {
-                set(&mut self.out);
+            Kind::Qualified(plain, qualified) => {
+                match arg.map(field_names) {
+                    Some(Some(_)) => qualified(&mut self.out),
+                    _ => plain(&mut self.out),
+                }
                 Ok(())
             }
             Kind::Delta(slot) => {
@@ -612,6 +642,73 @@ fn skip_element(b: &[u8], i: &mut usize) {
         }
     }
     *i = (*i).min(b.len());
+}
+
+/// The field names of a qualified `no-cache` or `private` argument, `None`
+/// when it is not a non-empty list of field names.
+fn field_names(arg: Arg<'_>) -> Option<Vec<HeaderName>> {
+    let text: Vec<u8> = match arg {
+        Arg::Token(t) => t.to_vec(),
+        Arg::Quoted(q) => Unescape { rest: q }.collect(),
+    };
+    let mut names = Vec::new();
+    for element in text.split(|&b| b == b',') {
+        let element = trim_ows(element);
+        if element.is_empty() {
+            continue;
+        }
+        if !element.iter().all(|&b| is_tchar(b)) {
+            return None;
+        }
+        let name = HeaderName::from_bytes(element).ok()?;
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    (!names.is_empty()).then_some(names)
+}
+
+/// The fields named by a response's qualified `no-cache="..."` and
+/// `private="..."` directives (RFC 9111 §5.2.2.4, §5.2.2.7), lowercase and
+/// deduplicated: a shared cache stores the response without them.
+///
+/// Empty when there is no qualified directive or `Cache-Control` does not
+/// parse (an invalid field is not stored at all).
+///
+/// ```
+/// use http::HeaderMap;
+/// use shared_calls_http::cache_control::qualified_fields;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("cache-control", r#"max-age=60, private="Set-Cookie, x-user""#.parse().unwrap());
+/// let names: Vec<_> = qualified_fields(&headers).iter().map(|n| n.to_string()).collect();
+/// assert_eq!(names, ["set-cookie", "x-user"]);
+/// ```
+pub fn qualified_fields(headers: &HeaderMap) -> Vec<HeaderName> {
+    let mut names: Vec<HeaderName> = Vec::new();
+    if CacheControl::from_headers(headers).is_err() {
+        return names;
+    }
+    for value in headers.get_all(CACHE_CONTROL) {
+        let bytes = value.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let Ok(directive) = element(bytes, &mut i) else {
+                break;
+            };
+            let Some((name, Some(arg))) = directive else {
+                continue;
+            };
+            let qualifies =
+                name.eq_ignore_ascii_case(b"no-cache") || name.eq_ignore_ascii_case(b"private");
+            for field in field_names(arg).filter(|_| qualifies).unwrap_or_default() {
+                if !names.contains(&field) {
+                    names.push(field);
+                }
+            }
+        }
+    }
+    names
 }
 
 /// Why a response's `Vary` field makes it unstorable.

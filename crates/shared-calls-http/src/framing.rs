@@ -91,15 +91,9 @@ fn parse_length(value: &HeaderValue) -> Option<u64> {
 /// answer computes its own), and with a `Content-Length` that is the stored
 /// body's own, for the statuses that carry one.
 pub(crate) fn stored_headers(headers: &mut HeaderMap, status: StatusCode, body_len: usize) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
-        .filter_map(|name| HeaderName::from_bytes(trim_ows(name)).ok())
-        .collect();
     for name in HOP_BY_HOP
         .iter()
-        .chain(&named)
+        .chain(&connection_named(headers))
         .chain([&AGE, &CONTENT_LENGTH])
     {
         headers.remove(name);
@@ -109,6 +103,29 @@ pub(crate) fn stored_headers(headers: &mut HeaderMap, status: StatusCode, body_l
         || status == StatusCode::NOT_MODIFIED;
     if !bodiless {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(body_len));
+    }
+}
+
+/// The fields `Connection` names (RFC 9110 §7.6.1).
+fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .filter_map(|name| HeaderName::from_bytes(trim_ows(name)).ok())
+        .collect()
+}
+
+/// The headers of a shared answer as its leader's client gets them, streamed
+/// while it is stored: without the fields that describe the connection it
+/// came over (as the stored copy), its framing and trailer fields kept for
+/// the body that follows.
+pub(crate) fn streamed_headers(headers: &mut HeaderMap) {
+    let framing = [CONTENT_LENGTH, TRANSFER_ENCODING, TRAILER];
+    for name in HOP_BY_HOP.iter().chain(&connection_named(headers)) {
+        if !framing.contains(name) {
+            headers.remove(name);
+        }
     }
 }
 

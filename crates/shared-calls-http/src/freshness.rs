@@ -23,27 +23,35 @@
 //!   freshness information should be considered stale);
 //! - no request `no-store` (§5.2.1.5), no response `no-store` (§5.2.2.5) →
 //!   [`Reason::NoStore`];
-//! - no `private` (§5.2.2.7), qualified or not → [`Reason::Private`];
-//! - no `no-cache` (§5.2.2.4), qualified or not: it allows storing but never
-//!   reusing without revalidation, which this cache does not do; nor, when the
+//! - no unqualified `private` (§5.2.2.7) → [`Reason::Private`];
+//! - no unqualified `no-cache` (§5.2.2.4): it allows storing but never
+//!   reusing without revalidation; nor, when the
 //!   response has no `Cache-Control` at all, `Pragma: no-cache` (its response
 //!   meaning was never specified, §5.4; refusing is the safe reading) →
-//!   [`Reason::NoCache`];
+//!   [`Reason::NoCache`]. The qualified forms `no-cache="f"` and
+//!   `private="f"` do not prevent storing: the stored copy goes without the
+//!   fields they name ([`qualified_fields`]),
+//!   which only the client of the call that fetched it receives;
 //! - if the request carried `Authorization`, the response has `public`,
 //!   `s-maxage` or `must-revalidate` (§3.5). This holds even when the key
 //!   includes the credentials → [`Reason::Authorization`];
 //! - if the request carried `Cookie` and the key does not include it, the
 //!   response has `public` or `s-maxage` → [`Reason::Cookie`];
-//! - no `Set-Cookie`, unless [`Rules::store_set_cookie`] → [`Reason::SetCookie`];
+//! - no `Set-Cookie`, unless [`Rules::store_set_cookie`] or a qualified
+//!   `private="set-cookie"` (or `no-cache`) keeps it out of the stored copy →
+//!   [`Reason::SetCookie`];
 //! - `Vary` is not `*` (§4.1) → [`Reason::VaryAny`], and is well formed with
 //!   at most [`MAX_VARY_NAMES`](crate::cache_control::MAX_VARY_NAMES) names →
 //!   [`Reason::Vary`];
 //! - the freshness lifetime is known (§4.2.1), first match wins:
 //!   `s-maxage` (§5.2.2.10), `max-age` (§5.2.2.1), `Expires` − `Date`
 //!   (§5.3; `Date` defaults to `now`, §4.2.1; `Expires` is ignored when
-//!   `max-age` or `s-maxage` is present), then the status's configured TTL
-//!   ([`Rules::status_ttl`], the heuristic freshness of §4.2.2, used only when
-//!   there is no explicit expiration time) → otherwise [`Reason::NoFreshness`].
+//!   `max-age` or `s-maxage` is present), then the heuristic freshness of
+//!   §4.2.2, only for the statuses stored without explicit freshness
+//!   ([`Rules::status_ttl`]): a TTL set for that status with
+//!   [`Rules::status_ttl`], else 10 % of the time since `Last-Modified`
+//!   (counted from `Date`, or `now`), else the default TTL → otherwise
+//!   [`Reason::NoFreshness`].
 //!   An invalid `Expires` means "already expired" (§5.3) →
 //!   [`Reason::InvalidHeader`]`("expires")`; an invalid `Date` beside it →
 //!   `InvalidHeader("date")`; several different `Expires` or `Date` lines are
@@ -52,10 +60,14 @@
 //!   response has just arrived, so its age is its `Age` header (`age_value`;
 //!   response delay ≈ 0). The `apparent_age` from `Date` is not used: it
 //!   depends on the origin's clock agreeing with ours, and a skewed origin
-//!   would make every response stale on arrival. An invalid `Age` →
-//!   [`Reason::InvalidHeader`]`("age")`;
-//! - the TTL is then clamped to [`Rules::min_ttl`], [`Rules::max_ttl`]; a TTL
-//!   of zero → [`Reason::StaleOnArrival`].
+//!   would make every response stale on arrival. An `Age` that is not one
+//!   delta-seconds value (several lines, a list such as `0, old`, a word)
+//!   says nothing reliable about the age (§5.1): the response counts as
+//!   stale on arrival, as does one whose `Age` reaches its lifetime;
+//! - the TTL is then clamped to [`Rules::min_ttl`], [`Rules::max_ttl`]. A
+//!   response stale on arrival (TTL zero) is stored, with a TTL of zero,
+//!   only when its stale windows let it be served stale; otherwise →
+//!   [`Reason::StaleOnArrival`].
 //!
 //! The stale windows come from `stale-while-revalidate` and `stale-if-error`
 //! (RFC 5861), zero when absent, and are forced to zero when a directive
@@ -65,23 +77,24 @@
 //! cache) and `no-cache`. They are capped at [`Rules::max_ttl`] too.
 //!
 //! Not implemented, and safe to leave out: `must-understand` (§5.2.2.3: a
-//! cache that ignores it still honours `no-store`), storing `206` (§3.3),
-//! revalidation (§4.3), invalidation by unsafe methods (§4.4, the service's
-//! business).
+//! cache that ignores it still honours `no-store`) and storing `206` (§3.3;
+//! a `206` goes to its own client only). Invalidation by unsafe methods
+//! (§4.4) is the service's business: a success invalidates the request's
+//! key and its same-origin `Location` / `Content-Location` targets.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{
     AGE, AUTHORIZATION, CACHE_CONTROL, COOKIE, DATE, EXPIRES, HeaderMap, HeaderName, HeaderValue,
-    PRAGMA, SET_COOKIE,
+    LAST_MODIFIED, PRAGMA, SET_COOKIE,
 };
 use http::{Method, StatusCode};
 
 pub use crate::admission::{BypassReason, RequestDecision, classify_request};
 use crate::cache_control::{
     CacheControl, DELTA_SECONDS_MAX, InvalidCacheControl, Vary, VaryError, parse_delta_seconds,
-    trim_ows, vary,
+    qualified_fields, trim_ows, vary,
 };
 
 /// A request header that tells users apart, which a cache key may include
@@ -102,15 +115,27 @@ pub(crate) struct KeyedCredentials {
     pub(crate) cookie: bool,
 }
 
-/// The statuses stored without explicit freshness, at [`Rules::default_ttl`],
+/// The statuses stored without explicit freshness, for the layer's `ttl`,
 /// unless configured otherwise. The heuristically cacheable statuses of
-/// RFC 9110 §15.1, less `206` (partial), `405`, `414` and `501`.
-const DEFAULT_STATUSES: [u16; 8] = [200, 203, 204, 300, 301, 308, 404, 410];
+/// RFC 9110 §15.1, less `206` (partial), `405`, `414` and `501`, and the
+/// negative ones.
+const DEFAULT_STATUSES: [u16; 6] = [200, 203, 204, 300, 301, 308];
+
+/// The negative statuses stored without explicit freshness, for the layer's
+/// `negative_ttl`.
+const NEGATIVE_STATUSES: [u16; 2] = [404, 410];
+
+/// The layer's default `ttl` and `negative_ttl`, with which [`storability`]
+/// reports the statuses left to them.
+const LAYER_TTL: Duration = Duration::from_secs(60);
+const LAYER_NEGATIVE_TTL: Duration = shared_calls_cache::DEFAULT_NEGATIVE_TTL;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum StatusTtl {
-    /// Follows [`Rules::default_ttl`].
+    /// Follows the layer's `ttl`.
     Default,
+    /// Follows the layer's `negative_ttl`.
+    Negative,
     Fixed(Duration),
 }
 
@@ -123,57 +148,66 @@ enum StatusTtl {
 /// use shared_calls::http_policy::freshness::Rules;
 ///
 /// let rules = Rules::default()
-///     .default_ttl(Duration::from_secs(30))
 ///     .status_ttl(StatusCode::NOT_FOUND, Duration::from_secs(5))
 ///     .max_ttl(Duration::from_secs(3600));
-/// assert_eq!(rules.heuristic_ttl(StatusCode::OK), Some(Duration::from_secs(30)));
+/// assert_eq!(rules.heuristic_ttl(StatusCode::OK), Some(Duration::from_secs(60)));
 /// assert_eq!(rules.heuristic_ttl(StatusCode::NOT_FOUND), Some(Duration::from_secs(5)));
 /// assert_eq!(rules.heuristic_ttl(StatusCode::FOUND), None);
+///
+/// let explicit_only = Rules::default().explicit_freshness_only(true);
+/// assert_eq!(explicit_only.heuristic_ttl(StatusCode::OK), None);
 /// ```
 #[derive(Clone, Debug)]
 pub struct Rules {
     status_ttls: Vec<(StatusCode, StatusTtl)>,
-    default_ttl: Duration,
-    /// Whether [`Rules::default_ttl`] was called: otherwise the HTTP policy
-    /// leaves the TTL of responses without explicit freshness to the cache.
-    default_ttl_set: bool,
+    explicit_freshness_only: bool,
     min_ttl: Duration,
     max_ttl: Duration,
     store_set_cookie: bool,
     pub(crate) keyed_credentials: KeyedCredentials,
     pub(crate) honour_request_no_cache: bool,
+    pub(crate) honour_request_freshness: bool,
 }
 
 impl Default for Rules {
     fn default() -> Self {
         Self {
-            status_ttls: DEFAULT_STATUSES
-                .iter()
-                .filter_map(|&code| StatusCode::from_u16(code).ok())
-                .map(|status| (status, StatusTtl::Default))
+            status_ttls: statuses(&DEFAULT_STATUSES, StatusTtl::Default)
+                .chain(statuses(&NEGATIVE_STATUSES, StatusTtl::Negative))
                 .collect(),
-            default_ttl: Duration::from_secs(60),
-            default_ttl_set: false,
+            explicit_freshness_only: false,
             min_ttl: Duration::ZERO,
             max_ttl: Duration::from_secs(24 * 60 * 60),
             store_set_cookie: false,
             keyed_credentials: KeyedCredentials::default(),
             honour_request_no_cache: false,
+            honour_request_freshness: false,
         }
     }
 }
 
+/// Each of `codes` with `ttl`.
+fn statuses(codes: &[u16], ttl: StatusTtl) -> impl Iterator<Item = (StatusCode, StatusTtl)> + '_ {
+    codes
+        .iter()
+        .filter_map(|&code| StatusCode::from_u16(code).ok())
+        .map(move |status| (status, ttl))
+}
+
 impl Rules {
-    /// The defaults: `200, 203, 204, 300, 301, 308, 404, 410` stored for
-    /// 60 s without explicit freshness, TTLs clamped to `[0, 24 h]`, no
-    /// `Set-Cookie` stored, credentials not in the key, request `no-cache`
-    /// ignored.
+    /// The defaults: without explicit freshness, `200, 203, 204, 300, 301,
+    /// 308` stored for 10 % of the time since their `Last-Modified`, or
+    /// without one for the layer's `ttl`, and `404, 410` for its
+    /// `negative_ttl`; TTLs clamped to `[0, 24 h]`, no `Set-Cookie` stored,
+    /// credentials not in the key, request `no-cache`, `max-age`, `min-fresh`
+    /// and `max-stale` ignored.
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Stores responses of `status` that carry no explicit freshness
-    /// (`s-maxage`, `max-age`, `Expires`) for `ttl` (RFC 9111 §4.2.2).
+    /// (`s-maxage`, `max-age`, `Expires`) for `ttl` (RFC 9111 §4.2.2), with
+    /// or without `Last-Modified`.
     ///
     /// `5xx`, `1xx`, `206` and `304` are never stored, whatever is configured
     /// here. A zero `ttl` stores nothing for that status (unless
@@ -199,16 +233,14 @@ impl Rules {
         self
     }
 
-    /// The TTL of the default statuses (`200, 203, 204, 300, 301, 308, 404,
-    /// 410`) that were not given their own with
-    /// [`status_ttl`](Self::status_ttl). Default 60 s.
-    ///
-    /// Unless this is called, the HTTP policy stores such responses for the
-    /// cache's own TTL (the layer's `ttl`, itself 60 s by default).
+    /// Stores only responses that state their freshness (`s-maxage`,
+    /// `max-age`, `Expires`), when `true`: nothing is stored for a status's
+    /// TTL or a heuristic. Off by default. For a layer on a whole `Router`,
+    /// where health pages, error pages and per-request answers that set no
+    /// freshness would otherwise be kept for the layer's `ttl`.
     #[must_use]
-    pub fn default_ttl(mut self, ttl: Duration) -> Self {
-        self.default_ttl = ttl;
-        self.default_ttl_set = true;
+    pub fn explicit_freshness_only(mut self, only: bool) -> Self {
+        self.explicit_freshness_only = only;
         self
     }
 
@@ -252,12 +284,18 @@ impl Rules {
     /// are all keyed is collapsed and may be stored, still subject to the
     /// `Authorization` rule of RFC 9111 §3.5.
     ///
+    /// This says what the key function does; it does not change the key:
+    /// name the same header in the key, with
+    /// [`KeyBuilder::header`](crate::KeyBuilder::header).
+    ///
     /// ```
     /// # mod shared_calls { pub use shared_calls_http as http_policy; }
     /// use shared_calls::http_policy::freshness::{Credential, Rules};
+    /// use shared_calls::http_policy::KeyBuilder;
     ///
+    /// let key = KeyBuilder::new().header("authorization");
     /// let rules = Rules::new().credentials_in_key([Credential::Authorization]);
-    /// # let _ = rules;
+    /// # let _ = (key, rules);
     /// ```
     #[must_use]
     pub fn credentials_in_key(mut self, keyed: impl IntoIterator<Item = Credential>) -> Self {
@@ -280,30 +318,44 @@ impl Rules {
         self
     }
 
-    /// The TTL for a response of `status` without explicit freshness, before
-    /// the [`min_ttl`](Self::min_ttl)/[`max_ttl`](Self::max_ttl) clamp;
-    /// `None` if such responses are not stored.
-    pub fn heuristic_ttl(&self, status: StatusCode) -> Option<Duration> {
-        self.status_ttls
-            .iter()
-            .find(|(s, _)| *s == status)
-            .map(|(_, ttl)| match ttl {
-                StatusTtl::Default => self.default_ttl,
-                StatusTtl::Fixed(ttl) => *ttl,
-            })
+    /// Whether a client's request `max-age`, `min-fresh` and `max-stale`
+    /// (RFC 9111 §5.2.1.1–3) decide which stored answers it takes, default
+    /// `false` (ignored).
+    ///
+    /// When `true`, a stored answer older than the request's `max-age`, or
+    /// fresh for less than its `min-fresh`, is not served: the request goes
+    /// to the key's flight, collapsed with the others, and its answer
+    /// replaces the stored one. A stale stored answer the cache still holds
+    /// is served when `max-stale` allows it (a background refresh starts),
+    /// and only then. Off by default because it lets any client force a
+    /// backend call.
+    #[must_use]
+    pub fn honour_request_freshness(mut self, honour: bool) -> Self {
+        self.honour_request_freshness = honour;
+        self
     }
 
-    /// Whether the heuristic TTL of `status` was configured here
-    /// ([`status_ttl`](Self::status_ttl) or [`default_ttl`](Self::default_ttl))
-    /// rather than left to the defaults.
-    pub(crate) fn heuristic_ttl_configured(&self, status: StatusCode) -> bool {
+    /// The TTL for a response of `status` without explicit freshness, before
+    /// the [`min_ttl`](Self::min_ttl)/[`max_ttl`](Self::max_ttl) clamp;
+    /// `None` if such responses are not stored. The statuses left to the
+    /// layer report its default `ttl` (60 s) and `negative_ttl` (10 s); the
+    /// layer stores them for its own settings.
+    pub fn heuristic_ttl(&self, status: StatusCode) -> Option<Duration> {
+        self.status_ttl_of(status).map(|ttl| match ttl {
+            StatusTtl::Default => LAYER_TTL,
+            StatusTtl::Negative => LAYER_NEGATIVE_TTL,
+            StatusTtl::Fixed(ttl) => ttl,
+        })
+    }
+
+    fn status_ttl_of(&self, status: StatusCode) -> Option<StatusTtl> {
+        if self.explicit_freshness_only {
+            return None;
+        }
         self.status_ttls
             .iter()
             .find(|(s, _)| *s == status)
-            .is_some_and(|(_, ttl)| match ttl {
-                StatusTtl::Default => self.default_ttl_set,
-                StatusTtl::Fixed(_) => true,
-            })
+            .map(|(_, ttl)| *ttl)
     }
 
     fn set_status(&mut self, status: StatusCode, ttl: StatusTtl) {
@@ -341,7 +393,9 @@ pub enum Storability {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Freshness {
     /// Remaining freshness, counted from now: the freshness lifetime minus the
-    /// response's age, clamped to the rules' `[min_ttl, max_ttl]`; never zero.
+    /// response's age, clamped to the rules' `[min_ttl, max_ttl]`. Zero only
+    /// for a response stale on arrival that may be served stale (a stale
+    /// window is not zero).
     pub ttl: Duration,
     /// After `ttl`, how long the response may be served stale while one
     /// background refresh runs (RFC 5861 §3); zero when not allowed.
@@ -388,7 +442,8 @@ pub enum Reason {
     Cookie,
     /// A header needed to decide is invalid; the lowercase header name.
     InvalidHeader(&'static str),
-    /// Already stale when it arrived (TTL zero after the `Age` and clamp).
+    /// Already stale when it arrived (TTL zero after the `Age` and clamp, or
+    /// an `Age` that is not one number), and no stale window to serve it in.
     StaleOnArrival,
     /// No explicit freshness and no TTL configured for its status.
     NoFreshness,
@@ -455,19 +510,34 @@ pub(crate) struct Reading<'a> {
     /// it is well formed).
     lenient: CacheControl,
     vary: Result<Vary, VaryError>,
+    /// The fields a stored copy goes without (`no-cache="f"`, `private="f"`).
+    stripped: Vec<HeaderName>,
 }
 
 impl<'a> Reading<'a> {
     pub(crate) fn of(status: StatusCode, headers: &'a HeaderMap) -> Self {
         let cc = CacheControl::from_headers(headers);
         let lenient = cc.unwrap_or_else(|_| CacheControl::from_headers_lenient(headers));
+        let stripped = match lenient.no_cache_qualified() || lenient.private_qualified() {
+            true => qualified_fields(headers),
+            false => Vec::new(),
+        };
         Self {
             status,
             headers,
             cc,
             lenient,
             vary: vary(headers),
+            stripped,
         }
+    }
+
+    /// A `Set-Cookie` that would be stored: not named by a qualified
+    /// `private` or `no-cache`, and not allowed by the rules.
+    fn stores_set_cookie(&self, rules: &Rules) -> bool {
+        self.headers.contains_key(SET_COOKIE)
+            && !rules.store_set_cookie
+            && !self.stripped.contains(&SET_COOKIE)
     }
 }
 
@@ -484,6 +554,8 @@ pub(crate) struct Analysis {
     /// what is stored, and checks these only for statuses it would store.
     pub(crate) own_client_only: bool,
     pub(crate) says: Says,
+    /// The fields a stored copy goes without (`no-cache="f"`, `private="f"`).
+    pub(crate) stripped: Vec<HeaderName>,
 }
 
 /// Reads a response's head once for every decision about it.
@@ -494,7 +566,7 @@ pub(crate) fn analyze(
     response: &Reading<'_>,
     now: SystemTime,
 ) -> Analysis {
-    let set_cookie = response.headers.contains_key(SET_COOKIE) && !rules.store_set_cookie;
+    let set_cookie = response.stores_set_cookie(rules);
     let own_client_only = response.cc.is_err()
         || response.lenient.no_store()
         || response.lenient.private()
@@ -508,7 +580,8 @@ pub(crate) fn analyze(
         storability,
         vary: response.vary.clone().ok().filter(|vary| !vary.is_empty()),
         own_client_only,
-        says: Says::of(rules, response),
+        says: Says::of(rules, response, now),
+        stripped: response.stripped.clone(),
     }
 }
 
@@ -516,6 +589,9 @@ pub(crate) fn analyze(
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Says {
     pub(crate) ttl: bool,
+    /// Without a TTL of its own, a negative answer: kept for the layer's
+    /// `negative_ttl` rather than its `ttl`.
+    pub(crate) negative: bool,
     /// The origin stated the lifetime (`s-maxage`, `max-age`, `Expires`),
     /// rather than the rules' heuristics: jitter may only shorten it.
     pub(crate) ttl_is_explicit: bool,
@@ -524,15 +600,19 @@ pub(crate) struct Says {
 }
 
 impl Says {
-    fn of(rules: &Rules, response: &Reading<'_>) -> Self {
+    fn of(rules: &Rules, response: &Reading<'_>, now: SystemTime) -> Self {
         let cc = &response.lenient;
         let explicit = cc.s_maxage().is_some()
             || cc.max_age().is_some()
             || response.headers.contains_key(EXPIRES);
         // RFC 9111 §4.2.4: these forbid serving stale whatever the cache's settings.
         let no_stale = forbids_stale(cc);
+        let status_ttl = rules.status_ttl_of(response.status);
+        let heuristic = matches!(status_ttl, Some(StatusTtl::Fixed(_)))
+            || last_modified_heuristic(rules, response.status, response.headers, now).is_some();
         Self {
-            ttl: explicit || rules.heuristic_ttl_configured(response.status),
+            ttl: explicit || heuristic,
+            negative: !explicit && status_ttl == Some(StatusTtl::Negative),
             ttl_is_explicit: explicit,
             stale_while_revalidate: no_stale || cc.stale_while_revalidate().is_some(),
             stale_if_error: no_stale || cc.stale_if_error().is_some(),
@@ -567,27 +647,32 @@ fn decide(
     let cc = response
         .cc
         .map_err(|_| Reason::InvalidHeader("cache-control"))?;
-    may_share(rules, request_headers, response.headers, &cc)?;
+    may_share(rules, request_headers, response, &cc)?;
     let vary = match &response.vary {
         Ok(v) if v.is_empty() => None,
         Ok(v) => Some(v.clone()),
         Err(VaryError::Any) => return Err(Reason::VaryAny),
         Err(_) => return Err(Reason::Vary),
     };
-    let age = age(response.headers)?;
     let lifetime = freshness_lifetime(rules, &cc, status, response.headers, now)?;
+    // An `Age` that says nothing reliable makes it as old as its lifetime.
+    let age = age(response.headers).unwrap_or(lifetime);
     let ttl = rules.clamp(lifetime.saturating_sub(age));
-    if ttl.is_zero() {
-        return Err(Reason::StaleOnArrival);
-    }
     let window = |d: Option<Duration>| match forbids_stale(&cc) {
         true => Duration::ZERO,
         false => d.unwrap_or(Duration::ZERO).min(rules.max_ttl),
     };
+    let (stale_while_revalidate, stale_if_error) = (
+        window(cc.stale_while_revalidate()),
+        window(cc.stale_if_error()),
+    );
+    if ttl.is_zero() && stale_while_revalidate.is_zero() && stale_if_error.is_zero() {
+        return Err(Reason::StaleOnArrival);
+    }
     Ok(Freshness {
         ttl,
-        stale_while_revalidate: window(cc.stale_while_revalidate()),
-        stale_if_error: window(cc.stale_if_error()),
+        stale_while_revalidate,
+        stale_if_error,
         initial_age: age,
         vary,
     })
@@ -598,9 +683,10 @@ fn decide(
 fn may_share(
     rules: &Rules,
     request_headers: &HeaderMap,
-    response_headers: &HeaderMap,
+    response: &Reading<'_>,
     cc: &CacheControl,
 ) -> Result<(), Reason> {
+    let response_headers = response.headers;
     if cc.no_store() || CacheControl::from_headers_lenient(request_headers).no_store() {
         return Err(Reason::NoStore);
     }
@@ -623,7 +709,7 @@ fn may_share(
     {
         return Err(Reason::Cookie);
     }
-    if response_headers.contains_key(SET_COOKIE) && !rules.store_set_cookie {
+    if response.stores_set_cookie(rules) {
         return Err(Reason::SetCookie);
     }
     Ok(())
@@ -654,7 +740,35 @@ fn freshness_lifetime(
         };
         return Ok(expires.duration_since(date).unwrap_or(Duration::ZERO));
     }
-    rules.heuristic_ttl(status).ok_or(Reason::NoFreshness)
+    let configured = rules.heuristic_ttl(status).ok_or(Reason::NoFreshness)?;
+    Ok(last_modified_heuristic(rules, status, headers, now).unwrap_or(configured))
+}
+
+/// The fraction of the time since `Last-Modified` a response is presumed
+/// fresh (RFC 9111 §4.2.2: "typically [...] no more than some fraction").
+const LAST_MODIFIED_FRACTION: u32 = 10;
+
+/// 10 % of the time between `Last-Modified` and `Date` (or `now`), for a
+/// status stored without explicit freshness whose TTL was not set for it
+/// alone; `None` without a usable `Last-Modified` (absent, invalid, or
+/// after `Date`).
+fn last_modified_heuristic(
+    rules: &Rules,
+    status: StatusCode,
+    headers: &HeaderMap,
+    now: SystemTime,
+) -> Option<Duration> {
+    let ttl = rules.status_ttl_of(status)?;
+    if ttl != StatusTtl::Default {
+        return None;
+    }
+    let modified = single_date(headers, &LAST_MODIFIED)??;
+    let date = match single_date(headers, &DATE) {
+        Some(Some(date)) => date,
+        _ => now,
+    };
+    let since = date.duration_since(modified).ok()?;
+    Some(since / LAST_MODIFIED_FRACTION)
 }
 
 /// `None`: the header is absent. `Some(None)`: present but invalid (not an
@@ -668,17 +782,18 @@ fn single_date(headers: &HeaderMap, name: &HeaderName) -> Option<Option<SystemTi
     Some(parse_http_date(first))
 }
 
-/// The response's `Age` (RFC 9111 §5.1), zero when absent, saturated at 2^31 s.
-fn age(headers: &HeaderMap) -> Result<Duration, Reason> {
+/// The response's `Age` (RFC 9111 §5.1), zero when absent, saturated at
+/// 2^31 s; `None` when it is not one delta-seconds value (several lines, a
+/// list, anything but digits).
+fn age(headers: &HeaderMap) -> Option<Duration> {
     let mut values = headers.get_all(AGE).into_iter();
     let Some(first) = values.next() else {
-        return Ok(Duration::ZERO);
+        return Some(Duration::ZERO);
     };
-    if values.any(|v| v != first) {
-        return Err(Reason::InvalidHeader("age"));
+    if values.next().is_some() {
+        return None;
     }
     parse_delta_seconds(trim_ows(first.as_bytes()).iter().copied())
-        .ok_or(Reason::InvalidHeader("age"))
 }
 
 /// Parses an HTTP-date (RFC 9110 §5.6.7: IMF-fixdate, and the obsolete RFC 850

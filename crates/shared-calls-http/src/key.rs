@@ -8,15 +8,43 @@ use http::{HeaderMap, Request};
 
 use crate::cache_control::VaryKey;
 
-/// The key of a stored HTTP answer: opaque bytes, cheap to clone.
+/// The key of a stored HTTP answer: bytes, cheap to clone.
 ///
 /// A key function may return anything that converts into it: a `String`, a
 /// `&'static str`, `Bytes` or a `Vec<u8>`.
 ///
+/// # Parts
+///
+/// A key made by [`default_key`] or [`KeyBuilder`] reads back as its parts:
+/// [`scheme`](Self::scheme), [`authority`](Self::authority),
+/// [`path`](Self::path), [`query`](Self::query) and the keyed request
+/// headers ([`headers`](Self::headers)). A key of any other shape (a key
+/// function's own string, [`grpc_key`](crate::grpc_key)) has no parts: those
+/// accessors return `None` and [`as_bytes`](Self::as_bytes) is all there is.
+/// The method is no part of a key: `GET` and `HEAD` share one entry.
+///
+/// ```
+/// # mod shared_calls { pub use shared_calls_http as http_policy; }
+/// use http::Request;
+/// use shared_calls::http_policy::{HttpKey, KeyBuilder};
+///
+/// let request = Request::get("https://shop.test/users/7?tab=orders")
+///     .header("x-tenant", "acme").body(()).unwrap();
+/// let key = KeyBuilder::new().header("x-tenant").key(&request).unwrap();
+/// assert_eq!(key.scheme(), Some("https"));
+/// assert_eq!(key.authority(), Some("shop.test"));
+/// assert_eq!(key.path(), Some("/users/7"));
+/// assert_eq!(key.query(), Some("tab=orders"));
+/// assert_eq!(key.headers().collect::<Vec<_>>(), [("x-tenant", Some(&b"acme"[..]))]);
+///
+/// let own = HttpKey::from("user:7");
+/// assert_eq!((own.path(), own.headers().count()), (None, 0));
+/// ```
+///
 /// The answers of a URI that vary (`Vary: Accept-Language`) are kept one
 /// per variant, each under the key function's key with the request values
-/// it varies on added: such a key has the same [`as_bytes`](Self::as_bytes),
-/// so that invalidating by a predicate on the bytes reaches every variant.
+/// it varies on added: such a key has the same bytes and parts, so that
+/// invalidating by a predicate on them reaches every variant.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct HttpKey {
     bytes: Bytes,
@@ -46,6 +74,50 @@ impl HttpKey {
         &self.bytes
     }
 
+    /// The scheme, `http` or `https`, of a key made by [`default_key`] or
+    /// [`KeyBuilder`]; `None` for a key of another shape.
+    pub fn scheme(&self) -> Option<&str> {
+        self.parts().map(|parts| parts.scheme)
+    }
+
+    /// The authority, `host[:port]` as the request named it.
+    pub fn authority(&self) -> Option<&str> {
+        self.parts().map(|parts| parts.authority)
+    }
+
+    /// The path, `/` at least.
+    pub fn path(&self) -> Option<&str> {
+        self.parts().map(|parts| parts.path)
+    }
+
+    /// The query without its `?` as keyed (sorted or with parameters
+    /// dropped if the [`KeyBuilder`] said so); `None` without a query, or
+    /// for a key of another shape.
+    pub fn query(&self) -> Option<&str> {
+        self.parts().and_then(|parts| parts.query)
+    }
+
+    /// The keyed request headers, in key order: the proxy routing headers
+    /// that were present, then each header named with
+    /// [`KeyBuilder::header`] (`None`: the request had no such header).
+    /// Empty for a key of another shape.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
+        let lines = self.parts().map_or(&[][..], |parts| parts.headers);
+        lines
+            .split(|&b| b == b'\n')
+            .skip(1)
+            .map(|line| match line.iter().position(|&b| b == b':') {
+                Some(colon) => (&line[..colon], Some(&line[colon + 1..])),
+                None => (line, None),
+            })
+            .map(|(name, value)| (std::str::from_utf8(name).unwrap_or_default(), value))
+    }
+
+    /// The parts of a key laid out as [`default_key`] lays them out.
+    fn parts(&self) -> Option<Parts<'_>> {
+        Parts::parse(&self.bytes)
+    }
+
     /// The key of the variant with `values` of the answer `of` stored under
     /// this key's bytes.
     pub(crate) fn variant(&self, of: u64, values: VaryKey) -> Self {
@@ -60,6 +132,44 @@ impl HttpKey {
         self.variant
             .as_ref()
             .map_or(0, |variant| variant.values.weight())
+    }
+}
+
+/// A key's parts: `scheme "://" authority path ["?" query]`, then the
+/// header lines, each starting with `"\n"`.
+struct Parts<'a> {
+    scheme: &'a str,
+    authority: &'a str,
+    path: &'a str,
+    query: Option<&'a str>,
+    headers: &'a [u8],
+}
+
+impl<'a> Parts<'a> {
+    fn parse(key: &'a [u8]) -> Option<Self> {
+        let line_end = key.iter().position(|&b| b == b'\n').unwrap_or(key.len());
+        let (uri, headers) = key.split_at(line_end);
+        let uri = std::str::from_utf8(uri).ok()?;
+        let (scheme, rest) = uri.split_once("://")?;
+        let path_start = rest.find('/')?;
+        let (authority, path_and_query) = rest.split_at(path_start);
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path_and_query, None),
+        };
+        let is_scheme = |s: &str| {
+            s.starts_with(|c: char| c.is_ascii_alphabetic())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        };
+        let plain = is_scheme(scheme) && is_plain_authority(authority.as_bytes());
+        plain.then_some(Self {
+            scheme,
+            authority,
+            path,
+            query,
+            headers,
+        })
     }
 }
 
@@ -144,7 +254,9 @@ static ROUTING_HEADERS: [HeaderName; 3] = [
 ///
 /// The method is not part of it: only `GET` and `HEAD` are shared, and they
 /// share one entry (a `HEAD` is answered from the `GET`); an unsafe method
-/// that succeeds invalidates the key of its target. `Authorization` and
+/// that succeeds invalidates the key of its target, and of the same-origin
+/// `Location` and `Content-Location` of its answer, keyed alike (the same
+/// scheme, authority and keyed headers). `Authorization` and
 /// `Cookie` are not keyed: requests carrying them bypass the cache unless
 /// your key includes them and says so
 /// ([`Rules::credentials_in_key`](crate::freshness::Rules::credentials_in_key)).

@@ -3,8 +3,16 @@
 //! concurrent identical requests reach the backend once, while fresh
 //! answers are kept per RFC 9111's rules for a shared cache.
 //!
+//! In front of a whole `Router`, every route is cached: answers that set no
+//! freshness (a health page, say) are kept for the layer's `ttl`, and `404`
+//! and `410` for its `negative_ttl` (10 s, or `ttl` if shorter).
+//! [`Rules::explicit_freshness_only`](freshness::Rules::explicit_freshness_only)
+//! stores only the answers that say `max-age`, `s-maxage` or `Expires`;
+//! axum's `route_layer` caches chosen routes only.
+//!
 //! - [`HttpPolicy`]: admission ([`admission`]: only `GET`/`HEAD`; no
-//!   credentials, ranges or conditionals unless keyed), storability and
+//!   credentials unless keyed, no ranges, no preconditions meant for the
+//!   origin such as `If-Match`), storability and
 //!   freshness ([`freshness`], [`cache_control`]), body buffering up to a
 //!   limit with trailers ([`body`]), and what every answer says about itself.
 //! - [`default_key`]: scheme, authority, path and query.
@@ -25,6 +33,32 @@
 //! | hit-for-miss | `shared-calls; fwd=miss; detail=hit-for-miss` | `MISS` |
 //! | lock timeout | `shared-calls; fwd=miss; detail=lock-timeout` | `MISS` |
 //! | bypass | `shared-calls; fwd=bypass; detail=method` | `BYPASS` |
+//! | `only-if-cached`, nothing fresh stored (a `504`) | `shared-calls; detail=only-if-cached` | `MISS` |
+//!
+//! A client's own `If-None-Match` or `If-Modified-Since` is answered by the
+//! cache (RFC 9111 §4.3.2): the answer it gives (a hit, a collapsed answer,
+//! or the leader's own, once its head is in) becomes a `304` with `ETag`,
+//! `Cache-Control`, `Date`, `Expires`, `Vary`, `Content-Location` (and
+//! `Last-Modified` without an `ETag`), `Age` and `Cache-Status` when it is a
+//! `2xx` that satisfies them (`If-None-Match` first, compared weakly, `*`
+//! matching any), and is sent whole otherwise. The conditions never reach
+//! the inner service on a call that others may share: it always fetches the
+//! full answer. An answer meant for its own client only goes to it as the
+//! origin sent it. A request with `Cache-Control: only-if-cached` never
+//! calls the inner service: it gets a fresh stored answer or a `504`. A
+//! client's `max-age`, `min-fresh` and `max-stale` are ignored unless
+//! [`Rules::honour_request_freshness`](freshness::Rules::honour_request_freshness)
+//! says otherwise.
+//!
+//! An unsafe request (`POST`, `PUT`, `DELETE`, ...) that succeeds (`2xx`,
+//! `3xx`) invalidates its target's stored answer and those of the
+//! `Location` and `Content-Location` of its answer that share its origin,
+//! resolved against its URI (RFC 9111 §4.4); another origin's, never.
+//!
+//! `ttl` is how long the stored answer stays fresh, in whole seconds rounded
+//! down, as it was stored: spread by the layer's `jitter` (5 % by default;
+//! a lifetime the origin stated is only ever shortened), so an answer with
+//! `max-age=60` may say `ttl=57`.
 //!
 //! A miss streams: the leader's head goes to its client as soon as the inner
 //! service answers (its `Cache-Status` then says `fwd=miss` alone, since
@@ -52,14 +86,18 @@
 pub mod admission;
 pub mod body;
 pub mod cache_control;
+mod conditional;
 mod framing;
 pub mod freshness;
 mod grpc;
+mod invalidate;
+mod invalidation;
 mod key;
 mod l2;
 mod miss;
 mod owned;
 mod policy;
+mod request_freshness;
 mod respond;
 mod shared;
 mod status;
@@ -67,6 +105,7 @@ mod tee;
 
 pub use body::SharedBody;
 pub use grpc::{BufferRequest, BufferRequestLayer, BufferedRequest, grpc_key};
+pub use invalidate::HttpCacheExt;
 pub use key::{HttpKey, KeyBuilder, MAX_KEY_LEN, default_key};
 pub use l2::HttpCodec;
 pub use policy::{HttpContext, HttpPolicy};
@@ -80,5 +119,6 @@ pub type SharedCallsLayer<F> = shared_calls_tower::CachingLayer<F, HttpPolicy>;
 pub type SharedCalls<S, F> = shared_calls_tower::Caching<S, F, HttpPolicy>;
 
 /// The cache of the HTTP layer: hand one to several layers with
-/// `.cache(handle)`, and invalidate through it after writes.
+/// `.cache(handle)`, and invalidate through it after writes (by path or
+/// request with [`HttpCacheExt`], by exact key with `invalidate`).
 pub type HttpCache = shared_calls_tower::PolicyCache<HttpPolicy>;

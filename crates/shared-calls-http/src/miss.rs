@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
-use http::{HeaderMap, Method, Response};
+use http::{HeaderMap, Method, Response, StatusCode};
 use http_body::Body;
 use shared_calls_tower::{Fetch, Leader};
 
@@ -48,7 +48,9 @@ where
         return own_client_only(&head, parts, body);
     }
     let (reader, pump) = tee(body, policy.buffer_limit());
-    let own = Response::from_parts(parts.clone(), SharedBody::tee(reader));
+    let mut own_parts = parts.clone();
+    framing::streamed_headers(&mut own_parts.headers);
+    let own = Response::from_parts(own_parts, SharedBody::tee(reader));
     // A failure is answered when its body is in, so that a stale entry may
     // answer its leader too; any other answer goes to the leader at once.
     // Nobody waits for a background refresh: it only fills the cache.
@@ -56,7 +58,7 @@ where
         true => Some(own),
         false => {
             let answer = leader.answer();
-            drop(leader.send(policy.leader_response(own, &answer, &context.method)));
+            drop(leader.send(policy.leader_response(own, &answer, context)));
             None
         }
     };
@@ -80,7 +82,15 @@ where
         grpc::is_grpc(&parts.headers) && !grpc::succeeded(&parts.headers, collected.trailers());
     let in_transit = received.elapsed();
     let age = head.initial_age + in_transit;
-    let stored = StoredResponse::new(parts, collected, head.vary.clone(), age);
+    let mut parts = parts;
+    // RFC 9111 §5.2.2.4, §5.2.2.7: what others receive goes without the
+    // fields a qualified `no-cache` or `private` names.
+    let mut stripped = false;
+    for name in &head.stripped {
+        stripped |= parts.headers.remove(name).is_some();
+    }
+    let mut stored = StoredResponse::new(parts, collected, head.vary.clone(), age);
+    stored.stripped = stripped;
     if head.failed || grpc_failed {
         return Err(HttpFailure(Failure::Status(stored.into())));
     }
@@ -121,6 +131,8 @@ struct Head {
     /// Meant for the leader's client only: the others call on their own.
     own_client_only: bool,
     initial_age: Duration,
+    /// Fields the stored copy goes without.
+    stripped: Vec<http::HeaderName>,
 }
 
 impl Head {
@@ -150,7 +162,9 @@ impl Head {
             // A failure is answered to its waiters without a `Vary` check.
             || (failed && analysis.vary.is_some())
             || framing == Framing::Contradictory
-            || is_event_stream(&parts.headers);
+            || is_event_stream(&parts.headers)
+            // A part of a representation is no answer for anyone else (§3.3).
+            || parts.status == StatusCode::PARTIAL_CONTENT;
         let initial_age = match &analysis.storability {
             Storability::Store(freshness) => freshness.initial_age,
             Storability::DoNotStore(_) => Duration::ZERO,
@@ -163,6 +177,7 @@ impl Head {
             failed,
             own_client_only,
             initial_age,
+            stripped: analysis.stripped,
         }
     }
 
@@ -170,14 +185,22 @@ impl Head {
     /// `in_transit`: how long the body took after the head, already part
     /// of the answer's age.
     fn fetch(self, shared: HttpShared, in_transit: Duration) -> Fetch<HttpShared> {
-        let fetch = Fetch::value(shared);
         let Storability::Store(freshness) = self.storability else {
-            return fetch.do_not_store();
+            return Fetch::value(shared).do_not_store();
+        };
+        let fetch = match self.says.negative {
+            true => Fetch::negative(shared),
+            false => Fetch::value(shared),
         };
         // What the response (or the configured rules) does not say is left
-        // to the cache: the layer's `ttl` and stale windows.
+        // to the cache: the layer's `ttl` (`negative_ttl` for a `404`) and
+        // stale windows.
         let mut fetch = fetch;
-        if self.says.ttl {
+        if freshness.ttl.is_zero() {
+            // Stale on arrival, kept only for its stale windows: never
+            // given the cache's default TTL, nor jittered into freshness.
+            fetch = fetch.ttl(Duration::ZERO);
+        } else if self.says.ttl {
             let ttl = freshness.ttl.saturating_sub(in_transit);
             fetch = if self.says.ttl_is_explicit {
                 fetch.ttl(ttl)

@@ -8,15 +8,20 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response};
 use http_body::Body;
-use shared_calls_tower::{Admission, Answer, Fetch, Leader, Outcome, Policy, Reply, ServicePolicy};
+use shared_calls_tower::{
+    Accepts, Admission, Answer, Fetch, Leader, Outcome, Policy, Reply, ServicePolicy,
+};
 use tower_service::Service;
 
 use crate::admission::{self, BypassReason, RequestDecision};
 use crate::body::SharedBody;
+use crate::conditional::Conditions;
 use crate::freshness::Rules;
 use crate::grpc;
+use crate::invalidation::Invalidation;
 use crate::key::HttpKey;
 use crate::miss;
+use crate::request_freshness::Limits;
 use crate::respond::own_response;
 use crate::shared::{Failure, HttpFailure, HttpShared, Shared, TakeOnce};
 
@@ -33,7 +38,7 @@ use crate::shared::{Failure, HttpFailure, HttpShared, Shared, TakeOnce};
 /// let policy = HttpPolicy::new()
 ///     .max_body_size(256 * 1024)
 ///     .x_cache_status(true)
-///     .map_rules(|rules| rules.default_ttl(Duration::from_secs(5)));
+///     .map_rules(|rules| rules.max_ttl(Duration::from_secs(3600)));
 /// # let _ = policy;
 /// ```
 #[derive(Clone, Debug, Default)]
@@ -147,20 +152,36 @@ impl HttpPolicy {
         self.settings.max_body_size
     }
 
-    /// Whether a request is a buffered unary gRPC call, and why it is not
-    /// shared, if it is not: the one decision behind `admit` and `context`.
-    fn classify<B>(&self, request: &Request<B>) -> (bool, Option<BypassReason>) {
+    /// What the policy keeps of a request, with whether it is shared: the
+    /// one decision behind `admit`.
+    fn classify<B>(&self, request: &Request<B>) -> HttpContext {
+        let mut context = HttpContext {
+            method: request.method().clone(),
+            headers: None,
+            bypass: None,
+            grpc: false,
+            conditions: None,
+            only_if_cached: false,
+            limits: None,
+            invalidation: None,
+        };
         if self.settings.grpc && grpc::is_buffered_unary(request) {
             // Credentials (`authorization` metadata) bypass as they do in HTTP.
             let credentials =
                 admission::unkeyed_credentials(&self.settings.rules, request.headers());
-            return (true, credentials.then_some(BypassReason::Credentials));
+            context.bypass = credentials.then_some(BypassReason::Credentials);
+            context.grpc = !credentials;
+            return context;
         }
         let rules = &self.settings.rules;
-        match admission::classify_request(rules, request.method(), request.headers()) {
-            RequestDecision::Collapse => (false, None),
-            RequestDecision::Bypass(reason) => (false, Some(reason)),
+        let reading = admission::read_request(rules, request.method(), request.headers());
+        if let RequestDecision::Bypass(reason) = reading.decision {
+            context.bypass = Some(reason);
         }
+        context.conditions = reading.conditions.map(Arc::new);
+        context.only_if_cached = reading.only_if_cached;
+        context.limits = reading.limits.map(Box::new);
+        context
     }
 }
 
@@ -187,6 +208,15 @@ pub struct HttpContext {
     bypass: Option<BypassReason>,
     /// A unary gRPC call: its `POST` is a read, stored like a `GET`.
     pub(crate) grpc: bool,
+    /// The client's `If-None-Match` / `If-Modified-Since`, answered by the
+    /// cache and never sent on a shared call.
+    pub(crate) conditions: Option<Arc<Conditions>>,
+    /// `only-if-cached`: never calls the inner service.
+    only_if_cached: bool,
+    /// The request's own `max-age` / `min-fresh` / `max-stale`, honoured.
+    limits: Option<Box<Limits>>,
+    /// An unsafe request's URI, to find the targets its success invalidates.
+    invalidation: Option<Box<Invalidation>>,
 }
 
 /// Any method but the safe ones (RFC 9110 §9.2.1), unknown ones included:
@@ -212,29 +242,37 @@ where
         Pin<Box<dyn Future<Output = Result<Fetch<HttpShared>, HttpFailure>> + Send + 'static>>;
 
     fn admit(&self, request: &Request<ReqB>) -> Admission<HttpContext> {
-        let (grpc, bypass) = self.classify(request);
-        let context = HttpContext {
-            method: request.method().clone(),
-            headers: None,
-            grpc: grpc && bypass.is_none(),
-            bypass,
-        };
-        match (grpc, bypass) {
-            (_, None) => Admission::Share(context),
-            (false, Some(_)) if is_unsafe(request.method()) => {
+        let mut context = self.classify(request);
+        match context.bypass {
+            None => Admission::Share(context),
+            Some(BypassReason::Method) if is_unsafe(request.method()) => {
+                context.invalidation = Invalidation::of(request).map(Box::new);
                 Admission::BypassAndInvalidate(context)
             }
-            (_, Some(_)) => Admission::Bypass(context),
+            Some(_) => Admission::Bypass(context),
         }
     }
 
     fn prepare(&self, mut request: Request<ReqB>, context: &mut HttpContext) -> Request<ReqB> {
+        // The call may be shared: no client's conditions decide what the
+        // others get (each is evaluated against the full answer).
+        if context.conditions.is_some() {
+            Conditions::strip(request.headers_mut());
+        }
         context.headers = Some(request.headers().clone());
         // The stored answer must have a body: a HEAD fetches the GET.
         if request.method() == Method::HEAD {
             *request.method_mut() = Method::GET;
         }
         request
+    }
+
+    fn stored_only(&self, context: &HttpContext) -> bool {
+        context.only_if_cached
+    }
+
+    fn accepts_stored(&self, context: &HttpContext) -> Option<Accepts<HttpShared>> {
+        context.limits.as_deref().map(|limits| limits.accepts())
     }
 
     fn share(
@@ -260,6 +298,18 @@ where
         context: &HttpContext,
     ) -> bool {
         match &shared.0 {
+            // The response of this caller's own call went to it as soon as
+            // its head came, with the fields the stored copy went without.
+            Shared::Complete(stored)
+                if stored.stripped
+                    && answer.own_call
+                    && matches!(
+                        answer.outcome,
+                        Outcome::Miss | Outcome::Pass | Outcome::LockTimeout
+                    ) =>
+            {
+                false
+            }
             // A stale answer of another variant must not stand in for a
             // failed call of this one.
             Shared::Complete(_) if answer.own_call && answer.outcome != Outcome::StaleIfError => {
@@ -293,8 +343,8 @@ where
     ) -> Result<Self::Response, S::Error> {
         let method = &context.method;
         match reply {
-            Reply::Hit { shared, answer } => Ok(self.respond_shared(&shared, &answer, method)),
-            Reply::Shared { shared, answer } => Ok(self.respond_shared(shared, &answer, method)),
+            Reply::Hit { shared, answer } => Ok(self.respond_shared(&shared, &answer, context)),
+            Reply::Shared { shared, answer } => Ok(self.respond_shared(shared, &answer, context)),
             Reply::Failed { failure, answer } => self.respond_failure(failure, &answer, method),
             Reply::Rejected(rejected) => Ok(self.respond_rejected(&rejected, method)),
             Reply::Own { result, answer } => {
@@ -317,5 +367,17 @@ where
     fn confirms_invalidation(&self, response: &Response<ResB>) -> bool {
         // RFC 9111 §4.4: a non-error status to an unsafe method.
         response.status().is_success() || response.status().is_redirection()
+    }
+
+    fn also_invalidates(
+        &self,
+        key: &HttpKey,
+        context: &HttpContext,
+        response: &Response<ResB>,
+    ) -> Vec<HttpKey> {
+        match &context.invalidation {
+            Some(invalidation) => invalidation.targets(key, response.headers()),
+            None => Vec::new(),
+        }
     }
 }

@@ -2,15 +2,18 @@
 //! with what it says about itself: the [`Outcome`] extension, `Age`,
 //! `Cache-Status` and `X-Cache-Status`.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName};
-use http::{HeaderValue, Method, Response, StatusCode};
+use http::header::{AGE, CONTENT_LENGTH, CONTENT_TYPE, HeaderName};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body::Body;
 use shared_calls_tower::{Answer, Outcome, Rejected};
 
 use crate::body::SharedBody;
+use crate::conditional::{self, Conditions};
 use crate::freshness;
-use crate::policy::HttpPolicy;
+use crate::policy::{HttpContext, HttpPolicy};
 use crate::shared::{Failure, HttpFailure, HttpShared, Shared, StoredResponse};
 use crate::status;
 
@@ -19,14 +22,19 @@ const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
 impl HttpPolicy {
     /// The response for a stored or shared answer that serves its caller.
+    /// A client's own conditions are evaluated against it.
     pub(crate) fn respond_shared<B: Body<Data = Bytes> + Send + 'static>(
         &self,
         shared: &HttpShared,
         answer: &Answer,
-        method: &Method,
+        context: &HttpContext,
     ) -> Response<SharedBody<B>> {
+        let method = &context.method;
         match &shared.0 {
-            Shared::Complete(stored) => self.answer(stored, answer, method),
+            Shared::Complete(stored) => {
+                let conditions = context.conditions.as_deref();
+                self.answer(stored, answer, method, conditions)
+            }
             Shared::OwnClientOnly(response) => match response.take::<Response<SharedBody<B>>>() {
                 Some(response) => {
                     let mut response = own_response(response, method);
@@ -50,7 +58,7 @@ impl HttpPolicy {
         E: Send + 'static,
     {
         match &failure.0 {
-            Failure::Status(stored) => return Ok(self.answer(stored, answer, method)),
+            Failure::Status(stored) => return Ok(self.answer(stored, answer, method, None)),
             Failure::Error(taken) if answer.own_call => {
                 if let Some(error) = taken.take::<E>() {
                     return Err(error);
@@ -78,31 +86,73 @@ impl HttpPolicy {
         let (status, detail) = match rejected {
             Rejected::Panicked(_) => (StatusCode::INTERNAL_SERVER_ERROR, "panicked"),
             Rejected::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            Rejected::NotStored => return self.only_if_cached_miss(method),
             _ => (StatusCode::SERVICE_UNAVAILABLE, "unshareable"),
         };
         self.synthesize(status, &answer, detail, method)
     }
 
-    /// The leader's own response, sent as soon as its head is known.
+    /// The `504` of an `only-if-cached` request that nothing stored serves
+    /// (RFC 9111 §5.2.1.7): neither a hit nor forwarded.
+    fn only_if_cached_miss<B: Body>(&self, method: &Method) -> Response<SharedBody<B>> {
+        let mut response = self.synthesize(
+            StatusCode::GATEWAY_TIMEOUT,
+            &Answer::of(Outcome::Miss),
+            "only-if-cached",
+            method,
+        );
+        if let Some(name) = self.cache_status_name() {
+            let entry = status::not_stored(name, "only-if-cached");
+            response.headers_mut().insert(CACHE_STATUS, entry);
+        }
+        response
+    }
+
+    /// The leader's own response, sent as soon as its head is known: a
+    /// `304` if its client's conditions say it has that answer already (the
+    /// body is still buffered for the others and the store).
     pub(crate) fn leader_response<B: Body<Data = Bytes>>(
         &self,
         response: Response<SharedBody<B>>,
         answer: &Answer,
-        method: &Method,
+        context: &HttpContext,
     ) -> Response<SharedBody<B>> {
-        let mut response = own_response(response, method);
+        let not_modified = context.conditions.as_deref().is_some_and(|conditions| {
+            conditions.not_modified(response.status(), response.headers(), SystemTime::now())
+        });
+        let mut response = match not_modified {
+            true => {
+                let mut not_modified = not_modified_response(response.headers());
+                if let Some(age) = response.headers().get(AGE) {
+                    not_modified.headers_mut().insert(AGE, age.clone());
+                }
+                not_modified
+            }
+            false => own_response(response, &context.method),
+        };
         self.mark(&mut response, answer, None);
         response
     }
 
-    /// Answers for a shared or stored response.
+    /// Answers for a shared or stored response: a `304` when `conditions`
+    /// say the client has it already.
     fn answer<B: Body>(
         &self,
         stored: &StoredResponse,
         answer: &Answer,
         method: &Method,
+        conditions: Option<&Conditions>,
     ) -> Response<SharedBody<B>> {
-        let mut response = stored.to_response(method != Method::HEAD);
+        let not_modified = conditions.is_some_and(|conditions| {
+            let received = SystemTime::now()
+                .checked_sub(answer.age())
+                .unwrap_or(UNIX_EPOCH);
+            conditions.not_modified(stored.status, &stored.headers, received)
+        });
+        let mut response = match not_modified {
+            true => not_modified_response(&stored.headers),
+            false => stored.to_response(method != Method::HEAD),
+        };
         let (age, cache_status) = if answer.outcome == Outcome::Hit && !answer.from_second_tier() {
             let headers = stored.hit_headers(answer.age(), answer.fresh_for(), self.id(), |age| {
                 (
@@ -198,6 +248,15 @@ impl HttpPolicy {
         self.mark(&mut response, answer, Some(detail));
         response
     }
+}
+
+/// A `304 Not Modified` standing for an answer with `headers`
+/// (RFC 9110 §15.4.5).
+fn not_modified_response<B: Body>(headers: &HeaderMap) -> Response<SharedBody<B>> {
+    let mut response = Response::new(SharedBody::empty());
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    *response.headers_mut() = conditional::not_modified_headers(headers);
+    response
 }
 
 /// A response of the caller's own call: a `HEAD` caller's call fetched the

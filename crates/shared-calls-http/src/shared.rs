@@ -29,6 +29,10 @@ pub(crate) struct StoredResponse {
     pub(crate) vary: Option<VaryKey>,
     /// Its `Age` when it arrived.
     pub(crate) initial_age: Duration,
+    /// It went without fields its origin sent (`no-cache="f"`,
+    /// `private="f"`): the client of the call that fetched it gets that
+    /// call's own response, not this copy.
+    pub(crate) stripped: bool,
     /// Unique among the answers of a process: the variants of a URI are
     /// keyed by the answer that told how it varies.
     pub(crate) id: u64,
@@ -63,6 +67,7 @@ impl StoredResponse {
             body,
             vary,
             initial_age,
+            stripped: false,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             hit_headers: Mutex::new(None),
         }

@@ -44,6 +44,13 @@ pub(crate) fn cache_status(name: &str, answer: &Answer, detail: Option<&str>) ->
     HeaderValue::try_from(value).unwrap_or_else(|_| HeaderValue::from_static("shared-calls"))
 }
 
+/// The `Cache-Status` entry of an answer made by this cache that neither
+/// came from its store nor went forward, with why.
+pub(crate) fn not_stored(name: &str, detail: &str) -> HeaderValue {
+    HeaderValue::try_from(format!("{name}; detail={detail}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("shared-calls"))
+}
+
 /// The nginx `$upstream_cache_status` word for an answer.
 pub(crate) fn x_cache_status(outcome: Outcome) -> HeaderValue {
     HeaderValue::from_static(match outcome {

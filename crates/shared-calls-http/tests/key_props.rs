@@ -54,6 +54,35 @@ proptest! {
         }
     }
 
+    /// A key reads back as the parts of the request it was made from.
+    #[test]
+    fn a_key_reads_back_as_its_request_parts(host in host(), path in path(), forwarded in proptest::option::of("[a-z.]{1,20}")) {
+        let Some(request) = request(&host, &path, forwarded.as_deref()) else { return Ok(()) };
+        let key = KeyBuilder::new().header("x-tenant").key(&request).unwrap();
+        let uri = request.uri();
+        prop_assert_eq!(key.scheme(), Some("http"));
+        prop_assert_eq!(key.authority(), Some(host.as_str()));
+        prop_assert_eq!(key.path(), Some(uri.path()));
+        prop_assert_eq!(key.query(), uri.query());
+        let mut expected: Vec<(&str, Option<&[u8]>)> = Vec::new();
+        if let Some(forwarded) = &forwarded {
+            expected.push(("x-forwarded-host", Some(forwarded.as_bytes())));
+        }
+        expected.push(("x-tenant", None));
+        prop_assert_eq!(key.headers().collect::<Vec<_>>(), expected);
+    }
+
+    /// Reading parts of any bytes never panics, and bytes that are not a
+    /// key's layout have none.
+    #[test]
+    fn parts_of_any_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let key = shared_calls_http::HttpKey::from(bytes);
+        let _ = (key.scheme(), key.authority(), key.query(), key.headers().count());
+        if let Some(path) = key.path() {
+            prop_assert!(path.starts_with('/') && key.scheme().is_some());
+        }
+    }
+
     /// A buffered gRPC message is part of its key: different messages on one
     /// method, or one message on different methods, never share a key.
     #[test]

@@ -19,6 +19,8 @@ const NOW_DATE: &str = "Tue, 14 Nov 2023 22:13:20 GMT";
 const PLUS_2M: &str = "Tue, 14 Nov 2023 22:15:20 GMT";
 /// `NOW` − 60 s.
 const MINUS_1M: &str = "Tue, 14 Nov 2023 22:12:20 GMT";
+/// `NOW` − 1000 s.
+const MINUS_1000S: &str = "Tue, 14 Nov 2023 21:56:40 GMT";
 /// `NOW` + 1 h.
 const PLUS_1H: &str = "Tue, 14 Nov 2023 23:13:20 GMT";
 
@@ -54,6 +56,7 @@ fn fixed_dates_are_what_the_table_says() {
     assert_eq!(parse(PLUS_2M), now() + secs(120));
     assert_eq!(parse(MINUS_1M), now() - secs(60));
     assert_eq!(parse(PLUS_1H), now() + secs(3600));
+    assert_eq!(parse(MINUS_1000S), now() - secs(1000));
 }
 
 // ---------------------------------------------------------------------------
@@ -66,7 +69,9 @@ fn summary(cc: &CacheControl) -> String {
     let flags = [
         ("no-store", cc.no_store()),
         ("no-cache", cc.no_cache()),
+        ("no-cache=fields", cc.no_cache_qualified()),
         ("private", cc.private()),
+        ("private=fields", cc.private_qualified()),
         ("public", cc.public()),
         ("must-revalidate", cc.must_revalidate()),
         ("proxy-revalidate", cc.proxy_revalidate()),
@@ -126,14 +131,22 @@ fn cache_control_parsing() {
             Some("max-age=2147483648"),
         ),
         (&["no-cache"], Some("no-cache")),
-        (&["no-cache=\"set-cookie\""], Some("no-cache")),
+        (&["no-cache=\"set-cookie\""], Some("no-cache=fields")),
         (
             &["no-cache=\"set-cookie, x-foo\", max-age=5"],
-            Some("no-cache max-age=5"),
+            Some("no-cache=fields max-age=5"),
         ),
-        (&["no-cache=set-cookie"], Some("no-cache")),
+        (&["no-cache=set-cookie"], Some("no-cache=fields")),
+        // A qualifier that names no field counts as unqualified.
+        (&["no-cache=\"\""], Some("no-cache")),
+        (&["no-cache=\"a b\""], Some("no-cache")),
+        (
+            &["no-cache, no-cache=\"x\""],
+            Some("no-cache no-cache=fields"),
+        ),
         (&["private"], Some("private")),
-        (&["private=\"authorization\""], Some("private")),
+        (&["private=\"authorization\""], Some("private=fields")),
+        (&["private=\", ,\""], Some("private")),
         (
             &["public, must-revalidate, proxy-revalidate, immutable"],
             Some("public must-revalidate proxy-revalidate immutable"),
@@ -408,8 +421,9 @@ fn request_classification() {
         ("bad content-length", defaults, Method::GET, &[("content-length", "x")], Bypass(B::Body)),
         ("chunked", defaults, Method::GET, &[("transfer-encoding", "chunked")], Bypass(B::Body)),
         ("range", defaults, Method::GET, &[("range", "bytes=0-10")], Bypass(B::Range)),
-        ("if-none-match", defaults, Method::GET, &[("if-none-match", "\"abc\"")], Bypass(B::Conditional)),
-        ("if-modified-since", defaults, Method::GET, &[("if-modified-since", NOW_DATE)], Bypass(B::Conditional)),
+        ("if-none-match, answered by the cache", defaults, Method::GET, &[("if-none-match", "\"abc\"")], Collapse),
+        ("if-modified-since, answered by the cache", defaults, Method::GET, &[("if-modified-since", NOW_DATE)], Collapse),
+        ("if-none-match beside if-match", defaults, Method::GET, &[("if-none-match", "*"), ("if-match", "*")], Bypass(B::Conditional)),
         ("if-match", defaults, Method::GET, &[("if-match", "*")], Bypass(B::Conditional)),
         ("if-unmodified-since", defaults, Method::GET, &[("if-unmodified-since", NOW_DATE)], Bypass(B::Conditional)),
         ("if-range", defaults, Method::GET, &[("if-range", "\"abc\"")], Bypass(B::Conditional)),
@@ -566,25 +580,34 @@ fn storability_rows() -> Vec<Row> {
         row("Age beyond max-age", &[], 200, &[("cache-control", "max-age=100"), ("age", "1000")], No(Reason::StaleOnArrival)),
         row("huge Age saturates", &[], 200, &[("cache-control", "max-age=100"), ("age", "99999999999999999999999")], No(Reason::StaleOnArrival)),
         row("Age with spaces", &[], 200, &[("cache-control", "max-age=100"), ("age", " 30 ")], Store(70, 0, 0)),
-        row("negative Age", &[], 200, &[("cache-control", "max-age=100"), ("age", "-5")], No(Reason::InvalidHeader("age"))),
-        row("Age not a number", &[], 200, &[("cache-control", "max-age=100"), ("age", "5s")], No(Reason::InvalidHeader("age"))),
-        row("Age empty", &[], 200, &[("cache-control", "max-age=100"), ("age", "")], No(Reason::InvalidHeader("age"))),
-        row("Age list", &[], 200, &[("cache-control", "max-age=100"), ("age", "5, 6")], No(Reason::InvalidHeader("age"))),
-        row("two different Ages", &[], 200, &[("cache-control", "max-age=100"), ("age", "5"), ("age", "6")], No(Reason::InvalidHeader("age"))),
+        // §5.1: an Age that is not one delta-seconds value is stale on arrival.
+        row("negative Age", &[], 200, &[("cache-control", "max-age=100"), ("age", "-5")], No(Reason::StaleOnArrival)),
+        row("Age not a number", &[], 200, &[("cache-control", "max-age=100"), ("age", "5s")], No(Reason::StaleOnArrival)),
+        row("Age empty", &[], 200, &[("cache-control", "max-age=100"), ("age", "")], No(Reason::StaleOnArrival)),
+        row("Age list", &[], 200, &[("cache-control", "max-age=100"), ("age", "5, 6")], No(Reason::StaleOnArrival)),
+        row("Age list 0, old", &[], 200, &[("cache-control", "max-age=100"), ("age", "0, old")], No(Reason::StaleOnArrival)),
+        row("two different Ages", &[], 200, &[("cache-control", "max-age=100"), ("age", "5"), ("age", "6")], No(Reason::StaleOnArrival)),
+        row("two equal Ages", &[], 200, &[("cache-control", "max-age=100"), ("age", "5"), ("age", "5")], No(Reason::StaleOnArrival)),
+        row("invalid Age with a stale window", &[], 200, &[("cache-control", "max-age=100, stale-if-error=60"), ("age", "old")], Store(0, 0, 60)),
+        row("invalid Age under must-revalidate", &[], 200, &[("cache-control", "max-age=100, must-revalidate, stale-if-error=60"), ("age", "old")], No(Reason::StaleOnArrival)),
+        row("Age with OWS", &[], 200, &[("cache-control", "max-age=100"), ("age", " 5 ")], Store(95, 0, 0)),
         // Zero and huge lifetimes, clamps.
         row("max-age=0", &[], 200, &[("cache-control", "max-age=0")], No(Reason::StaleOnArrival)),
         row("s-maxage=0 beats max-age", &[], 200, &[("cache-control", "max-age=60, s-maxage=0")], No(Reason::StaleOnArrival)),
         row("clamped to max_ttl", &[], 200, &[("cache-control", "max-age=999999999")], Store(86_400, 0, 0)),
         row("saturated then clamped", &[], 200, &[("cache-control", "max-age=999999999999999999999")], Store(86_400, 0, 0)),
-        row("saturates at 2^31", &[], 200, &[("cache-control", "max-age=999999999999999999999")], Store(2_147_483_648, 0, 0)) .rules(|r| r.max_ttl(Duration::MAX)), row("max_ttl", &[], 200, &[("cache-control", "max-age=600")], Store(300, 0, 0)) .rules(|r| r.max_ttl(secs(300))), row("min_ttl raises short max-age", &[], 200, &[("cache-control", "max-age=5")], Store(30, 0, 0)) .rules(|r| r.min_ttl(secs(30))), row("min_ttl raises max-age=0", &[], 200, &[("cache-control", "max-age=0")], Store(30, 0, 0)) .rules(|r| r.min_ttl(secs(30))), row("min_ttl does not store no-store", &[], 200, &[("cache-control", "no-store")], No(Reason::NoStore)) .rules(|r| r.min_ttl(secs(30))), row("min_ttl does not store invalid Expires", &[], 200, &[("expires", "0")], No(Reason::InvalidHeader("expires"))) .rules(|r| r.min_ttl(secs(30))), row("min_ttl above max_ttl: max wins", &[], 200, &[("cache-control", "max-age=5")], Store(20, 0, 0)) .rules(|r| r.min_ttl(secs(30)).max_ttl(secs(20))), // Heuristic TTLs per status (§4.2.2). row("203 heuristic", &[], 203, &[], Store(60, 0, 0)), row("204 heuristic", &[], 204, &[], Store(60, 0, 0)), row("300 heuristic", &[], 300, &[], Store(60, 0, 0)), row("301 heuristic", &[], 301, &[], Store(60, 0, 0)), row("308 heuristic", &[], 308, &[], Store(60, 0, 0)), row("404 heuristic", &[], 404, &[], Store(60, 0, 0)), row("410 heuristic", &[], 410, &[], Store(60, 0, 0)), row("201 no freshness", &[], 201, &[], No(Reason::NoFreshness)), row("302 no freshness", &[], 302, &[], No(Reason::NoFreshness)), row("307 no freshness", &[], 307, &[], No(Reason::NoFreshness)), row("400 no freshness", &[], 400, &[], No(Reason::NoFreshness)), row("403 no freshness", &[], 403, &[], No(Reason::NoFreshness)), row("405 no freshness", &[], 405, &[], No(Reason::NoFreshness)), row("public alone is not freshness", &[], 302, &[("cache-control", "public")], No(Reason::NoFreshness)),
+        row("saturates at 2^31", &[], 200, &[("cache-control", "max-age=999999999999999999999")], Store(2_147_483_648, 0, 0)) .rules(|r| r.max_ttl(Duration::MAX)), row("max_ttl", &[], 200, &[("cache-control", "max-age=600")], Store(300, 0, 0)) .rules(|r| r.max_ttl(secs(300))), row("min_ttl raises short max-age", &[], 200, &[("cache-control", "max-age=5")], Store(30, 0, 0)) .rules(|r| r.min_ttl(secs(30))), row("min_ttl raises max-age=0", &[], 200, &[("cache-control", "max-age=0")], Store(30, 0, 0)) .rules(|r| r.min_ttl(secs(30))), row("min_ttl does not store no-store", &[], 200, &[("cache-control", "no-store")], No(Reason::NoStore)) .rules(|r| r.min_ttl(secs(30))), row("min_ttl does not store invalid Expires", &[], 200, &[("expires", "0")], No(Reason::InvalidHeader("expires"))) .rules(|r| r.min_ttl(secs(30))), row("min_ttl above max_ttl: max wins", &[], 200, &[("cache-control", "max-age=5")], Store(20, 0, 0)) .rules(|r| r.min_ttl(secs(30)).max_ttl(secs(20))), // Heuristic TTLs per status (§4.2.2). row("203 heuristic", &[], 203, &[], Store(60, 0, 0)), row("204 heuristic", &[], 204, &[], Store(60, 0, 0)), row("300 heuristic", &[], 300, &[], Store(60, 0, 0)), row("301 heuristic", &[], 301, &[], Store(60, 0, 0)), row("308 heuristic", &[], 308, &[], Store(60, 0, 0)), row("404 heuristic", &[], 404, &[], Store(10, 0, 0)), row("410 heuristic", &[], 410, &[], Store(10, 0, 0)), row("201 no freshness", &[], 201, &[], No(Reason::NoFreshness)), row("302 no freshness", &[], 302, &[], No(Reason::NoFreshness)), row("307 no freshness", &[], 307, &[], No(Reason::NoFreshness)), row("400 no freshness", &[], 400, &[], No(Reason::NoFreshness)), row("403 no freshness", &[], 403, &[], No(Reason::NoFreshness)), row("405 no freshness", &[], 405, &[], No(Reason::NoFreshness)), row("public alone is not freshness", &[], 302, &[("cache-control", "public")], No(Reason::NoFreshness)),
         row("302 with max-age", &[], 302, &[("cache-control", "max-age=60")], Store(60, 0, 0)),
         row("403 with Expires", &[], 403, &[("expires", PLUS_2M)], Store(120, 0, 0)),
-        row("default_ttl", &[], 200, &[], Store(10, 0, 0)).rules(|r| r.default_ttl(secs(10))),
-        row("default_ttl for 404", &[], 404, &[], Store(10, 0, 0))
-            .rules(|r| r.default_ttl(secs(10))),
+        row("explicit_freshness_only", &[], 200, &[], No(Reason::NoFreshness))
+            .rules(|r| r.explicit_freshness_only(true)),
+        row("explicit_freshness_only for 404", &[], 404, &[], No(Reason::NoFreshness))
+            .rules(|r| r.explicit_freshness_only(true)),
+        row("explicit_freshness_only keeps max-age", &[], 200, &[("cache-control", "max-age=9")], Store(9, 0, 0))
+            .rules(|r| r.explicit_freshness_only(true)),
         row("status_ttl", &[], 404, &[], Store(5, 0, 0))
             .rules(|r| r.status_ttl(StatusCode::NOT_FOUND, secs(5))),
-        row("status_ttl then default_ttl", &[], 404, &[], Store(5, 0, 0)).rules(|r| {r.status_ttl(StatusCode::NOT_FOUND, secs(5)) .default_ttl(secs(10)) }), row("default_ttl spares status_ttl's others", &[], 200, &[], Store(10, 0, 0)) .rules(|r| { r.status_ttl(StatusCode::NOT_FOUND, secs(5)) .default_ttl(secs(10)) }), row("status_ttl new status", &[], 302, &[], Store(7, 0, 0)) .rules(|r| r.status_ttl(StatusCode::FOUND, secs(7))), row("status_ttl zero", &[], 200, &[], No(Reason::StaleOnArrival)) .rules(|r| r.status_ttl(StatusCode::OK, Duration::ZERO)), row("remove_status_ttl", &[], 404, &[], No(Reason::NoFreshness)) .rules(|r| r.remove_status_ttl(StatusCode::NOT_FOUND)), row("clear_status_ttls", &[], 200, &[], No(Reason::NoFreshness)) .rules(Rules::clear_status_ttls), row("clear_status_ttls keeps explicit", &[], 200, &[("cache-control", "max-age=9")], Store(9, 0, 0)) .rules(Rules::clear_status_ttls), row("clear then add", &[], 200, &[], Store(3, 0, 0)) .rules(|r| r.clear_status_ttls().status_ttl(StatusCode::OK, secs(3))), row("heuristic capped by max_ttl", &[], 200, &[], Store(20, 0, 0)) .rules(|r| r.max_ttl(secs(20))), // Statuses never stored. row("500 with max-age", &[], 500, &[("cache-control", "max-age=60")], No(Reason::Status)),
+        row("status_ttl for 404", &[], 404, &[], Store(5, 0, 0)).rules(|r| r.status_ttl(StatusCode::NOT_FOUND, secs(5))), row("status_ttl spares the others", &[], 200, &[], Store(60, 0, 0)) .rules(|r| r.status_ttl(StatusCode::NOT_FOUND, secs(5))), row("status_ttl new status", &[], 302, &[], Store(7, 0, 0)) .rules(|r| r.status_ttl(StatusCode::FOUND, secs(7))), row("status_ttl zero", &[], 200, &[], No(Reason::StaleOnArrival)) .rules(|r| r.status_ttl(StatusCode::OK, Duration::ZERO)), row("remove_status_ttl", &[], 404, &[], No(Reason::NoFreshness)) .rules(|r| r.remove_status_ttl(StatusCode::NOT_FOUND)), row("clear_status_ttls", &[], 200, &[], No(Reason::NoFreshness)) .rules(Rules::clear_status_ttls), row("clear_status_ttls keeps explicit", &[], 200, &[("cache-control", "max-age=9")], Store(9, 0, 0)) .rules(Rules::clear_status_ttls), row("clear then add", &[], 200, &[], Store(3, 0, 0)) .rules(|r| r.clear_status_ttls().status_ttl(StatusCode::OK, secs(3))), row("heuristic capped by max_ttl", &[], 200, &[], Store(20, 0, 0)) .rules(|r| r.max_ttl(secs(20))), // Statuses never stored. row("500 with max-age", &[], 500, &[("cache-control", "max-age=60")], No(Reason::Status)),
         row("502", &[], 502, &[("cache-control", "public, s-maxage=60")], No(Reason::Status)),
         row("503", &[], 503, &[], No(Reason::Status)),
         row("504 with Expires", &[], 504, &[("expires", PLUS_1H)], No(Reason::Status)),
@@ -610,10 +633,10 @@ fn storability_rows() -> Vec<Row> {
         row("request no-cache does not prevent storing", &[("cache-control", "no-cache")], 200, &[("cache-control", "max-age=60")], Store(60, 0, 0)),
         row("private", &[], 200, &[("cache-control", "private, max-age=60")], No(Reason::Private)),
         row("PRIVATE", &[], 200, &[("cache-control", "PRIVATE")], No(Reason::Private)),
-        row("private qualified", &[], 200, &[("cache-control", "private=\"set-cookie\", max-age=60")], No(Reason::Private)),
+        row("private qualified: stored without the field", &[], 200, &[("cache-control", "private=\"set-cookie\", max-age=60")], Store(60, 0, 0)),
         row("private beats public", &[], 200, &[("cache-control", "public, private, s-maxage=60")], No(Reason::Private)),
         row("no-cache", &[], 200, &[("cache-control", "no-cache, max-age=60")], No(Reason::NoCache)),
-        row("no-cache qualified", &[], 200, &[("cache-control", "no-cache=\"set-cookie\", max-age=60")], No(Reason::NoCache)),
+        row("no-cache qualified: stored without the field", &[], 200, &[("cache-control", "no-cache=\"set-cookie\", max-age=60")], Store(60, 0, 0)),
         row("no-cache with public", &[], 200, &[("cache-control", "public, no-cache")], No(Reason::NoCache)),
         row("pragma no-cache alone", &[], 200, &[("pragma", "no-cache")], No(Reason::NoCache)),
         row("pragma no-cache with Expires", &[], 200, &[("pragma", "no-cache"), ("expires", PLUS_2M)], No(Reason::NoCache)),
@@ -657,7 +680,30 @@ fn storability_rows() -> Vec<Row> {
         row("s-maxage: no stale", &[], 200, &[("cache-control", "s-maxage=60, stale-while-revalidate=30, stale-if-error=600")], Store(60, 0, 0)),
         row("stale windows capped", &[], 200, &[("cache-control", "max-age=60, stale-while-revalidate=99999999, stale-if-error=99999999")], Store(60, 86_400, 86_400)),
         row("stale windows capped by max_ttl", &[], 200, &[("cache-control", "max-age=60, stale-while-revalidate=999")], Store(50, 50, 0)) .rules(|r| r.max_ttl(secs(50))), row("invalid stale window", &[], 200, &[("cache-control", "max-age=60, stale-while-revalidate")], No(Reason::InvalidHeader("cache-control"))),
-        row("stale-on-arrival even with windows", &[], 200, &[("cache-control", "max-age=10, stale-while-revalidate=60"), ("age", "10")], No(Reason::StaleOnArrival)),
+        row("stale on arrival, kept for its window", &[], 200, &[("cache-control", "max-age=10, stale-while-revalidate=60"), ("age", "10")], Store(0, 60, 0)),
+        row("stale on arrival, no window", &[], 200, &[("cache-control", "max-age=10"), ("age", "10")], No(Reason::StaleOnArrival)),
+        row("stale on arrival, s-maxage forbids stale", &[], 200, &[("cache-control", "s-maxage=10, stale-while-revalidate=60"), ("age", "10")], No(Reason::StaleOnArrival)),
+        // Heuristic freshness from Last-Modified (§4.2.2): 10 % of Date − Last-Modified.
+        row("Last-Modified heuristic", &[], 200, &[("date", NOW_DATE), ("last-modified", MINUS_1000S)], Store(100, 0, 0)),
+        row("Last-Modified heuristic without Date", &[], 200, &[("last-modified", MINUS_1000S)], Store(100, 0, 0)),
+        row("Last-Modified heuristic minus Age", &[], 200, &[("date", NOW_DATE), ("last-modified", MINUS_1000S), ("age", "30")], Store(70, 0, 0)),
+        row("Last-Modified heuristic capped by max_ttl", &[], 200, &[("date", NOW_DATE), ("last-modified", MINUS_1000S)], Store(40, 0, 0)).rules(|r| r.max_ttl(secs(40))),
+        row("Last-Modified heuristic raised to min_ttl", &[], 200, &[("date", NOW_DATE), ("last-modified", MINUS_1000S)], Store(300, 0, 0)).rules(|r| r.min_ttl(secs(300))),
+        row("a 404 with Last-Modified keeps the negative TTL", &[], 404, &[("date", NOW_DATE), ("last-modified", MINUS_1000S)], Store(10, 0, 0)),
+        row("no Last-Modified heuristic when only explicit freshness is stored", &[], 200, &[("date", NOW_DATE), ("last-modified", MINUS_1000S)], No(Reason::NoFreshness)).rules(|r| r.explicit_freshness_only(true)),
+        row("status_ttl wins over Last-Modified", &[], 200, &[("date", NOW_DATE), ("last-modified", MINUS_1000S)], Store(7, 0, 0)).rules(|r| r.status_ttl(StatusCode::OK, secs(7))),
+        row("Last-Modified on a 302: not heuristically cacheable", &[], 302, &[("date", NOW_DATE), ("last-modified", MINUS_1000S)], No(Reason::NoFreshness)),
+        row("Last-Modified after Date: the default", &[], 200, &[("date", NOW_DATE), ("last-modified", PLUS_2M)], Store(60, 0, 0)),
+        row("invalid Last-Modified: the default", &[], 200, &[("date", NOW_DATE), ("last-modified", "yesterday")], Store(60, 0, 0)),
+        row("max-age wins over Last-Modified", &[], 200, &[("cache-control", "max-age=9"), ("last-modified", MINUS_1000S)], Store(9, 0, 0)),
+        row("Expires wins over Last-Modified", &[], 200, &[("date", NOW_DATE), ("expires", PLUS_2M), ("last-modified", MINUS_1000S)], Store(120, 0, 0)),
+        // Qualified no-cache and private (§5.2.2.4, §5.2.2.7): stored without the fields.
+        row("no-cache naming a field", &[], 200, &[("cache-control", r#"max-age=60, no-cache="x-a""#)], Store(60, 0, 0)),
+        row("private naming a field", &[], 200, &[("cache-control", r#"max-age=60, private="x-a""#)], Store(60, 0, 0)),
+        row("private naming Set-Cookie", &[], 200, &[("cache-control", r#"max-age=60, private="set-cookie""#), ("set-cookie", "a=b")], Store(60, 0, 0)),
+        row("no-cache naming another field keeps Set-Cookie out", &[], 200, &[("cache-control", r#"max-age=60, no-cache="x-a""#), ("set-cookie", "a=b")], No(Reason::SetCookie)),
+        row("empty qualifier is unqualified private", &[], 200, &[("cache-control", r#"max-age=60, private="""#)], No(Reason::Private)),
+        row("qualified and unqualified no-cache", &[], 200, &[("cache-control", r#"max-age=60, no-cache="x-a", no-cache"#)], No(Reason::NoCache)),
         // Precedence between reasons.
         row("method before status", &[], 500, &[], No(Reason::Method)).method(Method::POST),
         row("status before cache-control", &[], 206, &[("cache-control", "no-store")], No(Reason::Status)),

@@ -159,6 +159,9 @@ where
                 if let (Ok(response), Some((cache, key))) = (&result, invalidate.take())
                     && policy.confirms_invalidation(response)
                 {
+                    for other in policy.also_invalidates(&key, context, response) {
+                        cache.invalidate(&other);
+                    }
                     cache.invalidate(&key);
                 }
                 let answer = *answer;

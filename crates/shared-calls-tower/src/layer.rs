@@ -129,16 +129,19 @@ impl<F, P: Policy> CachingLayer<F, P> {
     }
 
     /// How long a stored answer stays fresh when the policy does not say
-    /// ([`CacheBuilder::ttl`]).
+    /// ([`CacheBuilder::ttl`]): the one default TTL, 60 s unless set. The
+    /// HTTP policy uses it for answers that set no freshness of their own.
     #[must_use]
     pub fn ttl(self, ttl: Duration) -> Self {
         self.configure(|settings| settings.ttl(ttl))
     }
 
-    /// Clamp for every TTL ([`CacheBuilder::ttl_bounds`]).
+    /// How long a negative answer (an HTTP `404` or `410` that sets no
+    /// freshness) stays fresh: 10 s, or the [`ttl`](Self::ttl) if shorter,
+    /// unless set ([`CacheBuilder::negative_ttl`]).
     #[must_use]
-    pub fn ttl_bounds(self, min: Duration, max: Duration) -> Self {
-        self.configure(|settings| settings.ttl_bounds(min, max))
+    pub fn negative_ttl(self, ttl: Duration) -> Self {
+        self.configure(|settings| settings.negative_ttl(ttl))
     }
 
     /// TTL spread ([`CacheBuilder::jitter`]).

@@ -23,4 +23,4 @@ pub use future::ResponseFuture;
 pub use layer::{CachingLayer, PolicyCache};
 pub use policy::{Admission, Answer, Leader, Policy, Rejected, Reply, ServicePolicy};
 pub use service::Caching;
-pub use shared_calls_cache::{Cache, CacheBuilder, Fetch, Outcome, Stats};
+pub use shared_calls_cache::{Accepts, Cache, CacheBuilder, Fetch, Outcome, Stats, Timing};

@@ -5,7 +5,7 @@ use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 
-use shared_calls_cache::{Fetch, LoadError, Outcome};
+use shared_calls_cache::{Accepts, Fetch, LoadError, Outcome};
 use tokio::sync::oneshot;
 use tower_service::Service;
 
@@ -69,6 +69,7 @@ pub(crate) async fn run<Req, S, P>(
     key: P::Key,
     parked: Parked<S, Req>,
     context: P::Context,
+    accepts: Option<Accepts<P::Shared>>,
 ) -> Result<P::Response, P::Error>
 where
     Req: Send + 'static,
@@ -79,21 +80,29 @@ where
     P: ServicePolicy<Req, S>,
     P::Response: Send + 'static,
 {
-    let (own, shared) = match flight(&cache, &policy, &key, parked, &context).await {
-        Flown::Answered(result) => return result,
-        Flown::NotServed(own, shared) => (own, shared),
-    };
-    // Another variant's answer: collapse with the requests of this one.
+    let accepts = accepts.as_ref();
+    let (own, shared, counted) =
+        match flight(&cache, &policy, &key, parked, &context, accepts).await {
+            Flown::Answered(result) => return result,
+            Flown::NotServed(own, shared, counted) => (own, shared, counted),
+        };
+    // Another variant's answer: collapse with the requests of this one. The
+    // statistics count only the lookup whose answer the caller receives.
+    cache.recount(counted, Outcome::Bypass);
     let own = match policy.variant_key(&key, &shared, &own.request) {
         Some(variant) if variant != key => {
             let parked = Parked::new(own.service, own.request);
-            match flight(&cache, &policy, &variant, parked, &context).await {
+            match flight(&cache, &policy, &variant, parked, &context, accepts).await {
                 Flown::Answered(result) => return result,
-                Flown::NotServed(own, _) => own,
+                Flown::NotServed(own, _, counted) => {
+                    cache.recount(counted, Outcome::Bypass);
+                    own
+                }
             }
         }
         _ => own,
     };
+    cache.recount(Outcome::Bypass, Outcome::Miss);
     let result = own.send().await;
     let answer = Answer::of(Outcome::Miss);
     policy.respond(Reply::Own { result, answer }, &context)
@@ -104,8 +113,8 @@ enum Flown<S, Req, P: Policy, R> {
     /// With the caller's response.
     Answered(R),
     /// With an answer that does not serve the caller, who still has its own
-    /// request to send.
-    NotServed(OwnCall<S, Req>, P::Shared),
+    /// request to send, and the outcome its lookup was counted as.
+    NotServed(OwnCall<S, Req>, P::Shared, Outcome),
 }
 
 /// Leads or joins the flight of `key`, and answers from what it brings.
@@ -115,6 +124,7 @@ async fn flight<Req, S, P>(
     key: &P::Key,
     parked: Parked<S, Req>,
     context: &P::Context,
+    accepts: Option<&Accepts<P::Shared>>,
 ) -> Flown<S, Req, P, Result<P::Response, P::Error>>
 where
     Req: Send + 'static,
@@ -127,7 +137,7 @@ where
 {
     let (leader, early) = Leader::channel();
     let load = own_load(parked.clone(), policy.clone(), context.clone(), leader);
-    let lookup = cache.get_or_load_with_outcome(key, load);
+    let lookup = cache.get_or_load_accepting(key, accepts.cloned(), load);
     let ((result, outcome), early) = match first(lookup, early).await {
         First::Early((response, outcome)) => {
             tracing::Span::current().record("outcome", outcome.as_str());
@@ -161,7 +171,7 @@ where
         return Flown::Answered(Ok(response));
     }
     match unused {
-        Some(own) => Flown::NotServed(own, lookup.into_value()),
+        Some(own) => Flown::NotServed(own, lookup.into_value(), outcome),
         None => {
             let rejected = Reply::Rejected(Rejected::Unshareable);
             Flown::Answered(policy.respond(rejected, context))

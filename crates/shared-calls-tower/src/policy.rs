@@ -7,7 +7,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared_calls_cache::{Fetch, Lookup, Outcome, Timing};
+use shared_calls_cache::{Accepts, Fetch, Lookup, Outcome, Timing};
 use tokio::sync::oneshot;
 use tower_service::Service;
 
@@ -128,6 +128,9 @@ pub enum Rejected {
     /// The flight's answer could not be shared and this caller had no
     /// request of its own left to send.
     Unshareable,
+    /// The caller takes only a fresh stored answer
+    /// ([`ServicePolicy::stored_only`]) and none serves it.
+    NotStored,
 }
 
 impl fmt::Display for Rejected {
@@ -138,6 +141,7 @@ impl fmt::Display for Rejected {
             Rejected::Unshareable => {
                 f.write_str("the shared answer could not be shared with this caller")
             }
+            Rejected::NotStored => f.write_str("no fresh stored answer serves this caller"),
         }
     }
 }
@@ -278,6 +282,27 @@ pub trait ServicePolicy<Req, S: Service<Req>>: Policy {
     /// its context. Called once per request, before the key function.
     fn admit(&self, request: &Req) -> Admission<Self::Context>;
 
+    /// Which stored answers the request takes, when it decides that itself
+    /// rather than by their freshness (an HTTP client's `max-age`,
+    /// `min-fresh` or `max-stale`): a stored answer it does not take is
+    /// loaded anew through the key's flight, collapsed with the others; a
+    /// stale one it takes answers it while a background refresh runs.
+    /// `None` (the stored answer's freshness decides) by default.
+    fn accepts_stored(&self, context: &Self::Context) -> Option<Accepts<Self::Shared>> {
+        let _ = context;
+        None
+    }
+
+    /// Whether the request may be answered only by a fresh stored answer
+    /// (HTTP's `only-if-cached`): it never calls the inner service nor joins
+    /// a flight, and without such an answer (a bypassed request never has
+    /// one) it is answered [`Reply::Rejected`]`(`[`Rejected::NotStored`]`)`.
+    /// `false` by default.
+    fn stored_only(&self, context: &Self::Context) -> bool {
+        let _ = context;
+        false
+    }
+
     /// What a request that missed sends to the inner service if it calls
     /// (HTTP turns `HEAD` into `GET`, so that the stored answer has a body),
     /// and what its context must remember of it to share, store or match an
@@ -349,5 +374,18 @@ pub trait ServicePolicy<Req, S: Service<Req>>: Policy {
     fn confirms_invalidation(&self, response: &S::Response) -> bool {
         let _ = response;
         true
+    }
+
+    /// The keys that a confirmed invalidation of `key` invalidates besides
+    /// it: HTTP's `Location` and `Content-Location` of the same origin
+    /// (RFC 9111 §4.4). None by default.
+    fn also_invalidates(
+        &self,
+        key: &Self::Key,
+        context: &Self::Context,
+        response: &S::Response,
+    ) -> Vec<Self::Key> {
+        let _ = (key, context, response);
+        Vec::new()
     }
 }

@@ -12,7 +12,7 @@ use tracing::Instrument;
 use crate::future::ResponseFuture;
 use crate::layer::PolicyCache;
 use crate::miss::{self, Parked};
-use crate::policy::{Admission, Answer, Policy, Reply, ServicePolicy};
+use crate::policy::{Admission, Answer, Policy, Rejected, Reply, ServicePolicy};
 
 /// The service made by [`CachingLayer`](crate::CachingLayer).
 ///
@@ -125,19 +125,34 @@ where
                 ((self.key_fn)(&request).map(Into::into), true, context)
             }
         };
+        // A request that takes only stored answers never calls: not even
+        // one that would bypass the cache.
+        let stored_only = self.policy.stored_only(&context);
+        if stored_only && (invalidates || key.is_none()) {
+            return self.not_stored(&context);
+        }
         let Some(key) = key else {
             return self.bypass(request, context, Answer::bypass(), None);
         };
         if invalidates {
             return self.bypass(request, context, Answer::bypass(), Some(key));
         }
+        let accepts = self.policy.accepts_stored(&context);
         let serves = |lookup: &Lookup<P::Shared>| {
             let answer = Answer::from_lookup(lookup, false);
-            self.policy
-                .serves(lookup.value(), &answer, Some(&request), &context)
+            let taken = accepts
+                .as_ref()
+                .is_none_or(|accepts| accepts(lookup.value(), &lookup.timing()));
+            taken
+                && self
+                    .policy
+                    .serves(lookup.value(), &answer, Some(&request), &context)
         };
         let key = match self.cache.get_accepted(&key, serves) {
             Ok(hit) => return self.hit(hit, &context),
+            // A request with its own limits on what it takes is answered by
+            // the key's flight, which loads anew what it does not take.
+            Err(_) if accepts.is_some() && !stored_only => key,
             Err(None) => key,
             // What is stored does not serve this request (another `Vary`
             // variant): its own variant's key, or the inner service alone.
@@ -146,9 +161,16 @@ where
                     Ok(hit) => return self.hit(hit, &context),
                     Err(_) => variant,
                 },
-                None => return self.bypass(request, context, Answer::of(Outcome::Miss), None),
+                None if stored_only => return self.not_stored(&context),
+                None => {
+                    self.cache.recount(Outcome::Bypass, Outcome::Miss);
+                    return self.bypass(request, context, Answer::of(Outcome::Miss), None);
+                }
             },
         };
+        if stored_only {
+            return self.not_stored(&context);
+        }
         let mut context = context;
         let request = self.policy.prepare(request, &mut context);
         let parked = Parked::new(self.inner.clone(), request);
@@ -159,6 +181,7 @@ where
             key,
             parked,
             context,
+            accepts,
         );
         ResponseFuture::shared(Box::pin(miss.instrument(span)))
     }
@@ -175,6 +198,17 @@ impl<S, F, P: Policy> Caching<S, F, P> {
             shared: hit.into_value(),
             answer,
         };
+        ResponseFuture::ready(self.policy.respond(reply, context))
+    }
+
+    /// The reply to a request that takes only a fresh stored answer, and
+    /// found none.
+    fn not_stored<Req>(&self, context: &P::Context) -> ResponseFuture<Req, S, P>
+    where
+        S: Service<Req>,
+        P: ServicePolicy<Req, S>,
+    {
+        let reply = Reply::Rejected(Rejected::NotStored);
         ResponseFuture::ready(self.policy.respond(reply, context))
     }
 

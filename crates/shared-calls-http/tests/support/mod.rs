@@ -63,6 +63,7 @@ pub(crate) struct Origin {
     handler: Arc<Handler>,
     seen: Arc<Mutex<Vec<Seen>>>,
     body_bytes: Arc<AtomicUsize>,
+    delay: Duration,
 }
 
 impl std::fmt::Debug for Origin {
@@ -81,7 +82,16 @@ impl Origin {
             handler: Arc::new(handler),
             seen: Arc::default(),
             body_bytes: Arc::default(),
+            delay: Duration::ZERO,
         }
+    }
+
+    /// The same origin, answering `delay` after it receives a request (on
+    /// tokio's clock: with paused time, requests sent together all reach
+    /// the layer before the first answer comes back).
+    pub(crate) fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
     }
 
     /// How many requests reached the origin.
@@ -138,7 +148,13 @@ impl Origin {
         let origin = self.clone();
         tower::service_fn(move |request: Req| {
             let response = origin.answer(&request);
-            async move { Ok::<_, Infallible>(response) }
+            let delay = origin.delay;
+            async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                Ok::<_, Infallible>(response)
+            }
         })
     }
 
