@@ -23,7 +23,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use shared_calls::SharedCallsLayer;
-use shared_calls::http::{HttpCodec, HttpKey};
+use shared_calls::http_policy::{HttpCodec, HttpKey};
 use shared_calls::redis::RedisTier;
 use shared_calls::redis::local::LocalRedis;
 

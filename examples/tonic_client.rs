@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use shared_calls::SharedCallsLayer;
-use shared_calls::http::{BufferRequestLayer, HttpKey, SharedBody, grpc_key};
+use shared_calls::http_policy::{BufferRequestLayer, HttpKey, SharedBody, grpc_key};
 use tonic::server::NamedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint, Server};

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use shared_calls::tower::{CloneResponses, SharedCallsLayer, SharedError};
+use shared_calls::layer::{CachingLayer, CloneResponses, SharedError};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 /// A row of the `users` table.
@@ -62,8 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         })
     };
-    let layer =
-        SharedCallsLayer::<_, Users>::new(|id: &u64| Some(*id)).ttl(Duration::from_secs(30));
+    let layer = CachingLayer::<_, Users>::new(|id: &u64| Some(*id)).ttl(Duration::from_secs(30));
     let users = ServiceBuilder::new().layer(layer.clone()).service(database);
 
     // 1,000 concurrent lookups over 10 users.

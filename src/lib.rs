@@ -12,16 +12,22 @@
 pub use shared_calls_cache as cache;
 #[doc(inline)]
 pub use shared_calls_flight as flight;
+// The modules are named so that none of them shadows the `http` or `tower`
+// crate in a user's `use` lines.
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 #[doc(inline)]
-pub use shared_calls_http as http;
+pub use shared_calls_http as http_policy;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[doc(inline)]
 pub use shared_calls_redis as redis;
 #[doc(inline)]
-pub use shared_calls_tower as tower;
+pub use shared_calls_tower as layer;
 
 pub use shared_calls_cache::Outcome;
 #[cfg(feature = "http")]
-pub use shared_calls_http::{HttpCache, HttpCacheExt, HttpPolicy, SharedCallsLayer, default_key};
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use shared_calls_http::{
+    HttpCache, HttpCacheExt, HttpPolicy, SharedCalls, SharedCallsLayer, default_key,
+};

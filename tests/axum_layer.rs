@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -16,8 +15,8 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use shared_calls::{Outcome, SharedCallsLayer, default_key};
 
 use support::{
-    CountWaiting, Counter, Gate, Got, assert_hit, assert_one_stored_rest_collapsed,
-    concurrent_gets, fetch, join_all, request, send, serve_axum, wait_until,
+    CountWaiting, Counter, Gate, Got, assert_hit, assert_one_stored_rest_collapsed, burst, fetch,
+    request, send, serve_axum,
 };
 
 const BURST: usize = 50;
@@ -46,25 +45,6 @@ fn gated(calls: &Counter, gate: &Gate, body: &'static str) -> MethodRouter {
     })
 }
 
-/// Sends `BURST` identical GETs while the handler is held at its gate, waits
-/// until every one of them is inside the shared-calls service, then opens
-/// the gate.
-async fn burst(
-    addr: SocketAddr,
-    path: &str,
-    calls: &Counter,
-    waiting: &Counter,
-    gate: &Gate,
-) -> Vec<Got> {
-    let tasks = concurrent_gets(addr, path, &[], BURST);
-    wait_until("the burst to wait for one handler call", || {
-        calls.get() == 1 && waiting.get() == BURST
-    })
-    .await;
-    gate.release();
-    join_all(tasks).await
-}
-
 fn assert_outcomes(answers: &[Got]) {
     let misses = answers
         .iter()
@@ -87,7 +67,7 @@ async fn router_layer_collapses_a_burst_onto_one_handler_call() {
         .layer(map_response(tag_outcome));
     let addr = serve_axum(app).await;
 
-    let answers = burst(addr, "/hot", &calls, &waiting, &gate).await;
+    let answers = burst(addr, "/hot", &[], BURST, &calls, &waiting, &gate).await;
     assert_eq!(calls.get(), 1);
     assert_one_stored_rest_collapsed(&answers, "hot answer");
     assert_outcomes(&answers);
@@ -109,7 +89,7 @@ async fn route_layer_collapses_a_burst_onto_one_handler_call() {
         .layer(map_response(tag_outcome));
     let addr = serve_axum(app).await;
 
-    let answers = burst(addr, "/hot", &calls, &waiting, &gate).await;
+    let answers = burst(addr, "/hot", &[], BURST, &calls, &waiting, &gate).await;
     assert_eq!(calls.get(), 1);
     assert_one_stored_rest_collapsed(&answers, "route answer");
     assert_outcomes(&answers);
@@ -146,7 +126,7 @@ async fn x_cache_status_when_enabled() {
         .layer(CountWaiting(waiting.clone()));
     let addr = serve_axum(app).await;
 
-    let answers = burst(addr, "/hot", &calls, &waiting, &gate).await;
+    let answers = burst(addr, "/hot", &[], BURST, &calls, &waiting, &gate).await;
     assert_one_stored_rest_collapsed(&answers, "x answer");
     let words: Vec<_> = answers
         .iter()

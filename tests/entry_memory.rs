@@ -21,7 +21,7 @@ use bytes::{Bytes, BytesMut};
 use cap::Cap;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Empty, Full};
-use shared_calls::http::HttpKey;
+use shared_calls::http_policy::HttpKey;
 use shared_calls::{HttpCache, Outcome, SharedCallsLayer, default_key};
 use tower::{Layer, ServiceExt, service_fn};
 
@@ -126,7 +126,7 @@ async fn fetch<S>(service: &S, range: std::ops::Range<u32>, body_len: usize, out
 where
     S: tower::Service<
             Request<Empty<Bytes>>,
-            Response = Response<shared_calls::http::SharedBody<Full<Bytes>>>,
+            Response = Response<shared_calls::http_policy::SharedBody<Full<Bytes>>>,
             Error = Infallible,
         > + Clone,
 {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use shared_calls::http::{BufferRequestLayer, HttpKey, SharedBody, grpc_key};
+use shared_calls::http_policy::{BufferRequestLayer, HttpKey, SharedBody, grpc_key};
 use shared_calls::{Outcome, SharedCallsLayer};
 use tower::{Service, ServiceBuilder, ServiceExt};
 

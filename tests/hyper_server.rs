@@ -17,7 +17,7 @@ use shared_calls::{SharedCallsLayer, default_key};
 use tower::{Layer, ServiceBuilder, service_fn};
 
 use support::{
-    CountWaiting, Counter, Gate, Got, assert_hit, assert_one_stored_rest_collapsed, bounded,
+    CountWaiting, Counter, Gate, Got, assert_hit, assert_one_stored_rest_collapsed, bounded, burst,
     concurrent_gets, fetch, fetch_with, join_all, wait_until,
 };
 
@@ -62,13 +62,7 @@ async fn http1_burst_reaches_the_handler_once() {
     let (calls, waiting, gate) = (Counter::default(), Counter::default(), Gate::closed());
     let addr = serve(&calls, &waiting, &gate).await;
 
-    let tasks = concurrent_gets(addr, "/hot", &[], BURST);
-    wait_until("the burst to wait for one call", || {
-        calls.get() == 1 && waiting.get() == BURST
-    })
-    .await;
-    gate.release();
-    let answers = join_all(tasks).await;
+    let answers = burst(addr, "/hot", &[], BURST, &calls, &waiting, &gate).await;
     assert_eq!(calls.get(), 1);
     assert_one_stored_rest_collapsed(&answers, "/hot answer 1");
 

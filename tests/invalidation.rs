@@ -12,7 +12,7 @@ use axum::extract::{Request, State};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use http::header::{CACHE_CONTROL, VARY};
-use shared_calls::http::KeyBuilder;
+use shared_calls::http_policy::KeyBuilder;
 use shared_calls::{HttpCache, HttpCacheExt, SharedCallsLayer};
 
 use support::{fetch_with, serve_axum};

@@ -12,7 +12,7 @@ use axum::routing::get;
 use http::header::CACHE_CONTROL;
 use http::{HeaderMap, Request};
 use http_body_util::BodyExt;
-use shared_calls::http::KeyBuilder;
+use shared_calls::http_policy::KeyBuilder;
 use shared_calls::{Outcome, SharedCallsLayer};
 use tower::ServiceExt;
 

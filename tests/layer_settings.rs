@@ -1,14 +1,18 @@
 //! The layer's cache settings reach HTTP responses that do not set their
 //! own lifetimes; responses that do set them win.
 
+mod support;
+
 use std::time::Duration;
 
 use axum::{Router, http::header, response::IntoResponse, routing::get};
-use shared_calls::http::HttpKey;
-use shared_calls::{Outcome, SharedCallsLayer, default_key};
+use shared_calls::{Outcome, SharedCallsLayer};
 
-type KeyFn = fn(&http::Request<axum::body::Body>) -> Option<HttpKey>;
+/// The layer's TTL.
+const TTL: Duration = Duration::from_millis(50);
 use tower::ServiceExt;
+
+use support::{KeyFn, exact_ttl_layer};
 
 fn request(path: &str) -> http::Request<axum::body::Body> {
     http::Request::get(format!("http://example.test{path}"))
@@ -37,15 +41,9 @@ fn app(layer: SharedCallsLayer<KeyFn>) -> Router {
         .layer(layer)
 }
 
-fn layer() -> SharedCallsLayer<KeyFn> {
-    SharedCallsLayer::new(default_key as KeyFn)
-        .ttl(Duration::from_millis(50))
-        .jitter(0.0)
-}
-
 #[tokio::test(start_paused = true)]
 async fn the_layer_ttl_applies_to_responses_without_freshness() {
-    let app = app(layer());
+    let app = app(exact_ttl_layer(TTL));
     assert_eq!(outcome(&app, "/plain").await, Outcome::Miss);
     assert_eq!(outcome(&app, "/plain").await, Outcome::Hit);
     tokio::time::advance(Duration::from_millis(60)).await;
@@ -54,7 +52,7 @@ async fn the_layer_ttl_applies_to_responses_without_freshness() {
 
 #[tokio::test(start_paused = true)]
 async fn explicit_freshness_wins_over_the_layer_ttl() {
-    let app = app(layer());
+    let app = app(exact_ttl_layer(TTL));
     assert_eq!(outcome(&app, "/max-age").await, Outcome::Miss);
     tokio::time::advance(Duration::from_millis(60)).await;
     assert_eq!(outcome(&app, "/max-age").await, Outcome::Hit);
@@ -62,7 +60,7 @@ async fn explicit_freshness_wins_over_the_layer_ttl() {
 
 #[tokio::test(start_paused = true)]
 async fn the_layer_stale_window_applies_unless_the_response_forbids_it() {
-    let app = app(layer().stale_while_revalidate(Duration::from_secs(5)));
+    let app = app(exact_ttl_layer(TTL).stale_while_revalidate(Duration::from_secs(5)));
     assert_eq!(outcome(&app, "/plain").await, Outcome::Miss);
     assert_eq!(outcome(&app, "/must-revalidate").await, Outcome::Miss);
     tokio::time::advance(Duration::from_millis(60)).await;

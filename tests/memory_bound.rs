@@ -16,7 +16,7 @@ use bytes::Bytes;
 use cap::Cap;
 use http::Request;
 use http_body_util::BodyExt;
-use shared_calls::http::HttpKey;
+use shared_calls::http_policy::HttpKey;
 use shared_calls::{Outcome, SharedCallsLayer, default_key};
 use tower::ServiceExt;
 

@@ -9,10 +9,7 @@ use axum::routing::get;
 use http::StatusCode;
 use shared_calls::{Outcome, SharedCallsLayer, default_key};
 
-use support::{
-    CountWaiting, Counter, Gate, assert_hit, concurrent_gets, fetch, join_all, serve_axum,
-    wait_until,
-};
+use support::{CountWaiting, Counter, Gate, assert_hit, burst, fetch, serve_axum};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_handler_fails_every_waiter_with_500_and_frees_the_key() {
@@ -50,13 +47,7 @@ async fn a_panicking_handler_fails_every_waiter_with_500_and_frees_the_key() {
         ));
     let addr = serve_axum(app).await;
 
-    let tasks = concurrent_gets(addr, "/fragile", &[], N);
-    wait_until("the requests to wait for one call", || {
-        calls.get() == 1 && waiting.get() == N
-    })
-    .await;
-    gate.release();
-    let answers = join_all(tasks).await;
+    let answers = burst(addr, "/fragile", &[], N, &calls, &waiting, &gate).await;
     assert_eq!(calls.get(), 1);
     for got in &answers {
         assert_eq!(got.status, StatusCode::INTERNAL_SERVER_ERROR, "{got:?}");

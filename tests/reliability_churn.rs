@@ -9,6 +9,8 @@
 //! cargo test --release --test reliability_churn -- --ignored --nocapture
 //! ```
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,19 +22,6 @@ const VALUE: usize = 1024;
 /// What the process may use on top of `CAPACITY × VALUE`: the test harness,
 /// the runtime, moka's per-entry bookkeeping and the allocator's slack.
 const MARGIN: u64 = 64 * 1024 * 1024;
-
-/// The peak resident memory of this process (`VmHWM`, Linux), in bytes.
-fn peak_memory() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    let kib: u64 = line["VmHWM:".len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
-}
 
 /// Churns `keys` distinct keys through the cache by `get_or_load`, each a
 /// miss that loads and stores, and checks that the cache stays at capacity.
@@ -64,7 +53,7 @@ fn churn(keys: u64) {
     });
     cache.run_pending_tasks();
     let stats = cache.stats();
-    let peak = peak_memory();
+    let peak = support::soak::memory().map(|(peak, _)| peak);
     let bound = CAPACITY * VALUE as u64 + MARGIN;
     println!(
         "churn: {keys} distinct keys through {CAPACITY} entries of {VALUE} B \

@@ -2,6 +2,8 @@
 //! answers stand in for errors when allowed, and recovery is immediate.
 //! On tokio's paused clock, so that every count is exact.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -13,11 +15,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use shared_calls::http::HttpKey;
-use shared_calls::{Outcome, SharedCallsLayer, default_key};
+use shared_calls::{Outcome, SharedCallsLayer};
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
-type KeyFn = fn(&Request<Body>) -> Option<HttpKey>;
+use support::{KeyFn, exact_ttl_layer};
+
+/// The layer's TTL.
+const TTL: Duration = Duration::from_secs(1);
 
 const KEYS: usize = 4;
 const PER_KEY: usize = 50;
@@ -63,12 +67,6 @@ fn app(backend: &Arc<Backend>, layer: SharedCallsLayer<KeyFn>) -> Router {
         .layer(layer)
 }
 
-fn layer() -> SharedCallsLayer<KeyFn> {
-    SharedCallsLayer::new(default_key as KeyFn)
-        .ttl(Duration::from_secs(1))
-        .jitter(0.0)
-}
-
 fn request(key: usize) -> Request<Body> {
     Request::get(format!("http://errors.test/k/{key}"))
         .body(Body::empty())
@@ -111,7 +109,7 @@ async fn wave(app: &Router, keys: usize) -> Vec<Got> {
 #[tokio::test(start_paused = true)]
 async fn an_error_storm_costs_one_backend_call_per_key_per_flight() {
     let backend = Arc::new(Backend::default());
-    let app = app(&backend, layer());
+    let app = app(&backend, exact_ttl_layer(TTL));
     backend.fail(true);
     const WAVES: usize = 5;
     for round in 1..=WAVES {
@@ -167,7 +165,10 @@ async fn an_error_storm_costs_one_backend_call_per_key_per_flight() {
 #[tokio::test(start_paused = true)]
 async fn stale_if_error_answers_with_the_last_good_body_until_recovery() {
     let backend = Arc::new(Backend::default());
-    let app = app(&backend, layer().stale_if_error(Duration::from_secs(60)));
+    let app = app(
+        &backend,
+        exact_ttl_layer(TTL).stale_if_error(Duration::from_secs(60)),
+    );
     let got = get_one(app.clone(), 0).await;
     assert_eq!(
         (got.outcome, got.body.as_str()),
@@ -212,7 +213,7 @@ async fn the_response_own_stale_if_error_is_honoured_and_its_window_ends() {
         cache_control: Some("max-age=1, stale-if-error=5"),
         ..Backend::default()
     });
-    let app = app(&backend, layer());
+    let app = app(&backend, exact_ttl_layer(TTL));
     assert_eq!(get_one(app.clone(), 0).await.outcome, Outcome::Miss);
     backend.fail(true);
     tokio::time::advance(Duration::from_secs(2)).await;
@@ -240,7 +241,9 @@ async fn an_inner_error_goes_to_its_caller_and_a_502_to_the_others_once_per_flig
             Err::<Response, _>(std::io::Error::other("connection refused"))
         }
     });
-    let service = ServiceBuilder::new().layer(layer()).service(inner);
+    let service = ServiceBuilder::new()
+        .layer(exact_ttl_layer(TTL))
+        .service(inner);
     for round in 1..=3 {
         let tasks: Vec<_> = (0..PER_KEY)
             .map(|_| {

@@ -11,6 +11,8 @@
 //!
 //! A million distinct keys churned through a small cache: `tests/reliability_churn.rs`.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -23,17 +25,13 @@ use axum::routing::get;
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode, Uri};
 use http_body_util::BodyExt;
-use shared_calls::http::HttpKey;
-use shared_calls::{Outcome, SharedCallsLayer, default_key};
+use shared_calls::Outcome;
 use tower::ServiceExt;
 
-type KeyFn = fn(&Request<Body>) -> Option<HttpKey>;
+use support::exact_ttl_layer;
 
-fn layer() -> SharedCallsLayer<KeyFn> {
-    SharedCallsLayer::new(default_key as KeyFn)
-        .ttl(Duration::from_secs(60))
-        .jitter(0.0)
-}
+/// The layer's TTL.
+const TTL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Default)]
 struct Calls(AtomicUsize);
@@ -98,7 +96,7 @@ async fn very_long_uris_and_header_values_are_keyed_exactly() {
     let app = Router::new()
         .fallback(get(echo))
         .with_state(calls.clone())
-        .layer(layer());
+        .layer(exact_ttl_layer(TTL));
     // 8 KiB of path and query, differing only in the last byte.
     let long = |last: char| {
         let path = "p".repeat(4096);
@@ -159,7 +157,7 @@ async fn hundreds_of_vary_names_are_never_stored_nor_shared() {
             },
         ))
         .with_state(calls.clone())
-        .layer(layer());
+        .layer(exact_ttl_layer(TTL));
     let request = |user: usize| {
         get_request("http://hostile.test/varies")
             .header("x-v0", format!("user {user}"))
@@ -214,7 +212,7 @@ async fn a_body_that_fails_midway_is_never_stored_nor_shared_as_complete() {
             },
         ))
         .with_state(calls.clone())
-        .layer(layer());
+        .layer(exact_ttl_layer(TTL));
     const N: usize = 10;
     for (path, status) in [
         ("/fails", StatusCode::OK),
@@ -270,7 +268,7 @@ async fn long_keys_and_varying_headers_count_towards_the_byte_bound() {
     const LONG: usize = 8 * 1024;
     const REQUESTS: usize = 2000;
     for varying in [false, true] {
-        let layer = layer().max_bytes(MAX_WEIGHT);
+        let layer = exact_ttl_layer(TTL).max_bytes(MAX_WEIGHT);
         let cache = layer.cache_handle();
         let app = Router::new()
             .fallback(get(|| async {

@@ -11,6 +11,8 @@
 //! - The layer's in-flight map holds at most one flight per key, and none
 //!   once the load is over.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -21,12 +23,14 @@ use axum::routing::get;
 use axum::{Router, response::Response};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use shared_calls::http::HttpKey;
-use shared_calls::{Outcome, SharedCallsLayer, default_key};
+use shared_calls::{Outcome, SharedCallsLayer};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-type KeyFn = fn(&Request<Body>) -> Option<HttpKey>;
+use support::{KeyFn, exact_ttl_layer};
+
+/// The layer's TTL.
+const TTL: Duration = Duration::from_secs(60);
 
 const CLIENTS: usize = 1000;
 const KEYS: usize = 4;
@@ -43,12 +47,6 @@ async fn slow(State(backend): State<Arc<Backend>>, Path(key): Path<usize>) -> St
     backend.calls.fetch_add(1, Ordering::SeqCst);
     tokio::time::sleep(BACKEND_TIME).await;
     format!("key={key}")
-}
-
-fn layer() -> SharedCallsLayer<KeyFn> {
-    SharedCallsLayer::new(default_key as KeyFn)
-        .ttl(Duration::from_secs(60))
-        .jitter(0.0)
 }
 
 /// What one client saw, and when (on the paused clock).
@@ -174,7 +172,7 @@ async fn overload(layer: SharedCallsLayer<KeyFn>) -> Run {
 
 #[tokio::test(start_paused = true)]
 async fn with_a_lock_timeout_every_wait_is_bounded_in_time() {
-    let run = overload(layer().lock_timeout(LOCK_TIMEOUT)).await;
+    let run = overload(exact_ttl_layer(TTL).lock_timeout(LOCK_TIMEOUT)).await;
     run.print("lock timeout 500 ms");
 
     // One flight per key; every follower gave up after the lock timeout and
@@ -204,7 +202,7 @@ async fn with_a_lock_timeout_every_wait_is_bounded_in_time() {
 
 #[tokio::test(start_paused = true)]
 async fn with_a_cap_on_waiters_the_excess_gets_503_at_once() {
-    let run = overload(layer().max_waiters(MAX_WAITERS)).await;
+    let run = overload(exact_ttl_layer(TTL).max_waiters(MAX_WAITERS)).await;
     run.print("max_waiters 10");
 
     let admitted = KEYS * (1 + MAX_WAITERS);
@@ -234,7 +232,12 @@ async fn with_a_cap_on_waiters_the_excess_gets_503_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn with_both_the_backend_sees_at_most_one_call_per_admitted_request() {
-    let run = overload(layer().lock_timeout(LOCK_TIMEOUT).max_waiters(MAX_WAITERS)).await;
+    let run = overload(
+        exact_ttl_layer(TTL)
+            .lock_timeout(LOCK_TIMEOUT)
+            .max_waiters(MAX_WAITERS),
+    )
+    .await;
     run.print("lock timeout 500 ms + max_waiters 10");
 
     let admitted = KEYS * (1 + MAX_WAITERS);
@@ -256,7 +259,9 @@ async fn with_both_the_backend_sees_at_most_one_call_per_admitted_request() {
 
 #[tokio::test(start_paused = true)]
 async fn once_the_slow_answer_is_stored_the_same_crowd_costs_nothing() {
-    let layer = layer().lock_timeout(LOCK_TIMEOUT).max_waiters(MAX_WAITERS);
+    let layer = exact_ttl_layer(TTL)
+        .lock_timeout(LOCK_TIMEOUT)
+        .max_waiters(MAX_WAITERS);
     let backend = Arc::new(Backend::default());
     let app = Router::new()
         .route("/k/{key}", get(slow))

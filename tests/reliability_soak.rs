@@ -1,12 +1,12 @@
-//! The soak of `examples/soak.rs`, short: five seconds of keep-alive load
-//! with injected faults against an axum server behind the layer. The long
-//! run is `cargo run --release --example soak -- --seconds 60`.
+//! The soak, short: five seconds of keep-alive load with injected faults
+//! against an axum server behind the layer (`support::soak`). The long run
+//! is `cargo run --release --example soak -- --seconds 60`.
 
-#[path = "../examples/soak.rs"]
-#[allow(dead_code)]
-mod soak;
+mod support;
 
 use std::time::Duration;
+
+use support::soak;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_seconds_of_faults_give_no_wrong_answer_no_hang_and_no_leak() {

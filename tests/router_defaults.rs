@@ -14,8 +14,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use http::header::CACHE_CONTROL;
 use http::{Request, StatusCode};
-use shared_calls::http::HttpKey;
-use shared_calls::http::freshness::Rules;
+use shared_calls::http_policy::HttpKey;
+use shared_calls::http_policy::freshness::Rules;
 use shared_calls::{Outcome, SharedCallsLayer, default_key};
 use tower::ServiceExt;
 

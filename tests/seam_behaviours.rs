@@ -5,6 +5,8 @@
 //! and each `Vary` variant of a URI collapses and is stored under a key of
 //! its own.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -16,12 +18,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http::{HeaderMap, HeaderName, Method, Request, StatusCode};
 use http_body_util::BodyExt;
-use shared_calls::http::HttpKey;
 use shared_calls::{Outcome, SharedCallsLayer, default_key};
 use tokio::sync::Barrier;
 use tower::ServiceExt;
 
-type KeyFn = fn(&Request<Body>) -> Option<HttpKey>;
+use support::{KeyFn, exact_ttl_layer};
+
+/// The layer's TTL.
+const TTL: Duration = Duration::from_secs(1);
 
 /// What the handler answers: headers for a good answer, and for a failed one.
 #[derive(Debug, Default)]
@@ -72,12 +76,6 @@ fn app(origin: &Arc<Origin>, layer: SharedCallsLayer<KeyFn>) -> Router {
         .route("/r", any(handler))
         .with_state(origin.clone())
         .layer(layer)
-}
-
-fn layer() -> SharedCallsLayer<KeyFn> {
-    SharedCallsLayer::new(default_key as KeyFn)
-        .ttl(Duration::from_secs(1))
-        .jitter(0.0)
 }
 
 #[derive(Debug)]
@@ -135,7 +133,10 @@ async fn stale_if_error_holds_when_the_failing_5xx_is_for_its_own_client_only() 
             failed: vec![failed],
             ..Origin::default()
         });
-        let app = app(&origin, layer().stale_if_error(Duration::from_secs(60)));
+        let app = app(
+            &origin,
+            exact_ttl_layer(TTL).stale_if_error(Duration::from_secs(60)),
+        );
         assert_eq!(send(&app, Method::GET).await.outcome, Some(Outcome::Miss));
         tokio::time::advance(Duration::from_millis(1500)).await;
         origin.failing.store(true, Ordering::SeqCst);
@@ -162,7 +163,7 @@ async fn answers_that_need_revalidation_are_not_handed_to_waiters() {
             good: vec![good],
             ..Origin::default()
         });
-        let app = app(&origin, layer());
+        let app = app(&origin, exact_ttl_layer(TTL));
         let tasks: Vec<_> = (0..N)
             .map(|_| {
                 let app = app.clone();
@@ -247,7 +248,7 @@ async fn the_origin_age_is_kept_on_a_miss_and_counted_on_hits() {
         good: vec![("cache-control", "max-age=100"), ("age", "30")],
         ..Origin::default()
     });
-    let app = app(&origin, layer());
+    let app = app(&origin, exact_ttl_layer(TTL));
     let miss = send(&app, Method::GET).await;
     assert_eq!(
         (miss.outcome, miss.age.as_deref()),
@@ -267,7 +268,7 @@ async fn every_unsafe_or_unknown_method_invalidates_on_success() {
         good: vec![("cache-control", "max-age=100")],
         ..Origin::default()
     });
-    let app = app(&origin, layer());
+    let app = app(&origin, exact_ttl_layer(TTL));
     let safe = [Method::OPTIONS, Method::TRACE];
     let unsafe_methods = [
         Method::POST,
@@ -301,7 +302,7 @@ async fn two_variants_requested_together_make_one_call_each_then_hit() {
         varies_on_language: true,
         ..Origin::default()
     });
-    let app = app(&origin, layer());
+    let app = app(&origin, exact_ttl_layer(TTL));
     let start = Arc::new(Barrier::new(2 * N));
     let tasks: Vec<_> = ["en", "fr"]
         .into_iter()
@@ -343,7 +344,7 @@ async fn another_variant_during_a_stale_window_is_served_by_its_own_call() {
     });
     let app = app(
         &origin,
-        layer().stale_while_revalidate(Duration::from_secs(60)),
+        exact_ttl_layer(TTL).stale_while_revalidate(Duration::from_secs(60)),
     );
     assert_eq!(send_in(&app, Method::GET, "en").await.body, "en 0");
     tokio::time::advance(Duration::from_millis(1500)).await;
@@ -368,7 +369,10 @@ async fn stale_if_error_answers_only_from_the_same_variant() {
         varies_on_language: true,
         ..Origin::default()
     });
-    let app = app(&origin, layer().stale_if_error(Duration::from_secs(60)));
+    let app = app(
+        &origin,
+        exact_ttl_layer(TTL).stale_if_error(Duration::from_secs(60)),
+    );
     assert_eq!(send_in(&app, Method::GET, "en").await.body, "en 0");
     assert_eq!(send_in(&app, Method::GET, "fr").await.body, "fr 1");
     tokio::time::advance(Duration::from_millis(1500)).await;
@@ -390,7 +394,7 @@ async fn an_unsafe_method_invalidates_every_variant() {
         varies_on_language: true,
         ..Origin::default()
     });
-    let app = app(&origin, layer().ttl(Duration::from_secs(60)));
+    let app = app(&origin, exact_ttl_layer(TTL).ttl(Duration::from_secs(60)));
     assert_eq!(send_in(&app, Method::GET, "en").await.body, "en 0");
     assert_eq!(send_in(&app, Method::GET, "fr").await.body, "fr 1");
     assert_eq!(

@@ -13,12 +13,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use http::header::{ACCEPT_ENCODING, AUTHORIZATION, CACHE_CONTROL, SET_COOKIE, VARY};
 use http::{HeaderMap, Request, StatusCode, Uri};
-use shared_calls::http::freshness::Credential;
+use shared_calls::http_policy::freshness::Credential;
 use shared_calls::{SharedCallsLayer, default_key};
 
 use support::{
-    CountWaiting, Counter, Gate, Got, assert_hit, bounded, concurrent_gets, fetch, fetch_with,
-    join_all, serve_axum, wait_until,
+    CountWaiting, Counter, Gate, assert_hit, bounded, burst, fetch, fetch_with, serve_axum,
+    wait_until,
 };
 
 /// A GET handler that counts its calls, waits at `gate`, and answers with
@@ -207,13 +207,7 @@ async fn set_cookie_is_never_replayed() {
     });
     let addr = serve(route, &waiting).await;
 
-    let tasks = concurrent_gets(addr, "/login", &[], N);
-    wait_until("the requests to wait for one call", || {
-        calls.get() == 1 && waiting.get() == N
-    })
-    .await;
-    gate.release();
-    let answers = join_all(tasks).await;
+    let answers = burst(addr, "/login", &[], N, &calls, &waiting, &gate).await;
     assert_eq!(calls.get(), N, "every waiting request called on its own");
     let mut cookies: Vec<_> = answers
         .iter()
@@ -355,13 +349,7 @@ async fn server_errors_are_shared_with_waiters_but_never_stored() {
     });
     let addr = serve(route, &waiting).await;
 
-    let tasks = concurrent_gets(addr, "/down", &[], N);
-    wait_until("the requests to wait for one call", || {
-        calls.get() == 1 && waiting.get() == N
-    })
-    .await;
-    gate.release();
-    let answers = join_all(tasks).await;
+    let answers = burst(addr, "/down", &[], N, &calls, &waiting, &gate).await;
     assert_eq!(calls.get(), 1);
     let mut leaders = 0;
     for got in &answers {
@@ -404,17 +392,11 @@ async fn private_and_no_store_answers_are_never_stored() {
     for (case, directive) in directives.iter().enumerate() {
         let path = format!("/cc/{case}");
         let headers = [("x-directive", *directive)];
-        let before = (calls.get(), waiting.get());
-        let tasks = concurrent_gets(addr, &path, &headers, N);
-        wait_until("the requests to wait for one call", || {
-            calls.get() == before.0 + 1 && waiting.get() == before.1 + N
-        })
-        .await;
-        gate.release();
-        let answers: Vec<Got> = join_all(tasks).await;
+        let before = calls.get();
+        let answers = burst(addr, &path, &headers, N, &calls, &waiting, &gate).await;
         assert_eq!(
             calls.get(),
-            before.0 + N,
+            before + N,
             "{directive}: each called on its own"
         );
         let mut bodies: Vec<_> = answers.iter().map(|got| got.text().to_owned()).collect();
@@ -429,32 +411,12 @@ async fn private_and_no_store_answers_are_never_stored() {
         let later = fetch_with(addr, &path, &headers).await;
         assert_eq!(
             later.text(),
-            format!("call {}", before.0 + N + 1),
+            format!("call {}", before + N + 1),
             "{directive}"
         );
         // Close the gate again for the next case.
         gate.close();
     }
-}
-
-/// Sends `n` identical GETs held at the gate until all wait, and returns
-/// their answers.
-async fn gated_burst(
-    addr: SocketAddr,
-    path: &str,
-    n: usize,
-    calls: &Counter,
-    waiting: &Counter,
-    gate: &Gate,
-) -> Vec<Got> {
-    let before = (calls.get(), waiting.get());
-    let tasks = concurrent_gets(addr, path, &[], n);
-    wait_until("the requests to wait for one call", || {
-        calls.get() == before.0 + 1 && waiting.get() == before.1 + n
-    })
-    .await;
-    gate.release();
-    join_all(tasks).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -467,7 +429,7 @@ async fn set_cookie_on_a_server_error_is_never_replayed() {
     });
     let addr = serve(route, &waiting).await;
 
-    let answers = gated_burst(addr, "/error", N, &calls, &waiting, &gate).await;
+    let answers = burst(addr, "/error", &[], N, &calls, &waiting, &gate).await;
     let mut own = 0;
     for got in &answers {
         match got.status {
@@ -504,14 +466,9 @@ async fn a_malformed_cache_control_never_hides_private_or_no_store() {
         .enumerate()
     {
         let path = format!("/malformed/{case}");
-        let before = (calls.get(), waiting.get());
-        let tasks = concurrent_gets(addr, &path, &[("x-directive", directive)], N);
-        wait_until("the requests to wait for one call", || {
-            calls.get() == before.0 + 1 && waiting.get() == before.1 + N
-        })
-        .await;
-        gate.release();
-        let answers = join_all(tasks).await;
+        let before = calls.get();
+        let headers = [("x-directive", *directive)];
+        let answers = burst(addr, &path, &headers, N, &calls, &waiting, &gate).await;
         let mut bodies: Vec<_> = answers.iter().map(|got| got.text().to_owned()).collect();
         bodies.sort();
         bodies.dedup();
@@ -520,7 +477,7 @@ async fn a_malformed_cache_control_never_hides_private_or_no_store() {
             N,
             "{directive}: nobody received another's answer"
         );
-        assert_eq!(calls.get(), before.0 + N, "{directive}");
+        assert_eq!(calls.get(), before + N, "{directive}");
         gate.close();
     }
 }

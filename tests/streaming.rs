@@ -13,9 +13,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use shared_calls::{SharedCallsLayer, default_key};
 
-use support::{
-    CountWaiting, Counter, Gate, Got, concurrent_gets, fetch, join_all, serve_axum, wait_until,
-};
+use support::{CountWaiting, Counter, Gate, Got, burst, fetch, serve_axum};
 
 const CHUNK: usize = 64 * 1024;
 const CHUNKS: usize = 8;
@@ -92,13 +90,7 @@ async fn over_the_limit_waiting_requests_call_on_their_own() {
     let (calls, waiting, gate) = (Counter::default(), Counter::default(), Gate::closed());
     let addr = serve_axum(app(&calls, &waiting, &gate)).await;
 
-    let tasks = concurrent_gets(addr, "/big", &[], N);
-    wait_until("the requests to wait for one call", || {
-        calls.get() == 1 && waiting.get() == N
-    })
-    .await;
-    gate.release();
-    let answers = join_all(tasks).await;
+    let answers = burst(addr, "/big", &[], N, &calls, &waiting, &gate).await;
     for got in &answers {
         assert_whole(got);
         assert_eq!(got.cache_status(), "shared-calls; fwd=miss");

@@ -24,7 +24,7 @@ use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use prost::Message;
 use shared_calls::SharedCallsLayer;
-use shared_calls::http::{BufferRequestLayer, SharedBody, grpc_key};
+use shared_calls::http_policy::{BufferRequestLayer, SharedBody, grpc_key};
 use tonic::body::Body;
 use tonic::transport::{Channel, Server};
 use tonic::{Code, Status};

@@ -18,7 +18,7 @@ use http::header::{CACHE_CONTROL, VARY};
 use http::{HeaderMap, Method};
 use http_body_util::BodyExt;
 use shared_calls::SharedCallsLayer;
-use shared_calls::http::KeyBuilder;
+use shared_calls::http_policy::KeyBuilder;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 

@@ -47,7 +47,7 @@ use http::header::{CONNECTION, HeaderValue};
 use http::uri::Authority;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use shared_calls::http::SharedBody;
+use shared_calls::http_policy::SharedBody;
 use shared_calls::{SharedCallsLayer, default_key};
 use tower::{Service, ServiceBuilder, ServiceExt};
 

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod hostile_origin;
+pub(crate) mod soak;
 
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
@@ -20,6 +21,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
+use shared_calls::http_policy::HttpKey;
+use shared_calls::{SharedCallsLayer, default_key};
 use tokio::sync::watch;
 use tower::{Layer, Service};
 
@@ -152,6 +155,17 @@ pub(crate) async fn serve_axum(app: axum::Router) -> SocketAddr {
     addr
 }
 
+/// The key function of a layer a test names in a type.
+pub(crate) type KeyFn = fn(&Request<axum::body::Body>) -> Option<HttpKey>;
+
+/// A layer with [`default_key`], this TTL and no jitter, so that entries
+/// expire exactly when the test says.
+pub(crate) fn exact_ttl_layer(ttl: Duration) -> SharedCallsLayer<KeyFn> {
+    SharedCallsLayer::new(default_key as KeyFn)
+        .ttl(ttl)
+        .jitter(0.0)
+}
+
 /// A response as a test sees it.
 #[derive(Debug)]
 pub(crate) struct Got {
@@ -271,6 +285,29 @@ pub(crate) async fn join_all(tasks: Vec<tokio::task::JoinHandle<Got>>) -> Vec<Go
         answers
     })
     .await
+}
+
+/// A held burst: sends `n` identical GETs while the handler is held at
+/// `gate`, waits until one more call reached the handler (`calls`) and all
+/// `n` wait inside the layer (`waiting`, from [`CountWaiting`]), then opens
+/// the gate and returns the answers.
+pub(crate) async fn burst(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    n: usize,
+    calls: &Counter,
+    waiting: &Counter,
+    gate: &Gate,
+) -> Vec<Got> {
+    let before = (calls.get(), waiting.get());
+    let tasks = concurrent_gets(addr, path, headers, n);
+    wait_until("the burst to wait for one handler call", || {
+        calls.get() == before.0 + 1 && waiting.get() == before.1 + n
+    })
+    .await;
+    gate.release();
+    join_all(tasks).await
 }
 
 /// Asserts the answers of one collapsed burst: one leader whose answer was

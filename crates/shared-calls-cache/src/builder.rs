@@ -84,7 +84,8 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Builds a [`Cache`].
 ///
 /// ```
-/// use shared_calls_cache::Cache;
+/// # mod shared_calls { pub use shared_calls_cache as cache; }
+/// use shared_calls::cache::Cache;
 /// use std::time::Duration;
 ///
 /// let cache: Cache<String, String> = Cache::builder()
@@ -180,6 +181,7 @@ impl<K, V> Default for CacheBuilder<K, V> {
 impl<K, V> CacheBuilder<K, V> {
     /// How long a stored value stays fresh unless its [`Fetch`](crate::Fetch)
     /// says otherwise. Defaults to 60 s.
+    #[must_use = "a setter returns the changed builder"]
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.config.default_ttl = window(ttl);
         self
@@ -191,6 +193,7 @@ impl<K, V> CacheBuilder<K, V> {
     /// [`DEFAULT_NEGATIVE_TTL`], or the [`ttl`](Self::ttl) if that is
     /// shorter: a resource created just after a "not found" is not hidden
     /// for long.
+    #[must_use = "a setter returns the changed builder"]
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
         self.config.negative_ttl = Some(window(ttl));
         self
@@ -202,6 +205,7 @@ impl<K, V> CacheBuilder<K, V> {
     /// # Panics
     ///
     /// If `min > max`.
+    #[must_use = "a setter returns the changed builder"]
     pub fn ttl_bounds(mut self, min: Duration, max: Duration) -> Self {
         assert!(
             min <= max,
@@ -222,6 +226,7 @@ impl<K, V> CacheBuilder<K, V> {
     /// # Panics
     ///
     /// If `fraction` is not in `0.0..1.0`.
+    #[must_use = "a setter returns the changed builder"]
     pub fn jitter(mut self, fraction: f64) -> Self {
         assert!(
             (0.0..1.0).contains(&fraction),
@@ -233,6 +238,7 @@ impl<K, V> CacheBuilder<K, V> {
 
     /// After an entry expires, it may answer at once for this long while
     /// one background refresh reloads it. Defaults to zero (off).
+    #[must_use = "a setter returns the changed builder"]
     pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
         self.config.stale_while_revalidate = self::window(window);
         self
@@ -240,6 +246,7 @@ impl<K, V> CacheBuilder<K, V> {
 
     /// After an entry expires, it may answer for this long when a load
     /// fails. Defaults to zero (off).
+    #[must_use = "a setter returns the changed builder"]
     pub fn stale_if_error(mut self, window: Duration) -> Self {
         self.config.stale_if_error = self::window(window);
         self
@@ -248,6 +255,7 @@ impl<K, V> CacheBuilder<K, V> {
     /// How long a key whose result could not be stored is remembered as
     /// hit-for-miss: its callers load without queueing behind one another.
     /// Defaults to 10 s; zero turns it off.
+    #[must_use = "a setter returns the changed builder"]
     pub fn hit_for_miss(mut self, duration: Duration) -> Self {
         self.config.hit_for_miss = window(duration);
         self
@@ -270,6 +278,7 @@ impl<K, V> CacheBuilder<K, V> {
     ///
     /// Waiting callers need a tokio runtime with its time driver enabled
     /// (outside any runtime they wait without a timeout).
+    #[must_use = "a setter returns the changed builder"]
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.config.lock_timeout = window(timeout);
         self
@@ -278,6 +287,7 @@ impl<K, V> CacheBuilder<K, V> {
     /// At most this many callers wait for one key's load; more are refused
     /// at once with [`LoadError::Overloaded`](crate::LoadError::Overloaded).
     /// Unbounded by default.
+    #[must_use = "a setter returns the changed builder"]
     pub fn max_waiters(mut self, max: usize) -> Self {
         self.config.max_waiters = max;
         self
@@ -285,13 +295,15 @@ impl<K, V> CacheBuilder<K, V> {
 
     /// Whether a load whose every caller has gone away still finishes and
     /// stores its result (the default), or is cancelled.
-    pub fn finish_abandoned_loads(mut self, finish: bool) -> Self {
+    #[must_use = "a setter returns the changed builder"]
+    pub fn finish_abandoned(mut self, finish: bool) -> Self {
         self.config.finish_abandoned = finish;
         self
     }
 
     /// Holds at most this many entries, whatever their size, instead of a
     /// byte bound.
+    #[must_use = "a setter returns the changed builder"]
     pub fn max_entries(mut self, max: u64) -> Self {
         self.capacity = Capacity::Entries(max);
         self
@@ -299,6 +311,7 @@ impl<K, V> CacheBuilder<K, V> {
 
     /// Holds at most `max` bytes (the default bound, [`DEFAULT_MAX_BYTES`]),
     /// as the [weighers](#memory) count them.
+    #[must_use = "a setter returns the changed builder"]
     pub fn max_bytes(mut self, max: u64) -> Self {
         let weighers = match &self.capacity {
             Capacity::Bytes { weighers, .. } => weighers.clone(),
@@ -310,6 +323,7 @@ impl<K, V> CacheBuilder<K, V> {
 
     /// How many bytes a key holds on the heap (a `String`'s capacity, say),
     /// for the byte bound. Zero by default.
+    #[must_use = "a setter returns the changed builder"]
     pub fn weigh_keys(mut self, weigh: impl Fn(&K) -> usize + Send + Sync + 'static) -> Self {
         self.weighers().keys = Some(Arc::new(weigh));
         self
@@ -317,6 +331,7 @@ impl<K, V> CacheBuilder<K, V> {
 
     /// How many bytes a value holds on the heap, for the byte bound. Zero by
     /// default.
+    #[must_use = "a setter returns the changed builder"]
     pub fn weigh_values(mut self, weigh: impl Fn(&V) -> usize + Send + Sync + 'static) -> Self {
         self.weighers().values = Some(Arc::new(weigh));
         self

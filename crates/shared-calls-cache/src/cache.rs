@@ -7,7 +7,7 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::Arc;
 
-use shared_calls_flight::{Abandoned, Call, FlightError, Group, Source};
+use shared_calls_flight::{Call, FlightError, Group, Source};
 use tokio::time::Instant;
 
 use crate::builder::{CacheBuilder, Config};
@@ -41,8 +41,9 @@ struct Loaded<V> {
 /// shares one store and one set of flights.
 ///
 /// ```
+/// # mod shared_calls { pub use shared_calls_cache as cache; }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use shared_calls_cache::{Cache, Fetch, Outcome};
+/// use shared_calls::cache::{Cache, Fetch, Outcome};
 ///
 /// let cache: Cache<u64, String, std::io::ErrorKind> = Cache::builder().build();
 /// let query = |id: u64| async move { Ok(Fetch::value(format!("user {id}"))) };
@@ -86,7 +87,7 @@ struct Loaded<V> {
 ///
 /// Dropping a caller never cancels a load other callers wait for. When every
 /// caller of a load has gone, the load finishes on a detached task and fills
-/// the cache ([`finish_abandoned_loads`](CacheBuilder::finish_abandoned_loads)
+/// the cache ([`finish_abandoned`](CacheBuilder::finish_abandoned)
 /// turns that off), so a burst of disconnecting clients does not waste the
 /// backend's work.
 ///
@@ -102,8 +103,9 @@ struct Loaded<V> {
 /// cache's error an `Arc` of it, and every waiter shares the one error.
 ///
 /// ```
+/// # mod shared_calls { pub use shared_calls_cache as cache; }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use shared_calls_cache::{Cache, Fetch, LoadError};
+/// use shared_calls::cache::{Cache, Fetch, LoadError};
 /// use std::sync::Arc;
 ///
 /// #[derive(Debug)] // not `Clone`, like most drivers' errors
@@ -194,11 +196,7 @@ where
     ) -> Self {
         let counters = Arc::new(Counters::default());
         let mut flights = Group::builder()
-            .when_abandoned(if config.finish_abandoned {
-                Abandoned::Finish
-            } else {
-                Abandoned::Cancel
-            })
+            .finish_abandoned(config.finish_abandoned)
             .max_waiters(config.max_waiters);
         // The longest window means no timeout: no timer per waiter.
         if config.lock_timeout < LONGEST_WINDOW {

@@ -10,7 +10,8 @@ use crate::builder::Config;
 /// A loader's result: a value (or "absent") and how it may be stored.
 ///
 /// ```
-/// use shared_calls_cache::Fetch;
+/// # mod shared_calls { pub use shared_calls_cache as cache; }
+/// use shared_calls::cache::Fetch;
 /// use std::time::Duration;
 ///
 /// let row = Fetch::value("row 7").ttl(Duration::from_secs(30));
@@ -87,6 +88,7 @@ impl<V> Fetch<V> {
     /// source stated (an HTTP `max-age`, say). It is clamped to the cache's
     /// minimum and maximum, and jitter only ever shortens it, so the value is
     /// never kept fresh longer than its source allows.
+    #[must_use = "a setter returns the changed Fetch"]
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self.ttl_is_explicit = true;
@@ -97,6 +99,7 @@ impl<V> Fetch<V> {
     /// guessed rather than stated (HTTP's heuristic freshness, a per-status
     /// default): clamped like any TTL, and jittered both ways like the
     /// default TTL.
+    #[must_use = "a setter returns the changed Fetch"]
     pub fn heuristic_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self.ttl_is_explicit = false;
@@ -106,6 +109,7 @@ impl<V> Fetch<V> {
     /// Do not store this result: the current waiters receive it, and the key
     /// is remembered as hit-for-miss so that the next callers load without
     /// queueing behind one another.
+    #[must_use = "a setter returns the changed Fetch"]
     pub fn do_not_store(mut self) -> Self {
         self.store = false;
         self
@@ -113,6 +117,7 @@ impl<V> Fetch<V> {
 
     /// After it expires, this entry may still answer at once for `window`
     /// while one background refresh reloads it.
+    #[must_use = "a setter returns the changed Fetch"]
     pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
         self.stale_while_revalidate = Some(window);
         self
@@ -120,6 +125,7 @@ impl<V> Fetch<V> {
 
     /// After it expires, this entry may still answer for `window` when a
     /// load fails.
+    #[must_use = "a setter returns the changed Fetch"]
     pub fn stale_if_error(mut self, window: Duration) -> Self {
         self.stale_if_error = Some(window);
         self

@@ -353,6 +353,7 @@ impl<K: 'static, V: 'static> crate::CacheBuilder<K, V> {
     ///
     /// One tier (one key prefix) per cache: the fleet's invalidations of a
     /// tier are decoded with this cache's codec.
+    #[must_use = "a setter returns the changed builder"]
     pub fn second_tier(mut self, tier: impl SharedTier, codec: impl Codec<K, V>) -> Self {
         self.second_tier = Some(SecondTier::new(Arc::new(tier), Arc::new(codec)));
         self

@@ -7,8 +7,9 @@
 //! Around a database query, as go-zero's `cachedsql` does around SQL:
 //!
 //! ```
+//! # mod shared_calls { pub use shared_calls_cache as cache; }
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! use shared_calls_cache::{Cache, Fetch, LoadError};
+//! use shared_calls::cache::{Cache, Fetch, LoadError};
 //! use std::time::Duration;
 //!
 //! #[derive(Clone, Debug, PartialEq)]

@@ -13,7 +13,8 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use support::{
-    Backend, Strings, bounded, poll_once, signal_entered, until, until_entered, until_tasks_done,
+    Backend, Strings, assert_answer, bounded, poll_once, signal_entered, until, until_entered,
+    until_tasks_done,
 };
 
 fn outcomes<V>(results: &[Result<Lookup<V>, LoadError<&'static str>>], outcome: Outcome) -> usize {
@@ -200,10 +201,7 @@ async fn errors_are_shared_with_current_waiters_only() {
         .get_or_load("k", healthy.ready(Ok(Fetch::value("v".to_owned()))))
         .await
         .unwrap();
-    assert_eq!(
-        (next.value().as_str(), next.outcome()),
-        ("v", Outcome::Miss)
-    );
+    assert_answer(&next, "v", Outcome::Miss);
     assert_eq!((failing.loads(), healthy.loads()), (1, 1));
 }
 
@@ -242,10 +240,7 @@ async fn a_panicking_loader_fails_every_waiter_once() {
         .get_or_load("k", backend.ready(Ok(Fetch::value("v".to_owned()))))
         .await
         .unwrap();
-    assert_eq!(
-        (again.value().as_str(), again.outcome()),
-        ("v", Outcome::Miss)
-    );
+    assert_answer(&again, "v", Outcome::Miss);
     assert_eq!(cache.get("k").unwrap().value(), "v");
 }
 
@@ -285,10 +280,7 @@ async fn a_follower_past_the_lock_timeout_loads_alone_and_stores_nothing() {
 
     leader_backend.open();
     let leader = join_all(leader).await.pop().unwrap().unwrap();
-    assert_eq!(
-        (leader.value().as_str(), leader.outcome()),
-        ("leader", Outcome::Miss)
-    );
+    assert_answer(&leader, "leader", Outcome::Miss);
     assert!(leader.stored());
     assert_eq!(cache.get("k").unwrap().value(), "leader");
 }
@@ -315,10 +307,7 @@ async fn an_abandoned_load_finishes_and_stores_by_default() {
     .await;
     backend.open();
     let latecomer = join_all(latecomer).await.pop().unwrap().unwrap();
-    assert_eq!(
-        (latecomer.value().as_str(), latecomer.outcome()),
-        ("v", Outcome::Collapsed)
-    );
+    assert_answer(&latecomer, "v", Outcome::Collapsed);
     until_tasks_done().await;
 
     assert_eq!(
@@ -329,14 +318,14 @@ async fn an_abandoned_load_finishes_and_stores_by_default() {
     let hit = cache
         .get("k")
         .expect("the abandoned load stored its result");
-    assert_eq!((hit.value().as_str(), hit.outcome()), ("v", Outcome::Hit));
+    assert_answer(&hit, "v", Outcome::Hit);
 }
 
-/// With `finish_abandoned_loads(false)`, the load is cancelled when its last
+/// With `finish_abandoned(false)`, the load is cancelled when its last
 /// caller goes, stores nothing, and the next caller loads anew.
 #[tokio::test(start_paused = true)]
 async fn an_abandoned_load_is_cancelled_when_configured() {
-    let cache: Strings = Cache::builder().finish_abandoned_loads(false).build();
+    let cache: Strings = Cache::builder().finish_abandoned(false).build();
     let backend = Backend::new();
     let leader = spawn_callers(&cache, "k", 1, || {
         backend.gated(Ok(Fetch::value("v".to_owned())))
@@ -363,10 +352,7 @@ async fn an_abandoned_load_is_cancelled_when_configured() {
         .get_or_load("k", backend.ready(Ok(Fetch::value("v2".to_owned()))))
         .await
         .unwrap();
-    assert_eq!(
-        (next.value().as_str(), next.outcome()),
-        ("v2", Outcome::Miss)
-    );
+    assert_answer(&next, "v2", Outcome::Miss);
     assert_eq!(backend.loads(), 2);
 }
 
@@ -398,10 +384,7 @@ async fn a_load_that_starts_after_another_stored_does_not_run() {
     let std::task::Poll::Ready(Ok(stale)) = stale else {
         panic!("a stale read answers at once");
     };
-    assert_eq!(
-        (stale.value().as_str(), stale.outcome()),
-        ("v1", Outcome::Stale)
-    );
+    assert_answer(&stale, "v1", Outcome::Stale);
     assert_eq!(
         cache.in_flight(),
         1,
@@ -424,7 +407,7 @@ async fn a_load_that_starts_after_another_stored_does_not_run() {
     );
     assert_eq!((first.loads(), second.loads()), (1, 1));
     let hit = cache.get("k").unwrap();
-    assert_eq!((hit.value().as_str(), hit.outcome()), ("v2", Outcome::Hit));
+    assert_answer(&hit, "v2", Outcome::Hit);
 }
 
 /// More callers than `max_waiters` are refused at once instead of queueing.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use shared_calls_cache::{Cache, Fetch, LoadError, Outcome};
 use tokio::time::{Instant, advance};
 
-use support::{Backend, Strings, poll_once, until, until_tasks_done, value};
+use support::{Backend, Strings, assert_answer, poll_once, until, until_tasks_done, value};
 
 /// Within the stale-while-revalidate window, every reader is answered with
 /// the stale value on its first poll, while exactly one refresh runs (held
@@ -37,10 +37,7 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_once() {
         for _ in 0..50 {
             match poll_once(cache.get_or_load("k", refresh.gated(value("v2")))) {
                 Poll::Ready(Ok(lookup)) => {
-                    assert_eq!(
-                        (lookup.value().as_str(), lookup.outcome()),
-                        ("v1", Outcome::Stale)
-                    );
+                    assert_answer(&lookup, "v1", Outcome::Stale);
                     stale_reads += 1;
                 }
                 other => panic!("a stale read must answer at once, got {other:?}"),
@@ -67,7 +64,7 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_once() {
         .get_or_load("k", refresh.ready(value("v3")))
         .await
         .unwrap();
-    assert_eq!((hit.value().as_str(), hit.outcome()), ("v2", Outcome::Hit));
+    assert_answer(&hit, "v2", Outcome::Hit);
     assert_eq!(refresh.loads(), 1);
     let stats = cache.stats();
     assert_eq!(
@@ -94,10 +91,7 @@ async fn past_the_stale_window_a_read_loads() {
         .get_or_load("k", backend.ready(value("v2")))
         .await
         .unwrap();
-    assert_eq!(
-        (lookup.value().as_str(), lookup.outcome()),
-        ("v2", Outcome::Miss)
-    );
+    assert_answer(&lookup, "v2", Outcome::Miss);
     assert_eq!(cache.stats().refreshes, 0);
 }
 
@@ -122,10 +116,7 @@ async fn stale_if_error_answers_the_old_value_inside_its_window_only() {
         .get_or_load("k", failing.ready(Err("backend down")))
         .await
         .unwrap();
-    assert_eq!(
-        (rescued.value().as_str(), rescued.outcome()),
-        ("v1", Outcome::StaleIfError)
-    );
+    assert_answer(&rescued, "v1", Outcome::StaleIfError);
     assert!(!rescued.stored());
     assert!(cache.get("k").is_none(), "the old value is not fresh again");
 
@@ -420,10 +411,7 @@ async fn a_failed_refresh_lets_the_next_stale_reader_retry() {
         .get_or_load("k", healthy.ready(value("v2")))
         .await
         .unwrap();
-    assert_eq!(
-        (stale.value().as_str(), stale.outcome()),
-        ("v1", Outcome::Stale)
-    );
+    assert_answer(&stale, "v1", Outcome::Stale);
     until_tasks_done().await;
     until(|| cache.get("k").is_some()).await;
     assert_eq!(cache.get("k").unwrap().value(), "v2");

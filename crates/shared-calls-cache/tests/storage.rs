@@ -11,7 +11,8 @@ use tokio::sync::{Barrier, Semaphore};
 use tokio::time::advance;
 
 use support::{
-    Backend, BoxedLoad, Strings, bounded, signal_entered, until_entered, until_tasks_done, value,
+    Backend, BoxedLoad, Strings, assert_answer, bounded, fill, signal_entered, until_entered,
+    until_tasks_done, value,
 };
 
 type Answer = Result<Lookup<String>, LoadError<&'static str>>;
@@ -161,10 +162,7 @@ async fn a_storable_result_ends_hit_for_miss() {
         .get_or_load("k", backend.ready(value("unused")))
         .await
         .unwrap();
-    assert_eq!(
-        (hit.value().as_str(), hit.outcome()),
-        ("public", Outcome::Hit)
-    );
+    assert_answer(&hit, "public", Outcome::Hit);
     assert_eq!(backend.loads(), 3);
 }
 
@@ -277,10 +275,7 @@ async fn invalidation_during_a_load(how: Invalidation) {
 
     old.open();
     let stale = join_all(stale_load).await.pop().unwrap();
-    assert_eq!(
-        (stale.value().as_str(), stale.outcome()),
-        ("old", Outcome::Miss)
-    );
+    assert_answer(&stale, "old", Outcome::Miss);
     assert!(
         !stale.stored(),
         "{how:?}: the invalidated load stored its result"
@@ -427,13 +422,7 @@ async fn the_weight_bound_holds_under_ten_times_the_capacity() {
 #[tokio::test]
 async fn the_entry_bound_holds_under_ten_times_the_capacity() {
     let cache: Cache<u64, u64, &'static str> = Cache::builder().max_entries(100).build();
-    for key in 0..1_000u64 {
-        cache
-            .get_or_load(&key, move || async move { Ok(Fetch::value(key)) })
-            .await
-            .unwrap();
-    }
-    cache.run_pending_tasks();
+    fill(&cache, 0..1_000).await;
     let stats = cache.stats();
     assert!(stats.entries <= 100, "{} entries", stats.entries);
     assert_eq!(stats.weight, stats.entries, "unweighted: one per entry");

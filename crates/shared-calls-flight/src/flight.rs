@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::task::Waker;
 
 use crate::FlightError;
-use crate::group::Abandoned;
 use crate::shard::Ticket;
 use crate::sync::{Arc, AtomicUsize, Mutex, MutexGuard, Once, lock};
 
@@ -249,7 +248,7 @@ where
         }
         Err(work) => work,
     };
-    if may_detach && ticket.config().abandoned != Abandoned::Cancel {
+    if may_detach && ticket.config().finish_abandoned {
         drop(table);
         if let Err(work) = crate::detached::spawn(ticket.clone(), work) {
             hand_off(ticket, work, false);

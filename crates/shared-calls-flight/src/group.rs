@@ -11,27 +11,13 @@ use crate::flight::Flight;
 use crate::shard::{Entry, Shard, Ticket};
 use crate::sync::Arc;
 
-/// What happens to a flight whose every waiter has gone away.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Abandoned {
-    /// Drop the work and forget the key (the default): nobody is left to
-    /// receive its output.
-    #[default]
-    Cancel,
-    /// Keep driving the work to completion on a detached tokio task, so that
-    /// side effects inside it (such as filling a cache) still happen. Callers
-    /// that arrive meanwhile join the same flight. Falls back to
-    /// [`Cancel`](Self::Cancel) when dropped outside a tokio runtime.
-    #[cfg(feature = "tokio")]
-    Finish,
-}
-
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     #[cfg(feature = "tokio")]
     pub(crate) wait_timeout: Option<Duration>,
-    pub(crate) abandoned: Abandoned,
+    /// Whether an abandoned flight is driven to completion on a detached
+    /// task instead of being dropped.
+    pub(crate) finish_abandoned: bool,
     pub(crate) resume_panics: bool,
     pub(crate) max_waiters: usize,
 }
@@ -55,8 +41,9 @@ impl<K, T> Inner<K, T> {
 /// Cloning a `Group` is cheap and every clone shares the same flights.
 ///
 /// ```
+/// # mod shared_calls { pub use shared_calls_flight as flight; }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use shared_calls_flight::{Group, Source};
+/// use shared_calls::flight::{Group, Source};
 ///
 /// let group: Group<String, u64> = Group::new();
 /// let (value, source) = group.call_ex("answer", async { 42 }).await.unwrap();
@@ -87,7 +74,7 @@ impl<K, T> Inner<K, T> {
 /// never fails for that reason: the backend sees one call.
 /// When the last waiter is dropped, the flight is abandoned: by default the
 /// work is dropped and the key forgotten; with
-/// [`Abandoned::Finish`](crate::Abandoned) (feature `tokio`) it is driven to
+/// [`GroupBuilder::finish_abandoned`] (feature `tokio`) it is driven to
 /// completion on a detached task.
 ///
 /// # Panics
@@ -352,7 +339,7 @@ impl<K, T> Default for GroupBuilder<K, T> {
             config: Config {
                 #[cfg(feature = "tokio")]
                 wait_timeout: None,
-                abandoned: Abandoned::Cancel,
+                finish_abandoned: false,
                 resume_panics: false,
                 max_waiters: usize::MAX,
             },
@@ -376,20 +363,31 @@ impl<K, T> GroupBuilder<K, T> {
     /// panics otherwise). Outside any tokio runtime, followers wait without a
     /// timeout.
     #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    #[must_use = "a setter returns the changed builder"]
     pub fn wait_timeout(mut self, timeout: Duration) -> Self {
         self.config.wait_timeout = Some(timeout);
         self
     }
 
-    /// What happens to a flight when its last waiter is dropped.
-    pub fn when_abandoned(mut self, abandoned: Abandoned) -> Self {
-        self.config.abandoned = abandoned;
+    /// Whether a flight whose every waiter has gone away is driven to
+    /// completion on a detached tokio task, so that side effects inside it
+    /// (such as filling a cache) still happen, or dropped with its key
+    /// forgotten (the default: nobody is left to receive its output).
+    /// Callers that arrive meanwhile join the same flight. Outside a tokio
+    /// runtime an abandoned flight is dropped.
+    #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    #[must_use = "a setter returns the changed builder"]
+    pub fn finish_abandoned(mut self, finish: bool) -> Self {
+        self.config.finish_abandoned = finish;
         self
     }
 
     /// Resume a panic of the work in the leader that started it (its
     /// followers still receive [`FlightError::Panicked`](crate::FlightError)).
     /// Off by default.
+    #[must_use = "a setter returns the changed builder"]
     pub fn resume_panics(mut self, resume: bool) -> Self {
         self.config.resume_panics = resume;
         self
@@ -398,6 +396,7 @@ impl<K, T> GroupBuilder<K, T> {
     /// At most this many followers may wait on one key; more are refused at
     /// once with [`FlightError::TooManyWaiters`](crate::FlightError). Unbounded
     /// by default.
+    #[must_use = "a setter returns the changed builder"]
     pub fn max_waiters(mut self, max: usize) -> Self {
         self.config.max_waiters = max;
         self
@@ -405,6 +404,7 @@ impl<K, T> GroupBuilder<K, T> {
 
     /// The number of independently locked shards of the in-flight map,
     /// rounded up to a power of two. Defaults to eight per core.
+    #[must_use = "a setter returns the changed builder"]
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = shards.max(1).next_power_of_two();
         self

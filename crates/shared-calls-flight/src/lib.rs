@@ -15,8 +15,9 @@
 //!   a cap on waiters per key, and detached completion of abandoned work.
 //!
 //! ```
+//! # mod shared_calls { pub use shared_calls_flight as flight; }
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! use shared_calls_flight::{Group, Source};
+//! use shared_calls::flight::{Group, Source};
 //! use std::sync::atomic::{AtomicUsize, Ordering};
 //! use std::sync::Arc;
 //!
@@ -39,6 +40,8 @@
 //! # }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod call;
 mod detached;
 mod entries;
@@ -50,4 +53,4 @@ mod sync;
 
 pub use call::{Call, Source};
 pub use error::FlightError;
-pub use group::{Abandoned, Group, GroupBuilder};
+pub use group::{Group, GroupBuilder};

@@ -2,15 +2,19 @@
 //! `RUSTFLAGS="--cfg shared_calls_loom" CARGO_TARGET_DIR=target/loom cargo test -p shared-calls-flight --test loom --release`.
 #![cfg(shared_calls_loom)]
 
+mod support;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
 use loom::future::block_on;
 use loom::thread;
 use shared_calls_flight::{FlightError, Group, Source};
+
+use support::Probe;
 
 /// Explores every interleaving (the models are small enough), or those up
 /// to `bound` preemptions.
@@ -29,36 +33,16 @@ fn group() -> Group<u8, u32> {
     Group::<u8, u32>::builder().shards(1).build()
 }
 
-/// What the works of one model did.
-#[derive(Default)]
-struct Runs {
-    started: AtomicUsize,
-    completed: AtomicUsize,
-    dropped: AtomicBool,
-}
-
-impl Runs {
-    fn started(&self) -> usize {
-        self.started.load(Ordering::SeqCst)
-    }
-    fn completed(&self) -> usize {
-        self.completed.load(Ordering::SeqCst)
-    }
-    fn dropped(&self) -> bool {
-        self.dropped.load(Ordering::SeqCst)
-    }
-}
-
 /// A work that returns `Pending` (waking itself) `yields` times, then
 /// `value`, or never when `yields` is `usize::MAX`.
 struct Work {
-    runs: Arc<Runs>,
+    runs: Arc<Probe>,
     yields: usize,
     value: u32,
     polled: bool,
 }
 
-fn work(runs: &Arc<Runs>, yields: usize, value: u32) -> Work {
+fn work(runs: &Arc<Probe>, yields: usize, value: u32) -> Work {
     Work {
         runs: runs.clone(),
         yields,
@@ -75,7 +59,7 @@ impl Future for Work {
             self.runs.started.fetch_add(1, Ordering::SeqCst);
         }
         if self.yields == 0 {
-            self.runs.completed.fetch_add(1, Ordering::SeqCst);
+            self.runs.finished.fetch_add(1, Ordering::SeqCst);
             return Poll::Ready(self.value);
         }
         if self.yields != usize::MAX {
@@ -103,7 +87,7 @@ fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
 fn completion_races_a_follower_that_joined() {
     model(|| {
         let group = group();
-        let runs = Arc::new(Runs::default());
+        let runs = Arc::new(Probe::default());
         let leader = group.call_ex(&0, work(&runs, 0, 1));
         let follower = group.call_ex(&0, work(&runs, 0, 2));
         let waiter = thread::spawn(move || block_on(follower));
@@ -118,7 +102,7 @@ fn completion_races_a_follower_that_joined() {
 fn completion_races_a_follower_joining() {
     model(|| {
         let group = group();
-        let runs = Arc::new(Runs::default());
+        let runs = Arc::new(Probe::default());
         let leader = group.call_ex(&0, work(&runs, 0, 1));
         let (other, other_runs) = (group.clone(), runs.clone());
         let late = thread::spawn(move || block_on(other.call_ex(&0, work(&other_runs, 0, 2))));
@@ -138,14 +122,14 @@ fn completion_races_a_follower_joining() {
 fn a_dropped_leader_hands_its_work_to_a_waiting_follower() {
     model(|| {
         let group = group();
-        let runs = Arc::new(Runs::default());
+        let runs = Arc::new(Probe::default());
         let mut leader = group.call_ex(&0, work(&runs, 1, 1));
         let follower = group.call_ex(&0, work(&runs, 0, 2));
         let waiter = thread::spawn(move || block_on(follower));
         assert!(poll_once(&mut leader).is_pending());
         drop(leader);
         assert_eq!(waiter.join().unwrap(), Ok((1, Source::Shared)));
-        assert_eq!((runs.started(), runs.completed()), (1, 1));
+        assert_eq!((runs.started(), runs.finished()), (1, 1));
         assert!(group.is_empty());
     });
 }
@@ -154,7 +138,7 @@ fn a_dropped_leader_hands_its_work_to_a_waiting_follower() {
 fn a_leader_dropped_unpolled_races_a_follower_joining() {
     model(|| {
         let group = group();
-        let runs = Arc::new(Runs::default());
+        let runs = Arc::new(Probe::default());
         let leader = group.call_ex(&0, work(&runs, 0, 1));
         let (other, other_runs) = (group.clone(), runs.clone());
         let late = thread::spawn(move || block_on(other.call_ex(&0, work(&other_runs, 0, 2))));
@@ -164,7 +148,7 @@ fn a_leader_dropped_unpolled_races_a_follower_joining() {
             Ok((1, Source::Shared)) | Ok((2, Source::Fresh)) => {}
             other => panic!("unexpected {other:?}"),
         }
-        assert_eq!((runs.started(), runs.completed()), (1, 1));
+        assert_eq!((runs.started(), runs.finished()), (1, 1));
         assert!(group.is_empty());
     });
 }
@@ -173,7 +157,7 @@ fn a_leader_dropped_unpolled_races_a_follower_joining() {
 fn the_heir_leaving_passes_the_work_on() {
     model_bounded(Some(3), || {
         let group = group();
-        let runs = Arc::new(Runs::default());
+        let runs = Arc::new(Probe::default());
         let mut leader = group.call_ex(&0, work(&runs, 1, 1));
         let mut leaving = group.call_ex(&0, work(&runs, 0, 2));
         let staying = group.call_ex(&0, work(&runs, 0, 3));
@@ -188,7 +172,7 @@ fn the_heir_leaving_passes_the_work_on() {
         drop(leader);
         gone.join().unwrap();
         assert_eq!(waiter.join().unwrap(), Ok((1, Source::Shared)));
-        assert_eq!((runs.started(), runs.completed()), (1, 1));
+        assert_eq!((runs.started(), runs.finished()), (1, 1));
         assert!(group.is_empty());
     });
 }
@@ -197,7 +181,7 @@ fn the_heir_leaving_passes_the_work_on() {
 fn leader_and_follower_dropped_together_cancel_the_work() {
     model(|| {
         let group = group();
-        let runs = Arc::new(Runs::default());
+        let runs = Arc::new(Probe::default());
         let mut leader = group.call_ex(&0, work(&runs, usize::MAX, 1));
         let mut follower = group.call_ex(&0, work(&runs, 0, 2));
         assert!(poll_once(&mut leader).is_pending());
@@ -209,7 +193,7 @@ fn leader_and_follower_dropped_together_cancel_the_work() {
         other.join().unwrap();
         assert_eq!(runs.started(), 1, "only the flight's work ran");
         assert!(runs.dropped(), "the abandoned work was dropped");
-        assert_eq!(runs.completed(), 0);
+        assert_eq!(runs.finished(), 0);
         assert!(group.is_empty());
     });
 }
@@ -218,7 +202,7 @@ fn leader_and_follower_dropped_together_cancel_the_work() {
 fn forget_races_completion() {
     model(|| {
         let group = group();
-        let runs = Arc::new(Runs::default());
+        let runs = Arc::new(Probe::default());
         let leader = group.call_ex(&0, work(&runs, 0, 1));
         let first = thread::spawn(move || block_on(leader));
         group.forget(&0);

@@ -1,16 +1,19 @@
 //! Deterministic tests of the group's semantics: every wait is bounded, every
 //! test counts executions and checks each caller's outcome.
 
+mod support;
+
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
 #[cfg(feature = "tokio")]
-use shared_calls_flight::Abandoned;
 use shared_calls_flight::{Call, FlightError, Group, GroupBuilder, Source};
 use tokio::sync::{Barrier, Notify};
+
+use support::Probe;
 
 /// The longest any test waits for anything (virtual time in paused tests).
 const LIMIT: Duration = Duration::from_secs(10);
@@ -20,26 +23,6 @@ async fn bounded<F: Future>(future: F) -> F::Output {
     tokio::time::timeout(LIMIT, future)
         .await
         .expect("a wait that should end did not")
-}
-
-/// What a piece of work did: started, finished, dropped.
-#[derive(Default)]
-struct Probe {
-    started: AtomicUsize,
-    finished: AtomicUsize,
-    dropped: AtomicBool,
-}
-
-impl Probe {
-    fn started(&self) -> usize {
-        self.started.load(Ordering::SeqCst)
-    }
-    fn finished(&self) -> usize {
-        self.finished.load(Ordering::SeqCst)
-    }
-    fn dropped(&self) -> bool {
-        self.dropped.load(Ordering::SeqCst)
-    }
 }
 
 /// Sets the probe's `dropped` flag when the work future is dropped.
@@ -312,7 +295,7 @@ async fn dropping_an_unpolled_leader_without_followers_drops_the_work() {
 #[tokio::test(start_paused = true)]
 async fn abandoned_work_finishes_on_its_own_when_asked_to() {
     let group = Group::<&'static str, u32>::builder()
-        .when_abandoned(Abandoned::Finish)
+        .finish_abandoned(true)
         .build();
     let (probe, gate) = (Arc::new(Probe::default()), Arc::new(Gate::default()));
     let unused = Arc::new(Probe::default());
@@ -340,7 +323,7 @@ async fn abandoned_work_finishes_on_its_own_when_asked_to() {
 #[tokio::test(start_paused = true)]
 async fn abandoned_work_finishes_without_anyone_waiting() {
     let group = Group::<&'static str, u32>::builder()
-        .when_abandoned(Abandoned::Finish)
+        .finish_abandoned(true)
         .build();
     let (probe, gate) = (Arc::new(Probe::default()), Arc::new(Gate::default()));
 
@@ -362,7 +345,7 @@ async fn abandoned_work_finishes_without_anyone_waiting() {
 #[test]
 fn abandoned_work_is_cancelled_outside_a_runtime() {
     let group = Group::<&'static str, u32>::builder()
-        .when_abandoned(Abandoned::Finish)
+        .finish_abandoned(true)
         .build();
     let (probe, gate) = (Arc::new(Probe::default()), Arc::new(Gate::default()));
     let leader = group.call_ex(&"k", gated(&probe, &gate, 1));

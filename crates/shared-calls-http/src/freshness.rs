@@ -143,9 +143,10 @@ enum StatusTtl {
 /// Configuration of [`classify_request`] and [`storability`].
 ///
 /// ```
+/// # mod shared_calls { pub use shared_calls_http as http_policy; }
 /// use std::time::Duration;
 /// use http::StatusCode;
-/// use shared_calls_http::freshness::Rules;
+/// use shared_calls::http_policy::freshness::Rules;
 ///
 /// let rules = Rules::default()
 ///     .status_ttl(StatusCode::NOT_FOUND, Duration::from_secs(5))
@@ -289,8 +290,9 @@ impl Rules {
     /// [`KeyBuilder::header`](crate::KeyBuilder::header).
     ///
     /// ```
-    /// use shared_calls_http::freshness::{Credential, Rules};
-    /// use shared_calls_http::KeyBuilder;
+    /// # mod shared_calls { pub use shared_calls_http as http_policy; }
+    /// use shared_calls::http_policy::freshness::{Credential, Rules};
+    /// use shared_calls::http_policy::KeyBuilder;
     ///
     /// let key = KeyBuilder::new().header("authorization");
     /// let rules = Rules::new().credentials_in_key([Credential::Authorization]);

@@ -23,7 +23,7 @@ pub struct BufferedRequest(pub Bytes);
 
 /// Buffers the bodies of gRPC requests (up to a limit) before they reach the
 /// inner service, so that a key can include the request message: put it
-/// outside a [`SharedCallsLayer`](shared_calls_tower::SharedCallsLayer) whose
+/// outside a [`SharedCallsLayer`](crate::SharedCallsLayer) whose
 /// key function is [`grpc_key`] and whose policy has
 /// [`grpc(true)`](crate::HttpPolicy::grpc).
 ///
@@ -78,7 +78,7 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        if !is_grpc_request(request.headers()) {
+        if !is_grpc(request.headers()) {
             return Box::pin(inner.call(request.map(SharedBody::streamed)));
         }
         let limit = self.limit;
@@ -109,7 +109,7 @@ impl fmt::Display for BufferedRequest {
 /// for any other request.
 pub fn grpc_key<B>(request: &Request<B>) -> Option<HttpKey> {
     let BufferedRequest(message) = request.extensions().get()?;
-    if !is_grpc_request(request.headers()) {
+    if !is_grpc(request.headers()) {
         return None;
     }
     let path = request.uri().path().as_bytes();
@@ -120,25 +120,18 @@ pub fn grpc_key<B>(request: &Request<B>) -> Option<HttpKey> {
     Some(HttpKey::from(key.freeze()))
 }
 
-fn is_grpc(headers: &HeaderMap) -> bool {
+/// A gRPC message, by its `content-type` (requests and responses alike).
+pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
     headers
         .get(CONTENT_TYPE)
         .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
 }
 
-fn is_grpc_request(headers: &HeaderMap) -> bool {
-    is_grpc(headers)
-}
-
 /// A gRPC request whose message was buffered whole.
 pub(crate) fn is_buffered_unary<B>(request: &Request<B>) -> bool {
     request.method() == Method::POST
-        && is_grpc_request(request.headers())
+        && is_grpc(request.headers())
         && request.extensions().get::<BufferedRequest>().is_some()
-}
-
-pub(crate) fn is_grpc_response(headers: &HeaderMap) -> bool {
-    is_grpc(headers)
 }
 
 /// `grpc-status: 0` in the trailers, or in the headers of a trailers-only

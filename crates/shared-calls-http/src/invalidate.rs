@@ -16,8 +16,9 @@ use crate::key::HttpKey;
 /// ([`HttpKey::path`], [`HttpKey::authority`], ...).
 ///
 /// ```
+/// # mod shared_calls { pub use shared_calls_http::{HttpCacheExt, SharedCallsLayer, default_key}; }
 /// use http::Request;
-/// use shared_calls_http::{HttpCacheExt, SharedCallsLayer, default_key};
+/// use shared_calls::{HttpCacheExt, SharedCallsLayer, default_key};
 ///
 /// let layer = SharedCallsLayer::new(|request: &Request<String>| default_key(request));
 /// let cache = layer.cache_handle();

@@ -24,8 +24,9 @@ use crate::cache_control::VaryKey;
 /// The method is no part of a key: `GET` and `HEAD` share one entry.
 ///
 /// ```
+/// # mod shared_calls { pub use shared_calls_http as http_policy; }
 /// use http::Request;
-/// use shared_calls_http::{HttpKey, KeyBuilder};
+/// use shared_calls::http_policy::{HttpKey, KeyBuilder};
 ///
 /// let request = Request::get("https://shop.test/users/7?tab=orders")
 ///     .header("x-tenant", "acme").body(()).unwrap();
@@ -269,8 +270,9 @@ pub fn default_key<B>(request: &Request<B>) -> Option<HttpKey> {
 /// and the query's parameters sorted or some of them dropped.
 ///
 /// ```
+/// # mod shared_calls { pub use shared_calls_http as http_policy; }
 /// use http::Request;
-/// use shared_calls_http::KeyBuilder;
+/// use shared_calls::http_policy::KeyBuilder;
 ///
 /// // Each user, told apart by `X-User-Id`, gets answers of their own.
 /// let key = KeyBuilder::new().header("x-user-id").drop_query_param("utm_source");
@@ -309,6 +311,7 @@ impl KeyBuilder {
     /// # Panics
     ///
     /// If `name` is not a valid header name.
+    #[must_use = "a setter returns the changed builder"]
     pub fn header(mut self, name: &str) -> Self {
         let name = HeaderName::try_from(name)
             .unwrap_or_else(|_| panic!("KeyBuilder::header: {name:?} is not a header name"));
@@ -319,6 +322,7 @@ impl KeyBuilder {
     /// Keys the query's parameters in sorted order, so that `?b=2&a=1` and
     /// `?a=1&b=2` share an entry. Only for origins that read the query as an
     /// unordered set of parameters.
+    #[must_use = "a setter returns the changed builder"]
     pub fn sort_query(mut self) -> Self {
         self.sort_query = true;
         self
@@ -326,6 +330,7 @@ impl KeyBuilder {
 
     /// Leaves every query parameter called `name` out of the key (a
     /// tracking parameter the origin ignores, say).
+    #[must_use = "a setter returns the changed builder"]
     pub fn drop_query_param(mut self, name: &str) -> Self {
         self.dropped_params.push(name.into());
         self

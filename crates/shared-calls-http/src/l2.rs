@@ -39,7 +39,7 @@ impl Codec<HttpKey, HttpShared> for HttpCodec {
     fn encode_value(&self, value: &HttpShared, out: &mut Vec<u8>) -> bool {
         match &value.0 {
             Shared::Complete(stored) => encode(stored, out).is_some(),
-            Shared::Unshared(_) => false,
+            Shared::OwnClientOnly(_) => false,
         }
     }
 
@@ -250,7 +250,7 @@ mod tests {
     fn complete(shared: &HttpShared) -> &StoredResponse {
         match &shared.0 {
             Shared::Complete(stored) => stored,
-            Shared::Unshared(_) => panic!("unshared"),
+            Shared::OwnClientOnly(_) => panic!("an answer for its own client only"),
         }
     }
 
@@ -286,8 +286,8 @@ mod tests {
 
     #[test]
     fn an_answer_for_its_own_caller_only_is_not_encoded() {
-        let unshared = HttpShared(Shared::Unshared(crate::shared::TakeOnce::new(())));
-        assert!(!HttpCodec.encode_value(&unshared, &mut Vec::new()));
+        let own_client_only = HttpShared(Shared::OwnClientOnly(crate::shared::TakeOnce::new(())));
+        assert!(!HttpCodec.encode_value(&own_client_only, &mut Vec::new()));
     }
 
     #[test]

@@ -129,10 +129,10 @@ pub use shared::{HttpFailure, HttpShared};
 pub use shared_calls_tower::Outcome;
 
 /// The layer with the HTTP policy: `.layer(SharedCallsLayer::new(key_fn))`.
-pub type SharedCallsLayer<F> = shared_calls_tower::SharedCallsLayer<F, HttpPolicy>;
+pub type SharedCallsLayer<F> = shared_calls_tower::CachingLayer<F, HttpPolicy>;
 
 /// The service of [`SharedCallsLayer`].
-pub type SharedCalls<S, F> = shared_calls_tower::SharedCalls<S, F, HttpPolicy>;
+pub type SharedCalls<S, F> = shared_calls_tower::Caching<S, F, HttpPolicy>;
 
 /// The cache of the HTTP layer: hand one to several layers with
 /// `.cache(handle)`, and invalidate through it after writes (by path or

@@ -80,7 +80,7 @@ where
     let collected = match pump.run().await {
         Pumped::Complete(collected) => collected,
         Pumped::TooLarge if !head.failed => {
-            let released = HttpShared(Shared::Unshared(TakeOnce::taken()));
+            let released = HttpShared(Shared::OwnClientOnly(TakeOnce::taken()));
             return Ok(Fetch::value(released).do_not_store());
         }
         Pumped::TooLarge | Pumped::Failed => {
@@ -93,8 +93,8 @@ where
     if !head.framing.agrees_with(collected.data().len()) {
         return Err(HttpFailure(Failure::Broken));
     }
-    let grpc_failed = grpc::is_grpc_response(&parts.headers)
-        && !grpc::succeeded(&parts.headers, collected.trailers());
+    let grpc_failed =
+        grpc::is_grpc(&parts.headers) && !grpc::succeeded(&parts.headers, collected.trailers());
     let in_transit = received.elapsed();
     let age = head.initial_age + in_transit;
     let mut parts = parts;
@@ -208,7 +208,7 @@ where
     let response = TakeOnce::new(Response::from_parts(parts, SharedBody::streamed(body)));
     match head.failed || contradictory {
         true => Err(HttpFailure(Failure::Error(response))),
-        false => Ok(Fetch::value(HttpShared(Shared::Unshared(response))).do_not_store()),
+        false => Ok(Fetch::value(HttpShared(Shared::OwnClientOnly(response))).do_not_store()),
     }
 }
 

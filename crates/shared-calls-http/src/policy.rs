@@ -33,7 +33,8 @@ use crate::shared::{Failure, HttpFailure, HttpShared, Shared, TakeOnce};
 /// Cloning is cheap (the settings are shared).
 ///
 /// ```
-/// use shared_calls_http::HttpPolicy;
+/// # mod shared_calls { pub use shared_calls_http as http_policy; }
+/// use shared_calls::http_policy::HttpPolicy;
 /// use std::time::Duration;
 ///
 /// let policy = HttpPolicy::new()
@@ -88,6 +89,7 @@ impl HttpPolicy {
     }
 
     /// Changes the storability and freshness rules.
+    #[must_use]
     pub fn map_rules(self, change: impl FnOnce(Rules) -> Rules) -> Self {
         self.with(|settings| settings.rules = change(settings.rules.clone()))
     }
@@ -95,6 +97,7 @@ impl HttpPolicy {
     /// The largest body buffered to be shared or stored (1 MiB by default).
     /// A larger response still reaches its own client whole, streamed; it
     /// is not stored, and other waiters call on their own.
+    #[must_use]
     pub fn max_body_size(self, bytes: usize) -> Self {
         self.with(|settings| settings.max_body_size = bytes)
     }
@@ -105,6 +108,7 @@ impl HttpPolicy {
     /// # Panics
     ///
     /// If the name is not a token (RFC 9110 §5.6.2).
+    #[must_use]
     pub fn cache_status(self, name: Option<&str>) -> Self {
         if let Some(name) = name {
             assert!(
@@ -120,6 +124,7 @@ impl HttpPolicy {
 
     /// Whether to add nginx's `X-Cache-Status` (`HIT`, `MISS`, `REVALIDATED`, `UPDATING`,
     /// `STALE`, `BYPASS`). Off by default.
+    #[must_use]
     pub fn x_cache_status(self, enabled: bool) -> Self {
         self.with(|settings| settings.x_cache_status = enabled)
     }
@@ -130,6 +135,7 @@ impl HttpPolicy {
     /// `grpc-status: 0`. Calls with `authorization` or `cookie` metadata
     /// bypass, as HTTP requests do, unless the key includes them
     /// ([`Rules::credentials_in_key`]). Off by default.
+    #[must_use]
     pub fn grpc(self, enabled: bool) -> Self {
         self.with(|settings| settings.grpc = enabled)
     }
@@ -370,7 +376,7 @@ where
                 .map(Request::headers)
                 .or(context.headers.as_ref())
                 .is_some_and(|headers| stored.serves(headers)),
-            Shared::Unshared(response) => answer.own_call && !response.is_taken(),
+            Shared::OwnClientOnly(response) => answer.own_call && !response.is_taken(),
         }
     }
 

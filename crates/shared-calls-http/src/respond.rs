@@ -35,7 +35,7 @@ impl HttpPolicy {
                 let conditions = context.conditions.as_deref();
                 self.answer(stored, answer, method, conditions)
             }
-            Shared::Unshared(response) => match response.take::<Response<SharedBody<B>>>() {
+            Shared::OwnClientOnly(response) => match response.take::<Response<SharedBody<B>>>() {
                 Some(response) => {
                     let mut response = own_response(response, method);
                     self.mark(&mut response, answer, None);

@@ -238,7 +238,7 @@ pub(crate) enum Shared {
     /// Streamed (over the size limit, failed midway, or not to be seen by
     /// other users): only the caller whose call produced it takes it; the
     /// others call on their own.
-    Unshared(TakeOnce),
+    OwnClientOnly(TakeOnce),
 }
 
 impl HttpShared {
@@ -246,7 +246,7 @@ impl HttpShared {
     pub fn weight(&self) -> u32 {
         match &self.0 {
             Shared::Complete(stored) => stored.weight(),
-            Shared::Unshared(_) => 1,
+            Shared::OwnClientOnly(_) => 1,
         }
     }
 }
@@ -259,7 +259,7 @@ impl fmt::Debug for HttpShared {
                 .field("status", &stored.status)
                 .field("body_len", &stored.body.data().len())
                 .finish_non_exhaustive(),
-            Shared::Unshared(_) => f.write_str("HttpShared(unshared)"),
+            Shared::OwnClientOnly(_) => f.write_str("HttpShared(own client only)"),
         }
     }
 }

@@ -31,8 +31,9 @@ impl Settings {
 /// Builds a [`RedisTier`].
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), shared_calls_redis::ConnectError> {
-/// use shared_calls_redis::RedisTier;
+/// # mod shared_calls { pub use shared_calls_redis as redis; }
+/// # async fn run() -> Result<(), shared_calls::redis::ConnectError> {
+/// use shared_calls::redis::RedisTier;
 /// use std::time::Duration;
 ///
 /// let tier = RedisTier::builder("redis://127.0.0.1:6379")
@@ -99,6 +100,7 @@ impl RedisTierBuilder {
     /// # Panics
     ///
     /// If it contains `{` or `}`: the keys' hash tags must stay the tier's.
+    #[must_use = "a setter returns the changed builder"]
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         let prefix = prefix.into();
         assert!(
@@ -111,6 +113,7 @@ impl RedisTierBuilder {
 
     /// The longest any one Redis operation may take (5 ms by default): a
     /// slower one counts as a failure and the request goes on without Redis.
+    #[must_use = "a setter returns the changed builder"]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.settings.timeout = timeout;
         self
@@ -120,6 +123,7 @@ impl RedisTierBuilder {
     /// default): a holder that crashed delays the others this long at most.
     /// Instances wait for a holder at most this long, or the cache's lock
     /// timeout if shorter.
+    #[must_use = "a setter returns the changed builder"]
     pub fn lock_ttl(mut self, ttl: Duration) -> Self {
         self.settings.lock_ttl = ttl;
         self
@@ -127,12 +131,14 @@ impl RedisTierBuilder {
 
     /// The longest pause between two looks at a held lock (10 ms by
     /// default); the first looks come sooner (1 ms, doubling).
+    #[must_use = "a setter returns the changed builder"]
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.settings.poll = interval.max(Duration::from_millis(1));
         self
     }
 
     /// Encoded entries larger than this are not written (1 MiB by default).
+    #[must_use = "a setter returns the changed builder"]
     pub fn max_value_size(mut self, bytes: usize) -> Self {
         self.settings.max_value_size = bytes;
         self
@@ -141,6 +147,7 @@ impl RedisTierBuilder {
     /// The circuit opens after `failures` consecutive failed or timed-out
     /// operations, refuses every operation for `cool_down`, then lets one
     /// probe through (5 failures, 1 s by default).
+    #[must_use = "a setter returns the changed builder"]
     pub fn breaker(mut self, failures: u32, cool_down: Duration) -> Self {
         self.settings.breaker_threshold = failures;
         self.settings.breaker_cool_down = cool_down;
@@ -150,6 +157,7 @@ impl RedisTierBuilder {
     /// How long Redis remembers that a key was invalidated, so that a load
     /// begun before cannot store after (1 h by default): longer than any
     /// load takes.
+    #[must_use = "a setter returns the changed builder"]
     pub fn generation_ttl(mut self, ttl: Duration) -> Self {
         self.settings.generation_ttl = ttl;
         self

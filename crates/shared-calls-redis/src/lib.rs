@@ -10,10 +10,11 @@
 //! wait for its entry. See [`shared_calls_cache::l2`] for the whole path.
 //!
 //! ```no_run
+//! # mod shared_calls { pub use shared_calls_cache as cache; pub use shared_calls_redis as redis; }
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use shared_calls_cache::l2::TextCodec;
-//! use shared_calls_cache::{Cache, Fetch};
-//! use shared_calls_redis::RedisTier;
+//! use shared_calls::cache::l2::TextCodec;
+//! use shared_calls::cache::{Cache, Fetch};
+//! use shared_calls::redis::RedisTier;
 //!
 //! let redis = RedisTier::builder("redis://127.0.0.1:6379").build().await?;
 //! let users: Cache<String, String> = Cache::builder().second_tier(redis, TextCodec).build();
@@ -37,6 +38,8 @@
 //! [poll interval](RedisTierBuilder::poll_interval), until the entry comes,
 //! the lock goes, or the wait's bound passes.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod breaker;
 mod builder;
 mod connection;
@@ -54,6 +57,7 @@ pub use tier::RedisTier;
 /// `metrics` facade as gauges named `shared_calls_l2_<counter>`, labelled
 /// with `cache`: call it on a timer, with `cache.stats().l2`.
 #[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub fn record_stats(cache: &'static str, stats: &shared_calls_cache::L2Stats) {
     let counters = [
         ("hits", stats.hits),

@@ -1,7 +1,7 @@
 //! What the layer costs, in one run:
 //!
 //! - `hit`: one request answered by a fresh stored entry, through
-//!   `SharedCalls` over a bare `service_fn`, next to the `service_fn` called
+//!   `Caching` over a bare `service_fn`, next to the `service_fn` called
 //!   directly, a raw `moka::sync::Cache::get` of the same key, and that get
 //!   followed by the bare call. Each request is `poll_ready`, `call` and one
 //!   poll of the response future, on a current-thread runtime; the response
@@ -24,7 +24,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use shared_calls_tower::{CloneResponses, SharedCallsLayer, Stats};
+use shared_calls_tower::{CachingLayer, CloneResponses, Stats};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 /// Per-sample times (ns per request) of each benchmark, kept for the summary.
@@ -107,7 +107,7 @@ fn hit(c: &mut Criterion, samples: &Samples) {
     moka.insert(KEY, stored_value());
 
     let layer =
-        SharedCallsLayer::<_, CloneResponses<u64, String, Infallible>>::new(|key: &u64| Some(*key))
+        CachingLayer::<_, CloneResponses<u64, String, Infallible>>::new(|key: &u64| Some(*key))
             .ttl(Duration::from_secs(3_600));
     let mut through_layer = layer.layer(bare.clone());
     // The first request stores the answer; every measured one is a hit.
@@ -140,7 +140,7 @@ fn hit(c: &mut Criterion, samples: &Samples) {
             black_box(request(&mut service, cx, black_box(KEY)));
         }));
     });
-    group.bench_function("SharedCalls hit", |b| {
+    group.bench_function("Caching hit", |b| {
         b.iter_custom(measure(samples, "layer", |cx| {
             black_box(request(&mut through_layer, cx, black_box(KEY)));
         }));
@@ -215,10 +215,10 @@ fn hot(c: &mut Criterion, samples: &Samples) -> Stats {
         Ok::<_, Infallible>(key)
     });
     let layer =
-        SharedCallsLayer::<_, CloneResponses<u64, u64, Infallible>>::new(|key: &u64| Some(*key))
+        CachingLayer::<_, CloneResponses<u64, u64, Infallible>>::new(|key: &u64| Some(*key))
             .ttl(HOT_TTL)
             .jitter(0.0);
-    hot_bench(c, samples, "SharedCalls", layer.layer(work));
+    hot_bench(c, samples, "Caching", layer.layer(work));
     hot_bench(c, samples, "bare service_fn", work);
     layer.cache_handle().stats()
 }
@@ -233,17 +233,17 @@ fn summary(samples: &Samples, hot: &Stats) {
         println!("  bare service_fn                {bare:8.1}");
         println!("  raw moka get                   {moka:8.1}");
         println!("  raw moka get + bare service_fn {both:8.1}");
-        println!("  SharedCalls hit                {layer:8.1}");
+        println!("  Caching hit                {layer:8.1}");
         println!(
             "  hit through layer / (raw moka get + bare call): {:.2}x (measured together), {:.2}x (sum of the two)",
             layer / both,
             layer / (moka + bare)
         );
     }
-    let [through, direct] = ["SharedCalls", "bare service_fn"].map(|name| samples.median(name));
+    let [through, direct] = ["Caching", "bare service_fn"].map(|name| samples.median(name));
     if !through.is_nan() {
         println!("hot (median of criterion's samples, calls per second)");
-        println!("  SharedCalls                    {:8.2} M/s", 1e3 / through);
+        println!("  Caching                    {:8.2} M/s", 1e3 / through);
         println!("  bare service_fn                {:8.2} M/s", 1e3 / direct);
         let lookups = hot.hits + hot.misses + hot.collapsed;
         let share = |n: u64| 100.0 * n as f64 / lookups as f64;

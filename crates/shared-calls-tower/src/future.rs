@@ -1,4 +1,4 @@
-//! [`ResponseFuture`]: the future of a [`SharedCalls`](crate::SharedCalls) call.
+//! [`ResponseFuture`]: the future of a [`Caching`](crate::Caching) call.
 
 use std::fmt;
 use std::future::Future;
@@ -15,7 +15,7 @@ use crate::policy::{Answer, Reply, ServicePolicy};
 type SharedFuture<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send + 'static>>;
 
 pin_project! {
-    /// The response future of [`SharedCalls`](crate::SharedCalls).
+    /// The response future of [`Caching`](crate::Caching).
     pub struct ResponseFuture<Req, S, P>
     where
         S: Service<Req>,

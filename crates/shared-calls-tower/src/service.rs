@@ -1,4 +1,4 @@
-//! [`SharedCalls`]: the service that collapses and caches.
+//! [`Caching`]: the service that collapses and caches.
 
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
@@ -14,7 +14,7 @@ use crate::layer::PolicyCache;
 use crate::miss::{self, Parked};
 use crate::policy::{Admission, Answer, Policy, Rejected, Reply, ServicePolicy};
 
-/// The service made by [`SharedCallsLayer`](crate::SharedCallsLayer).
+/// The service made by [`CachingLayer`](crate::CachingLayer).
 ///
 /// # Readiness
 ///
@@ -41,7 +41,7 @@ use crate::policy::{Admission, Answer, Policy, Rejected, Reply, ServicePolicy};
 /// A panic in the inner service while it answers a shared call reaches every
 /// waiting request as [`Rejected::Panicked`](crate::Rejected::Panicked) through the policy, and the key
 /// is free again at once; nobody hangs.
-pub struct SharedCalls<S, F, P: Policy> {
+pub struct Caching<S, F, P: Policy> {
     inner: S,
     key_fn: Arc<F>,
     policy: P,
@@ -49,7 +49,7 @@ pub struct SharedCalls<S, F, P: Policy> {
     hasher: RandomState,
 }
 
-impl<S: Clone, F, P: Policy> Clone for SharedCalls<S, F, P> {
+impl<S: Clone, F, P: Policy> Clone for Caching<S, F, P> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -61,16 +61,16 @@ impl<S: Clone, F, P: Policy> Clone for SharedCalls<S, F, P> {
     }
 }
 
-impl<S: fmt::Debug, F, P: Policy + fmt::Debug> fmt::Debug for SharedCalls<S, F, P> {
+impl<S: fmt::Debug, F, P: Policy + fmt::Debug> fmt::Debug for Caching<S, F, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedCalls")
+        f.debug_struct("Caching")
             .field("inner", &self.inner)
             .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
 }
 
-impl<S, F, P: Policy> SharedCalls<S, F, P> {
+impl<S, F, P: Policy> Caching<S, F, P> {
     pub(crate) fn new(inner: S, key_fn: Arc<F>, policy: P, cache: PolicyCache<P>) -> Self {
         Self {
             inner,
@@ -92,7 +92,7 @@ impl<S, F, P: Policy> SharedCalls<S, F, P> {
     }
 }
 
-impl<Req, S, F, K, P> Service<Req> for SharedCalls<S, F, P>
+impl<Req, S, F, K, P> Service<Req> for Caching<S, F, P>
 where
     Req: Send + 'static,
     S: Service<Req> + Clone + Send + 'static,
@@ -187,7 +187,7 @@ where
     }
 }
 
-impl<S, F, P: Policy> SharedCalls<S, F, P> {
+impl<S, F, P: Policy> Caching<S, F, P> {
     fn hit<Req>(&self, hit: Lookup<P::Shared>, context: &P::Context) -> ResponseFuture<Req, S, P>
     where
         S: Service<Req>,

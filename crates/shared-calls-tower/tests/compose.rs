@@ -6,15 +6,15 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared_calls_tower::{CloneResponses, SharedCallsLayer, SharedError};
+use shared_calls_tower::{CachingLayer, CloneResponses, SharedError};
 use support::{Backend, KeyFn, Step, bounded, join_all, layer, own_key, settle, spawn_all};
 use tokio::time::Instant;
 use tower::timeout::error::Elapsed;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 
 /// A layer for an inner service whose error is tower's `BoxError`.
-fn boxed_layer() -> SharedCallsLayer<KeyFn, CloneResponses<u32, String, BoxError>> {
-    SharedCallsLayer::new(own_key as KeyFn)
+fn boxed_layer() -> CachingLayer<KeyFn, CloneResponses<u32, String, BoxError>> {
+    CachingLayer::new(own_key as KeyFn)
 }
 
 /// `timeout` outside: the callers' deadline passes while the shared call is

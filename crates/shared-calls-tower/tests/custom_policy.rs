@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shared_calls_tower::{
-    Admission, Fetch, Leader, Outcome, Policy, Reply, ServicePolicy, SharedCallsLayer, SharedError,
+    Admission, CachingLayer, Fetch, Leader, Outcome, Policy, Reply, ServicePolicy, SharedError,
 };
 use support::{bounded, join_all};
 use tower::{Layer, Service, ServiceExt, service_fn};
@@ -104,8 +104,8 @@ fn pages(
     })
 }
 
-fn layer() -> SharedCallsLayer<fn(&String) -> Option<String>, Pages> {
-    SharedCallsLayer::new((|path: &String| Some(path.clone())) as fn(&String) -> Option<String>)
+fn layer() -> CachingLayer<fn(&String) -> Option<String>, Pages> {
+    CachingLayer::new((|path: &String| Some(path.clone())) as fn(&String) -> Option<String>)
         .jitter(0.0)
 }
 

@@ -189,11 +189,11 @@ async fn a_call_whose_callers_all_left_finishes_and_stores() {
     assert_eq!(layer.cache_handle().stats().hits, 2);
 }
 
-/// With `finish_abandoned_calls(false)`, a call whose every caller left is
+/// With `finish_abandoned(false)`, a call whose every caller left is
 /// cancelled (the inner future is dropped) and nothing is stored.
 #[tokio::test(start_paused = true)]
 async fn an_abandoned_call_can_be_cancelled_instead() {
-    let layer = layer().finish_abandoned_calls(false);
+    let layer = layer().finish_abandoned(false);
     let backend = Backend::gated();
     let service = layer.layer(backend.clone());
 

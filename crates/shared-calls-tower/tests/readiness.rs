@@ -9,7 +9,7 @@ mod support;
 
 use std::task::Poll;
 
-use shared_calls_tower::{CloneResponses, SharedCallsLayer, SharedError};
+use shared_calls_tower::{CachingLayer, CloneResponses, SharedError};
 use support::{KeyFn, bounded, own_key, poll_once};
 use tokio_test::{assert_pending, assert_ready_ok};
 use tower_test::mock;
@@ -17,8 +17,8 @@ use tower_test::mock;
 type MockError = Box<dyn std::error::Error + Send + Sync>;
 type Policy = CloneResponses<u32, String, MockError>;
 
-fn layer() -> SharedCallsLayer<KeyFn, Policy> {
-    SharedCallsLayer::new(own_key as KeyFn)
+fn layer() -> CachingLayer<KeyFn, Policy> {
+    CachingLayer::new(own_key as KeyFn)
 }
 
 /// The layer is ready while the inner service is not: a request that may be
@@ -67,7 +67,7 @@ async fn the_inner_readiness_error_reaches_the_caller() {
 /// as soon as there is capacity for it.
 #[tokio::test(start_paused = true)]
 async fn a_bypassed_call_readies_its_own_service() {
-    let layer = SharedCallsLayer::<_, Policy>::new(|_: &u32| None::<u32>);
+    let layer = CachingLayer::<_, Policy>::new(|_: &u32| None::<u32>);
     let (mut service, mut handle) = mock::spawn_layer::<u32, String, _>(layer);
     for request in 0..3 {
         handle.allow(1);

@@ -9,7 +9,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared_calls_tower::{Cache, SharedCallsLayer, SharedError, Stats};
+use shared_calls_tower::{Cache, CachingLayer, SharedError, Stats};
 use support::{
     Backend, KeyFn, Policy, Step, answer, bounded, even_key, join_all, layer, own_key,
     spawn_callers,
@@ -20,7 +20,7 @@ use tower::{Layer, ServiceExt};
 /// time; nothing is shared or stored, and the cache counts nothing.
 #[tokio::test(start_paused = true)]
 async fn requests_without_a_key_bypass_every_time() {
-    let layer = SharedCallsLayer::<_, Policy>::new(even_key as KeyFn);
+    let layer = CachingLayer::<_, Policy>::new(even_key as KeyFn);
     let backend = Backend::open_now();
     let service = layer.layer(backend.clone());
     for _ in 0..5 {
@@ -209,9 +209,8 @@ async fn services_of_a_layer_and_its_clones_share_flights_and_hits() {
 async fn a_handed_in_cache_is_shared_and_invalidation_forces_a_call() {
     let cache: Cache<u32, String, Arc<io::Error>> =
         Cache::builder().ttl(Duration::from_secs(60)).build();
-    let users = SharedCallsLayer::<_, Policy>::new(own_key as KeyFn).cache(cache.clone());
-    let admin =
-        SharedCallsLayer::<_, Policy>::new(|request: &u32| Some(*request)).cache(cache.clone());
+    let users = CachingLayer::<_, Policy>::new(own_key as KeyFn).cache(cache.clone());
+    let admin = CachingLayer::<_, Policy>::new(|request: &u32| Some(*request)).cache(cache.clone());
     let (backend, other) = (Backend::open_now(), Backend::open_now());
     let users = users.layer(backend.clone());
     let admin = admin.layer(other.clone());

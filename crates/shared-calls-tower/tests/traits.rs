@@ -7,7 +7,7 @@ mod support;
 use std::io;
 
 use shared_calls_tower::{
-    Answer, CloneResponses, Rejected, ResponseFuture, SharedCalls, SharedCallsLayer, SharedError,
+    Answer, Caching, CachingLayer, CloneResponses, Rejected, ResponseFuture, SharedError,
 };
 use support::{Backend, KeyFn, Policy};
 use tower::Layer;
@@ -25,16 +25,16 @@ type Closure = fn(u32) -> std::future::Ready<Result<String, io::Error>>;
 
 #[test]
 fn layer_is_send_and_sync() {
-    assert_send::<SharedCallsLayer<KeyFn, Policy>>();
-    assert_sync::<SharedCallsLayer<KeyFn, Policy>>();
-    assert_static::<SharedCallsLayer<KeyFn, Policy>>();
+    assert_send::<CachingLayer<KeyFn, Policy>>();
+    assert_sync::<CachingLayer<KeyFn, Policy>>();
+    assert_static::<CachingLayer<KeyFn, Policy>>();
 }
 
 #[test]
 fn service_is_send_and_sync() {
-    assert_send_sync_static::<SharedCalls<Backend, KeyFn, Policy>>();
-    assert_send_sync_static::<SharedCalls<Mock, KeyFn, MockPolicy>>();
-    assert_send_sync_static::<SharedCalls<ServiceFn<Closure>, KeyFn, Policy>>();
+    assert_send_sync_static::<Caching<Backend, KeyFn, Policy>>();
+    assert_send_sync_static::<Caching<Mock, KeyFn, MockPolicy>>();
+    assert_send_sync_static::<Caching<ServiceFn<Closure>, KeyFn, Policy>>();
 }
 
 #[test]

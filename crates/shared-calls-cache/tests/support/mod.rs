@@ -4,16 +4,22 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+mod waits;
+
 use std::future::Future;
+use std::ops::Range;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use shared_calls_cache::Fetch;
+use shared_calls_cache::{Cache, Fetch, Lookup, Outcome};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+
+#[allow(unused_imports)] // as dead_code above: not every test binary uses every one
+pub(crate) use waits::{LIMIT, bounded, signal_entered, until_entered};
 
 /// A cache of strings whose loads fail with a `&'static str`.
 pub(crate) type Strings = shared_calls_cache::Cache<String, String, &'static str>;
@@ -23,14 +29,28 @@ pub(crate) fn value(v: &str) -> Result<Fetch<String>, &'static str> {
     Ok(Fetch::value(v.to_owned()))
 }
 
-/// The longest any test waits for anything (virtual time in paused tests).
-pub(crate) const LIMIT: Duration = Duration::from_secs(10);
+/// Asserts what a caller received: the value, and how it was answered.
+#[track_caller]
+pub(crate) fn assert_answer(lookup: &Lookup<String>, value: &str, outcome: Outcome) {
+    assert_eq!(
+        (lookup.value().as_str(), lookup.outcome()),
+        (value, outcome)
+    );
+}
 
-/// Awaits `future`, failing the test instead of hanging.
-pub(crate) async fn bounded<F: Future>(future: F) -> F::Output {
-    tokio::time::timeout(LIMIT, future)
-        .await
-        .expect("a wait that should end did not")
+/// Loads every key of `keys`, each a miss that stores the key as its value,
+/// then lets the cache finish its pending work (evictions, weights).
+pub(crate) async fn fill<E>(cache: &Cache<u64, u64, E>, keys: Range<u64>)
+where
+    E: Clone + Send + Sync + std::fmt::Debug + 'static,
+{
+    for key in keys {
+        cache
+            .get_or_load(&key, move || async move { Ok(Fetch::value(key)) })
+            .await
+            .unwrap();
+    }
+    cache.run_pending_tasks();
 }
 
 /// Polls `future` once, with a waker that does nothing: `Ready` means the
@@ -39,32 +59,6 @@ pub(crate) fn poll_once<F: Future>(future: F) -> Poll<F::Output> {
     pin!(future)
         .as_mut()
         .poll(&mut Context::from_waker(Waker::noop()))
-}
-
-/// Runs `future`, adding a permit to `entered` right after its first poll.
-///
-/// A `get_or_load` has joined (or led) its key's flight once it has been
-/// polled once, so a test that acquires N permits knows that N callers are
-/// in the flight, on any runtime, without sleeping.
-pub(crate) async fn signal_entered<F: Future>(future: F, entered: Arc<Semaphore>) -> F::Output {
-    let mut future = pin!(future);
-    let mut first = true;
-    std::future::poll_fn(|cx| {
-        let poll = future.as_mut().poll(cx);
-        if std::mem::take(&mut first) {
-            entered.add_permits(1);
-        }
-        poll
-    })
-    .await
-}
-
-/// Waits until `n` callers have signalled through [`signal_entered`].
-pub(crate) async fn until_entered(entered: &Semaphore, n: usize) {
-    bounded(entered.acquire_many(u32::try_from(n).unwrap()))
-        .await
-        .unwrap()
-        .forget();
 }
 
 /// Lets the runtime run what is ready until `done` holds, without letting

@@ -4,21 +4,24 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+#[path = "../../../shared-calls-cache/tests/support/waits.rs"]
+mod waits;
+
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use shared_calls_tower::{CloneResponses, SharedCallsLayer};
+use shared_calls_tower::{CachingLayer, CloneResponses};
 use tokio::sync::{Semaphore, watch};
 use tower::Service;
 
-/// The longest any test waits for anything (virtual time in paused tests).
-pub(crate) const LIMIT: Duration = Duration::from_secs(30);
+#[allow(unused_imports)] // as dead_code above: not every test binary uses every one
+pub(crate) use waits::{bounded, signal_entered, until_entered};
 
 /// The policy of most tests: `u32` requests are their own keys, `String`
 /// answers, `io::Error` failures.
@@ -38,8 +41,8 @@ pub(crate) fn even_key(request: &u32) -> Option<u32> {
 }
 
 /// A layer with the default settings and [`own_key`].
-pub(crate) fn layer() -> SharedCallsLayer<KeyFn, Policy> {
-    SharedCallsLayer::new(own_key as KeyFn)
+pub(crate) fn layer() -> CachingLayer<KeyFn, Policy> {
+    CachingLayer::new(own_key as KeyFn)
 }
 
 /// What the backend answers for `request` when it succeeds.
@@ -47,42 +50,9 @@ pub(crate) fn answer(request: u32) -> String {
     format!("v{request}")
 }
 
-/// Awaits `future`, failing the test instead of hanging.
-pub(crate) async fn bounded<F: Future>(future: F) -> F::Output {
-    tokio::time::timeout(LIMIT, future)
-        .await
-        .expect("a wait that should end did not")
-}
-
 /// Polls `future` once, with a waker that does nothing.
 pub(crate) fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
     Pin::new(future).poll(&mut Context::from_waker(Waker::noop()))
-}
-
-/// Runs `future`, adding a permit to `entered` right after its first poll.
-///
-/// A shared request has joined (or led) its key's flight once its response
-/// future has been polled once, so a test that acquires N permits knows that
-/// N requests are in the flight, on any runtime, without sleeping.
-pub(crate) async fn signal_entered<F: Future>(future: F, entered: Arc<Semaphore>) -> F::Output {
-    let mut future = pin!(future);
-    let mut first = true;
-    std::future::poll_fn(|cx| {
-        let poll = future.as_mut().poll(cx);
-        if std::mem::take(&mut first) {
-            entered.add_permits(1);
-        }
-        poll
-    })
-    .await
-}
-
-/// Waits until `n` requests have signalled through [`signal_entered`].
-pub(crate) async fn until_entered(entered: &Semaphore, n: usize) {
-    bounded(entered.acquire_many(u32::try_from(n).unwrap()))
-        .await
-        .unwrap()
-        .forget();
 }
 
 /// Lets every task of a current-thread runtime with paused time run until
