@@ -668,7 +668,7 @@ mod revalidation {
             }
         };
         let keep = match revalidate {
-            true => shared_calls::http::DEFAULT_KEEP_FOR_REVALIDATION,
+            true => shared_calls::http_policy::DEFAULT_KEEP_FOR_REVALIDATION,
             false => Duration::ZERO,
         };
         let layer = SharedCallsLayer::new(default_key)

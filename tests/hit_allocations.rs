@@ -16,7 +16,7 @@ use std::convert::Infallible;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty, Full};
-use shared_calls::http::HttpKey;
+use shared_calls::http_policy::HttpKey;
 use shared_calls::{Outcome, SharedCallsLayer, default_key};
 use tower::{Layer, Service, ServiceExt, service_fn};
 

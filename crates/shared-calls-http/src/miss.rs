@@ -141,7 +141,7 @@ where
     let response = TakeOnce::new(Response::from_parts(parts, SharedBody::streamed(body)));
     match failed {
         true => Err(HttpFailure(Failure::Error(response))),
-        false => Ok(Fetch::value(HttpShared(Shared::Unshared(response))).do_not_store()),
+        false => Ok(Fetch::value(HttpShared(Shared::OwnClientOnly(response))).do_not_store()),
     }
 }
 
@@ -178,7 +178,7 @@ where
     if head.own_client_only {
         // The origin now says the answer is not for sharing.
         let response = freshened.to_response::<B>(true);
-        let own = HttpShared(Shared::Unshared(TakeOnce::new(response)));
+        let own = HttpShared(Shared::OwnClientOnly(TakeOnce::new(response)));
         return Ok(Fetch::value(own).do_not_store());
     }
     let keep = policy.revalidation_window();

@@ -146,6 +146,7 @@ impl HttpPolicy {
     /// `304` then freshens it without sending its body again (RFC 9111
     /// §4.3). [`DEFAULT_KEEP_FOR_REVALIDATION`] by default; zero turns
     /// revalidation off (expired answers are fetched whole).
+    #[must_use]
     pub fn keep_for_revalidation(self, window: Duration) -> Self {
         self.with(|settings| settings.keep_for_revalidation = window)
     }
