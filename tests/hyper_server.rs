@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -40,21 +40,7 @@ async fn serve(calls: &Counter, waiting: &Counter, gate: &Gate) -> SocketAddr {
         .layer(CountWaiting(waiting.clone()))
         .layer(SharedCallsLayer::new(default_key).jitter(0.0))
         .service(handler);
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let service = TowerToHyperService::new(service.clone());
-            tokio::spawn(async move {
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
+    serve_with_hyper(service).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,13 +72,7 @@ async fn http2_burst_on_one_connection_reaches_the_handler_once() {
         let request = Request::get("http://example.test/h2")
             .body(Empty::<Bytes>::new())
             .unwrap();
-        let response = sender.send_request(request).await.unwrap();
-        let (parts, body) = response.into_parts();
-        Got {
-            status: parts.status,
-            headers: parts.headers,
-            body: body.collect().await.unwrap().to_bytes(),
-        }
+        Got::read(sender.send_request(request).await.unwrap()).await
     };
 
     let tasks: Vec<_> = (0..BURST)
@@ -136,20 +116,7 @@ async fn serve_tagged(calls: &Counter, conditional: &Counter, gate: &Gate) -> So
     let service = SharedCallsLayer::new(default_key)
         .jitter(0.0)
         .layer(handler);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let service = TowerToHyperService::new(service.clone());
-            tokio::spawn(async move {
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
+    serve_with_hyper(service).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,4 +147,30 @@ async fn a_burst_of_conditional_and_plain_requests_gets_304s_and_200s_from_one_h
     let again = fetch_with(addr, "/doc", &[("if-none-match", "W/\"v1\"")]).await;
     assert_eq!(again.status, StatusCode::NOT_MODIFIED);
     assert_eq!(calls.get(), 1);
+}
+
+/// Serves `service` with hyper (HTTP/1.1 and h2c) on a fresh loopback port.
+async fn serve_with_hyper<S, B>(service: S) -> SocketAddr
+where
+    S: tower::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let service = TowerToHyperService::new(service.clone());
+            tokio::spawn(async move {
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
 }

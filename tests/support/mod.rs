@@ -7,8 +7,12 @@
 
 #![allow(dead_code)]
 
+#[path = "../../crates/shared-calls-http/tests/support/got.rs"]
+mod got;
 pub(crate) mod hostile_origin;
 pub(crate) mod soak;
+
+pub(crate) use got::Got;
 
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
@@ -19,8 +23,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
 use shared_calls::http_policy::HttpKey;
 use shared_calls::{SharedCallsLayer, default_key};
 use tokio::sync::watch;
@@ -166,14 +170,6 @@ pub(crate) fn exact_ttl_layer(ttl: Duration) -> SharedCallsLayer<KeyFn> {
         .jitter(0.0)
 }
 
-/// A response as a test sees it.
-#[derive(Debug)]
-pub(crate) struct Got {
-    pub(crate) status: StatusCode,
-    pub(crate) headers: HeaderMap,
-    pub(crate) body: Bytes,
-}
-
 impl Got {
     /// The one `Cache-Status` line (fails if there are several or none).
     pub(crate) fn cache_status(&self) -> String {
@@ -185,14 +181,6 @@ impl Got {
     /// `Cache-Status` with its `ttl` number replaced by `N`, and the number.
     pub(crate) fn cache_status_shape(&self) -> (String, Option<u64>) {
         shape(&self.cache_status())
-    }
-
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
-    pub(crate) fn text(&self) -> &str {
-        std::str::from_utf8(&self.body).unwrap()
     }
 }
 
@@ -219,14 +207,7 @@ pub(crate) async fn send(addr: SocketAddr, request: Request<Full<Bytes>>) -> Got
         let io = hyper_util::rt::TokioIo::new(stream);
         let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
         tokio::spawn(conn);
-        let response = sender.send_request(request).await.unwrap();
-        let (parts, body) = response.into_parts();
-        let body = body.collect().await.unwrap().to_bytes();
-        Got {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        }
+        Got::read(sender.send_request(request).await.unwrap()).await
     })
     .await
 }

@@ -7,6 +7,10 @@
 
 #![allow(dead_code)]
 
+mod got;
+
+pub(crate) use got::Got;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +19,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use shared_calls_http::{HttpKey, SharedCalls, SharedCallsLayer, default_key};
 use tower::{Layer, Service, ServiceExt};
 
@@ -209,26 +213,6 @@ pub(crate) fn get(uri: &str, headers: &[(&str, &str)]) -> Req {
     request(Method::GET, uri, headers)
 }
 
-/// A response as a test sees it.
-#[derive(Debug)]
-pub(crate) struct Got {
-    pub(crate) status: StatusCode,
-    pub(crate) headers: HeaderMap,
-    pub(crate) body: Bytes,
-}
-
-impl Got {
-    /// The value of header `name`, if there is one.
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
-    /// The body as text.
-    pub(crate) fn text(&self) -> &str {
-        std::str::from_utf8(&self.body).unwrap()
-    }
-}
-
 /// Sends `request` through `service` and reads the whole answer (bounded).
 pub(crate) async fn send<S, B>(service: &S, request: Req) -> Got
 where
@@ -238,14 +222,7 @@ where
     B::Error: std::fmt::Debug,
 {
     bounded("a request through the layer", async {
-        let response = service.clone().oneshot(request).await.unwrap();
-        let (parts, body) = response.into_parts();
-        let body = body.collect().await.unwrap().to_bytes();
-        Got {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        }
+        Got::read(service.clone().oneshot(request).await.unwrap()).await
     })
     .await
 }
