@@ -19,8 +19,8 @@ use crate::body::SharedBody;
 use crate::conditional::Conditions;
 use crate::freshness::Rules;
 use crate::grpc;
-use crate::invalidation::Invalidation;
 use crate::key::HttpKey;
+use crate::location_targets::LocationTargets;
 use crate::miss;
 use crate::request_freshness::Limits;
 use crate::respond::own_response;
@@ -187,7 +187,7 @@ impl HttpPolicy {
             conditions: None,
             only_if_cached: false,
             limits: None,
-            invalidation: None,
+            location_targets: None,
             revalidating: None,
         };
         if self.settings.grpc && grpc::is_buffered_unary(request) {
@@ -241,7 +241,7 @@ pub struct HttpContext {
     /// The request's own `max-age` / `min-fresh` / `max-stale`, honoured.
     limits: Option<Box<Limits>>,
     /// An unsafe request's URI, to find the targets its success invalidates.
-    invalidation: Option<Box<Invalidation>>,
+    location_targets: Option<Box<LocationTargets>>,
     /// The kept answer this request's call asks the origin about, when it
     /// was made conditional.
     pub(crate) revalidating: Option<HttpShared>,
@@ -274,7 +274,7 @@ where
         match context.bypass {
             None => Admission::Share(context),
             Some(BypassReason::Method) if is_unsafe(request.method()) => {
-                context.invalidation = Invalidation::of(request).map(Box::new);
+                context.location_targets = LocationTargets::of(request).map(Box::new);
                 Admission::BypassAndInvalidate(context)
             }
             Some(_) => Admission::Bypass(context),
@@ -433,8 +433,8 @@ where
         context: &HttpContext,
         response: &Response<ResB>,
     ) -> Vec<HttpKey> {
-        match &context.invalidation {
-            Some(invalidation) => invalidation.targets(key, response.headers()),
+        match &context.location_targets {
+            Some(targets) => targets.targets(key, response.headers()),
             None => Vec::new(),
         }
     }

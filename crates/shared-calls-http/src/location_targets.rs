@@ -25,7 +25,7 @@ const MAX_TARGETS: usize = 4;
 
 /// What an unsafe request's targets are resolved against.
 #[derive(Debug, Clone)]
-pub(crate) struct Invalidation {
+pub(crate) struct LocationTargets {
     /// The request's URI as [`default_key`] writes it:
     /// `scheme "://" authority path [ "?" query ]`.
     uri: Bytes,
@@ -33,7 +33,7 @@ pub(crate) struct Invalidation {
     origin_len: usize,
 }
 
-impl Invalidation {
+impl LocationTargets {
     /// The request's URI, if it names one resource for certain.
     pub(crate) fn of<B>(request: &Request<B>) -> Option<Self> {
         let key = default_key(request)?;
@@ -208,7 +208,7 @@ mod tests {
 
     fn resolve(base: &str, reference: &str) -> Option<String> {
         let request = Request::post(base).body(()).unwrap();
-        Invalidation::of(&request).unwrap().resolve(reference)
+        LocationTargets::of(&request).unwrap().resolve(reference)
     }
 
     #[test]
