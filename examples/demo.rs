@@ -734,7 +734,7 @@ mod revalidation {
         for (label, revalidate) in [("without revalidation", false), ("with revalidation", true)] {
             let (answers, sent) = run(revalidate, duration)?;
             println!(
-                "  {label:<22} {:>6} answers; backend sent {:>9} body bytes ({} full answers, {} not modified)",
+                "  {label:<22} {:>6} answers; backend sent {:>9} body bytes ({} full, {} not modified)",
                 thousands(answers),
                 thousands(sent.body_bytes.load(Ordering::Relaxed)),
                 sent.full.load(Ordering::Relaxed),
