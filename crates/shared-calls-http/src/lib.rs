@@ -102,6 +102,7 @@ pub mod admission;
 pub mod body;
 pub mod cache_control;
 mod conditional;
+mod etag;
 mod framing;
 pub mod freshness;
 mod grpc;

@@ -14,10 +14,11 @@
 use std::sync::atomic::Ordering;
 
 use http::header::{
-    CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, ETAG, HeaderMap, HeaderName, HeaderValue,
+    CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, ETAG, HeaderMap, HeaderName,
     IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
 };
 
+use crate::etag;
 use crate::framing;
 use crate::shared::StoredResponse;
 
@@ -35,7 +36,7 @@ const KEPT_FROM_STORED: [HeaderName; 5] = [
 
 /// Whether a response carries a validator a conditional request can use.
 pub(crate) fn has_validator(headers: &HeaderMap) -> bool {
-    entity_tag(headers).is_some() || headers.contains_key(LAST_MODIFIED)
+    etag::of(headers).is_some() || headers.contains_key(LAST_MODIFIED)
 }
 
 /// Adds to `request_headers` the conditions that ask whether `stored` still
@@ -45,7 +46,7 @@ pub(crate) fn make_conditional(request_headers: &mut HeaderMap, stored: &StoredR
     if stored.unidentified.load(Ordering::Relaxed) {
         return false;
     }
-    let etag = entity_tag(&stored.headers);
+    let etag = etag::of(&stored.headers);
     let last_modified = stored.headers.get(LAST_MODIFIED);
     if etag.is_none() && last_modified.is_none() {
         return false;
@@ -64,8 +65,8 @@ pub(crate) fn make_conditional(request_headers: &mut HeaderMap, stored: &StoredR
 /// that matches weakly; without an entity tag, the same `Last-Modified`.
 /// An answer without any validator identifies nothing: `stored` has one.
 pub(crate) fn identifies(headers: &HeaderMap, stored: &StoredResponse) -> bool {
-    let stored_tag = entity_tag(&stored.headers);
-    match (entity_tag(headers), stored_tag) {
+    let stored_tag = etag::of(&stored.headers);
+    match (etag::of(headers), stored_tag) {
         (Some(new), Some(old)) if !new.weak => !old.weak && new.opaque == old.opaque,
         (Some(new), Some(old)) => new.opaque == old.opaque,
         (Some(_), None) => false,
@@ -106,43 +107,10 @@ pub(crate) fn merged_headers(stored: &HeaderMap, not_modified: &HeaderMap) -> He
     merged
 }
 
-/// An entity tag (RFC 9110 §8.8.3): its opaque part, whether it is weak, and
-/// the whole value.
-struct EntityTag<'a> {
-    weak: bool,
-    opaque: &'a [u8],
-    value: &'a HeaderValue,
-}
-
-/// The response's one well-formed `ETag`, if it has one.
-fn entity_tag(headers: &HeaderMap) -> Option<EntityTag<'_>> {
-    let mut values = headers.get_all(ETAG).iter();
-    let value = values.next()?;
-    if values.next().is_some() {
-        return None;
-    }
-    let bytes = value.as_bytes().trim_ascii();
-    let (weak, quoted) = match bytes.strip_prefix(b"W/") {
-        Some(rest) => (true, rest),
-        None => (false, bytes),
-    };
-    let opaque = quoted.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
-    // etagc = %x21 / %x23-7E / obs-text
-    if !opaque
-        .iter()
-        .all(|&b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
-    {
-        return None;
-    }
-    Some(EntityTag {
-        weak,
-        opaque,
-        value,
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use http::HeaderValue;
+
     use super::*;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
@@ -188,10 +156,10 @@ mod tests {
     fn malformed_entity_tags_are_no_validators() {
         for bad in ["a", "\"a", "W/a", "\"a\"b\"", "\"a b\""] {
             let map = headers(&[("etag", bad)]);
-            assert!(entity_tag(&map).is_none(), "{bad}");
+            assert!(etag::of(&map).is_none(), "{bad}");
         }
         let weak = headers(&[("etag", "W/\"x\"")]);
-        let tag = entity_tag(&weak).unwrap();
+        let tag = etag::of(&weak).unwrap();
         assert!(tag.weak && tag.opaque == b"x");
     }
 }
