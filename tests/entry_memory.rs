@@ -11,7 +11,8 @@
 //!
 //! `ENTRY_MEMORY_ENTRIES=100000 cargo test --release --test entry_memory -- --nocapture`
 //! stores more entries per case than the 10,000 CI stores, and prints the
-//! figures.
+//! figures; `ENTRY_MEMORY_BODY=1024` measures that body size alone (for a
+//! heap profile of one case).
 
 use std::alloc::System;
 use std::convert::Infallible;
@@ -198,8 +199,15 @@ fn entries() -> u32 {
 #[tokio::test(flavor = "current_thread")]
 async fn a_stored_entry_holds_its_content_not_the_read_buffer_and_weighs_its_heap() {
     let entries = entries();
+    let only: Option<usize> = std::env::var("ENTRY_MEMORY_BODY")
+        .ok()
+        .and_then(|body| body.parse().ok());
     // Large bodies: fewer of them, the same order of heap.
-    for (body_len, entries) in [(64, entries), (1024, entries), (16 * 1024, entries / 8)] {
+    let cases = [(64, entries), (1024, entries), (16 * 1024, entries / 8)];
+    for (body_len, entries) in cases
+        .into_iter()
+        .filter(|(body_len, _)| only.is_none_or(|only| only == *body_len))
+    {
         let measured = measure(entries, body_len).await;
         let bound = MAX_RATIO * (measured.content + FIXED_OVERHEAD as f64);
         println!(

@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode, Version};
 use crate::body::{Collected, SharedBody};
 use crate::cache_control::VaryKey;
 use crate::framing;
-use crate::owned;
+use crate::owned::{self, HeaderLines};
 
 /// Header lines a served answer may gain: `Age`, `Cache-Status`,
 /// `X-Cache-Status`, and a `HEAD` answer's `Content-Length`.
@@ -27,7 +27,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 pub(crate) struct StoredResponse {
     pub(crate) status: StatusCode,
     pub(crate) version: Version,
-    pub(crate) headers: HeaderMap,
+    headers: HeaderLines,
     pub(crate) body: Collected,
     /// The request header values it varies on; `None` when it does not vary.
     pub(crate) vary: Option<VaryKey>,
@@ -141,6 +141,16 @@ impl StoredResponse {
         headers
     }
 
+    /// Its header lines in a map of their own.
+    pub(crate) fn headers(&self) -> HeaderMap {
+        self.headers.to_map(0)
+    }
+
+    /// Its header lines as stored.
+    pub(crate) fn header_lines(&self) -> &HeaderLines {
+        &self.headers
+    }
+
     /// Whether it may answer a request with these headers.
     pub(crate) fn serves(&self, request_headers: &HeaderMap) -> bool {
         self.vary
@@ -161,8 +171,10 @@ impl StoredResponse {
         let mut response = Response::new(body);
         *response.status_mut() = self.status;
         *response.version_mut() = self.version;
-        *response.headers_mut() = self.head();
-        if !with_body && !self.headers.contains_key(CONTENT_LENGTH) {
+        // With room for the lines a served answer gains, so that adding them
+        // allocates nothing more.
+        *response.headers_mut() = self.headers.to_map(ADDED_HEADER_LINES);
+        if !with_body && !self.headers.contains_key(&CONTENT_LENGTH) {
             // A `HEAD` answer announces the length the `GET` would have sent
             // (RFC 9110 §8.6), not that of its empty body.
             response
@@ -170,19 +182,6 @@ impl StoredResponse {
                 .insert(CONTENT_LENGTH, HeaderValue::from(self.body.data().len()));
         }
         response
-    }
-
-    /// A copy of its header lines with room for the ones a served answer
-    /// gains, so that adding them allocates nothing more. (A clone of the
-    /// stored map would be as full as the map and grow on the first line.)
-    fn head(&self) -> HeaderMap {
-        let mut head = HeaderMap::with_capacity(self.headers.len() + ADDED_HEADER_LINES);
-        head.extend(
-            self.headers
-                .iter()
-                .map(|(name, value)| (name.clone(), value.clone())),
-        );
-        head
     }
 
     /// The heap it holds, for a cache bounded by weight.
