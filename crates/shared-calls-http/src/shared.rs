@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::response::Parts;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, Version};
@@ -129,7 +130,7 @@ impl StoredResponse {
         {
             return headers.clone();
         }
-        let (age, cache_status) = make(age);
+        let (age, cache_status) = in_one_allocation(make(age));
         let headers = HitHeaders {
             made_for,
             age,
@@ -188,6 +189,28 @@ impl StoredResponse {
     pub(crate) fn weight(&self) -> u32 {
         u32::try_from(owned::weight(self)).unwrap_or(u32::MAX)
     }
+}
+
+/// `age` and `cache_status` copied into one allocation of their exact size:
+/// an entry keeps them for as long as it is stored.
+fn in_one_allocation(
+    (age, cache_status): (HeaderValue, Option<HeaderValue>),
+) -> (HeaderValue, Option<HeaderValue>) {
+    let status_len = cache_status.as_ref().map_or(0, HeaderValue::len);
+    let mut both = Vec::with_capacity(age.len() + status_len);
+    both.extend_from_slice(age.as_bytes());
+    if let Some(cache_status) = &cache_status {
+        both.extend_from_slice(cache_status.as_bytes());
+    }
+    let both = Bytes::from(both);
+    let age_len = age.len();
+    // The bytes were these valid values': the originals stand in for an
+    // error that cannot happen.
+    let age = HeaderValue::from_maybe_shared(both.slice(..age_len)).unwrap_or(age);
+    let cache_status = cache_status.map(|cache_status| {
+        HeaderValue::from_maybe_shared(both.slice(age_len..)).unwrap_or(cache_status)
+    });
+    (age, cache_status)
 }
 
 /// A value that only one caller may take: a streamed response or an inner
