@@ -32,7 +32,7 @@ const SHARED_BYTES: usize = 24;
 /// A list rather than a map: a hit builds its response's own map anyway, and
 /// a map's tables (an index, and a 104-byte entry per line at a power-of-two
 /// capacity) would weigh more than the lines themselves.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct HeaderLines(Box<[(HeaderName, HeaderValue)]>);
 
 impl HeaderLines {
@@ -122,17 +122,17 @@ impl Copies {
     /// The lines of `headers`, names moved, values the next slices
     /// (`values()` and `into_iter()` go through a map in the same order).
     fn lines(&mut self, headers: HeaderMap) -> HeaderLines {
-        let mut lines = Vec::with_capacity(headers.len());
-        let mut last = None;
+        let mut lines: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(headers.len());
         for (name, value) in headers {
-            // `into_iter` names each key before its values.
-            if let Some(name) = name {
-                last = Some(name);
-            }
-            if let Some(name) = &last {
-                let value = self.value(value);
-                lines.push((name.clone(), value));
-            }
+            let value = self.value(value);
+            // `into_iter` names each key before its values; a further value
+            // of the same name comes without it.
+            let name = match (name, lines.last()) {
+                (Some(name), _) => name,
+                (None, Some((previous, _))) => previous.clone(),
+                (None, None) => continue,
+            };
+            lines.push((name, value));
         }
         HeaderLines(lines.into_boxed_slice())
     }
