@@ -32,7 +32,7 @@ const ENTRIES: u32 = if cfg!(debug_assertions) {
 };
 const BODY: usize = 1024;
 /// What each stored answer may add to the resident memory, in any build:
-/// its heap (about 2.7 KB with this origin's four headers, see
+/// its heap (about 2.1 KB with this origin's four headers, see
 /// `tests/entry_memory.rs`) and what the allocator spends around it. An
 /// entry that kept hyper's read buffer would add more than 8 KB.
 const MAX_RSS_PER_ENTRY: u64 = 4_000;

@@ -48,7 +48,8 @@ use crate::cache_control::VaryKey;
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct HttpKey {
     bytes: Bytes,
-    variant: Option<Variant>,
+    // Boxed: most keys have none, and the cache keeps a copy of every key.
+    variant: Option<Box<Variant>>,
 }
 
 /// The part of a variant's key that the key function did not make: which
@@ -123,15 +124,15 @@ impl HttpKey {
     pub(crate) fn variant(&self, of: u64, values: VaryKey) -> Self {
         Self {
             bytes: self.bytes.clone(),
-            variant: Some(Variant { of, values }),
+            variant: Some(Box::new(Variant { of, values })),
         }
     }
 
-    /// The heap its variant's values take.
+    /// The heap its variant and the variant's values take.
     pub(crate) fn variant_weight(&self) -> usize {
-        self.variant
-            .as_ref()
-            .map_or(0, |variant| variant.values.weight())
+        self.variant.as_ref().map_or(0, |variant| {
+            std::mem::size_of::<Variant>() + variant.values.weight()
+        })
     }
 }
 

@@ -59,7 +59,7 @@ fn encode(stored: &StoredResponse, out: &mut Vec<u8>) -> Option<()> {
     out.push(version_byte(stored.version)?);
     let age = u64::try_from(stored.initial_age.as_millis()).unwrap_or(u64::MAX);
     out.extend_from_slice(&age.to_be_bytes());
-    put_headers(out, &stored.headers)?;
+    put_headers(out, &stored.headers())?;
     put_bytes(out, stored.body.data())?;
     match stored.body.trailers() {
         Some(trailers) => {
@@ -263,7 +263,7 @@ mod tests {
         let (a, b) = (complete(&original), complete(&decoded));
         assert_eq!(a.status, b.status);
         assert_eq!(a.version, b.version);
-        assert_eq!(a.headers, b.headers);
+        assert_eq!(a.headers(), b.headers());
         assert_eq!(a.body.data(), b.body.data());
         assert_eq!(a.body.trailers(), b.body.trailers());
         assert_eq!(a.vary, b.vary);

@@ -164,7 +164,7 @@ where
     let (mut parts, ()) = Response::new(()).into_parts();
     parts.status = kept.status;
     parts.version = kept.version;
-    parts.headers = revalidate::merged_headers(&kept.headers, &update.headers);
+    parts.headers = revalidate::merged_headers(&kept.headers(), &update.headers);
     for age in update.headers.get_all(AGE) {
         parts.headers.append(AGE, age.clone());
     }

@@ -147,15 +147,19 @@ impl HttpPolicy {
         method: &Method,
         conditions: Option<&Conditions>,
     ) -> Response<SharedBody<B>> {
-        let not_modified = conditions.is_some_and(|conditions| {
+        // Only a conditional request needs the stored lines as a map.
+        let not_modified = conditions.and_then(|conditions| {
             let received = SystemTime::now()
                 .checked_sub(answer.age())
                 .unwrap_or(UNIX_EPOCH);
-            conditions.not_modified(stored.status, &stored.headers, received)
+            let headers = stored.headers();
+            conditions
+                .not_modified(stored.status, &headers, received)
+                .then_some(headers)
         });
         let mut response = match not_modified {
-            true => not_modified_response(&stored.headers),
-            false => stored.to_response(method != Method::HEAD),
+            Some(headers) => not_modified_response(&headers),
+            None => stored.to_response(method != Method::HEAD),
         };
         // Kept, and confirmed by the origin's `304` for this caller.
         let revalidated = stored.revalidated && !answer.outcome.is_from_cache();

@@ -46,8 +46,9 @@ pub(crate) fn make_conditional(request_headers: &mut HeaderMap, stored: &StoredR
     if stored.unidentified.load(Ordering::Relaxed) {
         return false;
     }
-    let etag = etag::of(&stored.headers);
-    let last_modified = stored.headers.get(LAST_MODIFIED);
+    let stored_headers = stored.headers();
+    let etag = etag::of(&stored_headers);
+    let last_modified = stored_headers.get(LAST_MODIFIED);
     if etag.is_none() && last_modified.is_none() {
         return false;
     }
@@ -65,14 +66,15 @@ pub(crate) fn make_conditional(request_headers: &mut HeaderMap, stored: &StoredR
 /// that matches weakly; without an entity tag, the same `Last-Modified`.
 /// An answer without any validator identifies nothing: `stored` has one.
 pub(crate) fn identifies(headers: &HeaderMap, stored: &StoredResponse) -> bool {
-    let stored_tag = etag::of(&stored.headers);
+    let stored_headers = stored.headers();
+    let stored_tag = etag::of(&stored_headers);
     match (etag::of(headers), stored_tag) {
         (Some(new), Some(old)) if !new.weak => !old.weak && new.opaque == old.opaque,
         (Some(new), Some(old)) => new.opaque == old.opaque,
         (Some(_), None) => false,
         (None, _) => match (
             headers.get(LAST_MODIFIED),
-            stored.headers.get(LAST_MODIFIED),
+            stored_headers.get(LAST_MODIFIED),
         ) {
             (Some(new), Some(old)) => new == old,
             _ => false,

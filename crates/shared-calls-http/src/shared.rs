@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::response::Parts;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, Version};
@@ -14,7 +15,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode, Version};
 use crate::body::{Collected, SharedBody};
 use crate::cache_control::VaryKey;
 use crate::framing;
-use crate::owned;
+use crate::owned::{self, HeaderLines};
 
 /// Header lines a served answer may gain: `Age`, `Cache-Status`,
 /// `X-Cache-Status`, and a `HEAD` answer's `Content-Length`.
@@ -27,7 +28,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 pub(crate) struct StoredResponse {
     pub(crate) status: StatusCode,
     pub(crate) version: Version,
-    pub(crate) headers: HeaderMap,
+    headers: HeaderLines,
     pub(crate) body: Collected,
     /// The request header values it varies on; `None` when it does not vary.
     pub(crate) vary: Option<VaryKey>,
@@ -129,7 +130,7 @@ impl StoredResponse {
         {
             return headers.clone();
         }
-        let (age, cache_status) = make(age);
+        let (age, cache_status) = in_one_allocation(make(age));
         let headers = HitHeaders {
             made_for,
             age,
@@ -139,6 +140,16 @@ impl StoredResponse {
             *memo = Some(headers.clone());
         }
         headers
+    }
+
+    /// Its header lines in a map of their own.
+    pub(crate) fn headers(&self) -> HeaderMap {
+        self.headers.to_map(0)
+    }
+
+    /// Its header lines as stored.
+    pub(crate) fn header_lines(&self) -> &HeaderLines {
+        &self.headers
     }
 
     /// Whether it may answer a request with these headers.
@@ -161,8 +172,10 @@ impl StoredResponse {
         let mut response = Response::new(body);
         *response.status_mut() = self.status;
         *response.version_mut() = self.version;
-        *response.headers_mut() = self.head();
-        if !with_body && !self.headers.contains_key(CONTENT_LENGTH) {
+        // With room for the lines a served answer gains, so that adding them
+        // allocates nothing more.
+        *response.headers_mut() = self.headers.to_map(ADDED_HEADER_LINES);
+        if !with_body && !self.headers.contains_key(&CONTENT_LENGTH) {
             // A `HEAD` answer announces the length the `GET` would have sent
             // (RFC 9110 §8.6), not that of its empty body.
             response
@@ -172,23 +185,32 @@ impl StoredResponse {
         response
     }
 
-    /// A copy of its header lines with room for the ones a served answer
-    /// gains, so that adding them allocates nothing more. (A clone of the
-    /// stored map would be as full as the map and grow on the first line.)
-    fn head(&self) -> HeaderMap {
-        let mut head = HeaderMap::with_capacity(self.headers.len() + ADDED_HEADER_LINES);
-        head.extend(
-            self.headers
-                .iter()
-                .map(|(name, value)| (name.clone(), value.clone())),
-        );
-        head
-    }
-
     /// The heap it holds, for a cache bounded by weight.
     pub(crate) fn weight(&self) -> u32 {
         u32::try_from(owned::weight(self)).unwrap_or(u32::MAX)
     }
+}
+
+/// `age` and `cache_status` copied into one allocation of their exact size:
+/// an entry keeps them for as long as it is stored.
+fn in_one_allocation(
+    (age, cache_status): (HeaderValue, Option<HeaderValue>),
+) -> (HeaderValue, Option<HeaderValue>) {
+    let status_len = cache_status.as_ref().map_or(0, HeaderValue::len);
+    let mut both = Vec::with_capacity(age.len() + status_len);
+    both.extend_from_slice(age.as_bytes());
+    if let Some(cache_status) = &cache_status {
+        both.extend_from_slice(cache_status.as_bytes());
+    }
+    let both = Bytes::from(both);
+    let age_len = age.len();
+    // The bytes were these valid values': the originals stand in for an
+    // error that cannot happen.
+    let age = HeaderValue::from_maybe_shared(both.slice(..age_len)).unwrap_or(age);
+    let cache_status = cache_status.map(|cache_status| {
+        HeaderValue::from_maybe_shared(both.slice(age_len..)).unwrap_or(cache_status)
+    });
+    (age, cache_status)
 }
 
 /// A value that only one caller may take: a streamed response or an inner
