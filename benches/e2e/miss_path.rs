@@ -73,7 +73,9 @@ impl Proxying {
     fn flags(self) -> &'static [&'static str] {
         match self {
             Proxying::Bare => &["--no-cache"],
-            Proxying::Cached => &[],
+            // Room for every answer of a run (about 3 KB each), so that
+            // none is evicted before it is checked.
+            Proxying::Cached => &["--cache-bytes", "2147483648"],
         }
     }
 }
