@@ -10,14 +10,12 @@
 //! server on one thread of this process: a 1 KiB answer, fresh for ten
 //! minutes, for any path.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::process::Command;
 
 use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http::Request;
+use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 
 #[path = "../../tests/reverse_proxy_hostile/fixtures.rs"]
@@ -87,27 +85,7 @@ fn origin() -> Result<(tokio::runtime::Runtime, SocketAddr), Error> {
         .thread_name("miss-path-origin")
         .enable_all()
         .build()?;
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let addr = listener.local_addr()?;
-    runtime.spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let _ = stream.set_nodelay(true);
-            let service = hyper::service::service_fn(|request: Request<Incoming>| async move {
-                let mut body = request.uri().path().as_bytes().to_vec();
-                body.resize(BODY_SIZE, b'.');
-                let response = Response::builder()
-                    .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-                    .header(http::header::CACHE_CONTROL, "public, max-age=600")
-                    .body(Full::new(Bytes::from(body)))
-                    .expect("a valid response");
-                Ok::<_, Infallible>(response)
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service),
-            );
-        }
-    });
+    let addr = runtime.block_on(fixtures::cacheable_origin(BODY_SIZE));
     Ok((runtime, addr))
 }
 
