@@ -10,6 +10,7 @@
 //! cargo bench --bench e2e             # the whole run, about a minute
 //! cargo bench --bench e2e -- --quick  # 1 s per run, to try it out
 //! cargo bench --bench e2e -- --in-process  # only the hit path, without the network
+//! cargo bench --bench e2e -- --miss-path   # the reverse proxy example against a bare forwarder, under wrk
 //! cargo bench --bench e2e -- --only '(c)'  # the runs whose names contain '(c)'
 //! ```
 //!
@@ -52,6 +53,8 @@ use shared_calls::{SharedCallsLayer, default_key};
 
 #[path = "e2e/in_process.rs"]
 mod in_process;
+#[path = "e2e/miss_path.rs"]
+mod miss_path;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -505,6 +508,9 @@ fn main() -> Result<(), Error> {
     let only = std::env::args().skip_while(|arg| arg != "--only").nth(1);
     if std::env::args().any(|arg| arg == "--in-process") {
         return in_process::print(quick, only.as_deref());
+    }
+    if std::env::args().any(|arg| arg == "--miss-path") {
+        return miss_path::print(quick);
     }
     let duration = if quick {
         Duration::from_secs(1)

@@ -12,17 +12,11 @@
 #[allow(dead_code)]
 mod fixtures;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 
-use bytes::Bytes;
-use fixtures::{Proxy, bounded, read_response};
-use http::{Request, Response};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use fixtures::{Proxy, bounded, cacheable_origin, read_response};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// Fewer in an unoptimised build, where each request takes longer.
 const ENTRIES: u32 = if cfg!(debug_assertions) {
@@ -36,31 +30,6 @@ const BODY: usize = 1024;
 /// `tests/entry_memory.rs`) and what the allocator spends around it. An
 /// entry that kept hyper's read buffer would add more than 8 KB.
 const MAX_RSS_PER_ENTRY: u64 = 4_000;
-
-/// A hyper origin: a 1 KiB answer, fresh for ten minutes, for any path.
-async fn origin() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let service = hyper::service::service_fn(|request: Request<Incoming>| async move {
-                let mut body = request.uri().path().as_bytes().to_vec();
-                body.resize(BODY, b'.');
-                let response = Response::builder()
-                    .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-                    .header(http::header::CACHE_CONTROL, "public, max-age=600")
-                    .body(Full::new(Bytes::from(body)))
-                    .unwrap();
-                Ok::<_, Infallible>(response)
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service),
-            );
-        }
-    });
-    addr
-}
 
 /// The resident memory of process `pid`, in bytes.
 fn rss(pid: u32) -> u64 {
@@ -104,7 +73,7 @@ async fn ask_for_every_answer(proxy: SocketAddr) -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_holds_ten_thousand_1_kib_answers_in_little_more_than_their_size() {
-    let origin = origin().await;
+    let origin = cacheable_origin(BODY).await;
     let proxy = Proxy::start(origin, &[]);
     let pid = proxy.pid();
     let started = rss(pid);

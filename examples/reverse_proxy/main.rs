@@ -5,6 +5,7 @@
 //! cargo run --release --example reverse_proxy -- --listen 127.0.0.1:8080 --upstream http://127.0.0.1:3000
 //! cargo run --release --example reverse_proxy -- --listen 127.0.0.1:8080 --upstream http://127.0.0.1:3000 --ttl-ms 1000
 //! cargo run --release --example reverse_proxy -- --help   # every bound and its default
+//! cargo run --release --example reverse_proxy -- --listen 127.0.0.1:8080 --upstream http://127.0.0.1:3000 --no-cache  # a bare forwarder
 //! ```
 //!
 //! Identical `GET`s arriving together reach the origin once; answers are
@@ -128,6 +129,30 @@ async fn main() -> Result<(), Error> {
             std::process::exit(2);
         }
     };
+    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+    println!(
+        "proxying http://{} -> http://{} ({}; Ctrl-C to stop)",
+        listener.local_addr()?,
+        settings.upstream,
+        match settings.cache {
+            true => format!(
+                "answers without Cache-Control kept {} ms",
+                settings.ttl.as_millis()
+            ),
+            false => "no cache".to_owned(),
+        }
+    );
+    let upstream = settings.upstream.clone();
+    if !settings.cache {
+        let forward = ServiceBuilder::new()
+            .map_response(|response: Response<_>| response.map(SharedBody::streamed))
+            .service(Upstream::new(&settings));
+        listener::serve(listener, &settings, move |request| {
+            handle(forward.clone(), upstream.clone(), request)
+        })
+        .await;
+        return Ok(());
+    }
     // Keyed on what the client asked for, in the canonical form `handle`
     // gives it: one `Host`, path and query.
     let layer = SharedCallsLayer::new(default_key)
@@ -138,15 +163,6 @@ async fn main() -> Result<(), Error> {
     let cached = ServiceBuilder::new()
         .layer(layer)
         .service(Upstream::new(&settings));
-
-    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
-    println!(
-        "proxying http://{} -> http://{} (answers without Cache-Control kept {} ms; Ctrl-C to stop)",
-        listener.local_addr()?,
-        settings.upstream,
-        settings.ttl.as_millis()
-    );
-    let upstream = settings.upstream.clone();
     listener::serve(listener, &settings, move |request| {
         handle(cached.clone(), upstream.clone(), request)
     })

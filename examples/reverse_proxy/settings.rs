@@ -36,6 +36,9 @@ pub(crate) struct Settings {
     pub(crate) lock_timeout: Duration,
     /// The cache's bound: bytes of keys, headers and bodies held.
     pub(crate) cache_bytes: u64,
+    /// Whether answers go through the cache at all: without it the proxy is
+    /// a bare forwarder, the reference its miss path is measured against.
+    pub(crate) cache: bool,
 }
 
 const fn millis(ms: u64) -> Duration {
@@ -78,6 +81,8 @@ fn help() -> String {
   --lock-timeout-ms N            how long a request waits for an identical request's
                                  origin call before making its own [{lock}]
   --cache-bytes N                bound of the cache: keys, headers and bodies [{bytes}]
+  --no-cache                     forward every request without the cache (a bare
+                                 forwarder with the same bounds, to measure against)
   -h, --help                     this text",
         ttl = ms(DEFAULT_TTL),
         header = ms(DEFAULT_HEADER_TIMEOUT),
@@ -112,6 +117,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, Er
         between_bytes_timeout: DEFAULT_BETWEEN_BYTES_TIMEOUT,
         lock_timeout: DEFAULT_LOCK_TIMEOUT,
         cache_bytes: DEFAULT_CACHE_BYTES,
+        cache: true,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -134,6 +140,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, Er
             "--between-bytes-timeout-ms" => settings.between_bytes_timeout = duration()?,
             "--lock-timeout-ms" => settings.lock_timeout = duration()?,
             "--cache-bytes" => settings.cache_bytes = value()?.parse()?,
+            "--no-cache" => settings.cache = false,
             "-h" | "--help" => return Ok(Parsed::Help(help())),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}").into()),
         }

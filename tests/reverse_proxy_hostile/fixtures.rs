@@ -333,3 +333,31 @@ pub(crate) async fn read_response(stream: &mut TcpStream) -> Raw {
 pub(crate) fn get(host: &str, path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
 }
+
+/// A hyper origin: for any path, an answer of `body_len` bytes (the path,
+/// padded with dots), public and fresh for ten minutes (for
+/// `tests/reverse_proxy_memory.rs` and the miss-path benchmark).
+#[allow(dead_code)]
+pub(crate) async fn cacheable_origin(body_len: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            let service = hyper::service::service_fn(move |request: http::Request<_>| {
+                let mut body = request.uri().path().as_bytes().to_vec();
+                body.resize(body_len, b'.');
+                let response = http::Response::builder()
+                    .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+                    .header(http::header::CACHE_CONTROL, "public, max-age=600")
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body)));
+                std::future::ready(response)
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+            );
+        }
+    });
+    addr
+}

@@ -40,7 +40,8 @@ where
     B::Error: Send,
 {
     let (parts, body) = response.into_parts();
-    let request_headers = context.headers.clone().unwrap_or_default();
+    let no_headers = HeaderMap::new();
+    let request_headers = context.headers.as_deref().unwrap_or(&no_headers);
     if let Some(HttpShared(Shared::Complete(kept))) = &context.revalidating {
         if parts.status == StatusCode::NOT_MODIFIED {
             // A `304` that identifies nothing is not applied, and the next
@@ -49,16 +50,16 @@ where
                 revalidate::unidentified(kept);
                 return Err(HttpFailure(Failure::Broken));
             }
-            return freshen::<B>(policy, kept, &parts, context, &request_headers);
+            return freshen::<B>(policy, kept, &parts, context, request_headers);
         }
         if context.method == Method::HEAD {
-            return head_refresh(policy, kept, parts, body, context, &request_headers);
+            return head_refresh(policy, kept, parts, body, context, request_headers);
         }
     }
     // RFC 9111 §4.2.3: the response time is when the head arrived; the
     // time its body took counts in the stored answer's age.
     let received = Instant::now();
-    let head = Head::analyze(policy.rules(), context, &parts, &request_headers);
+    let head = Head::analyze(policy.rules(), context, &parts, request_headers);
     if head.own_client_only {
         return own_client_only(&head, parts, body);
     }

@@ -229,7 +229,8 @@ impl Policy for HttpPolicy {
 pub struct HttpContext {
     pub(crate) method: Method,
     /// Kept for requests that miss: storability and `Vary` need them.
-    pub(crate) headers: Option<HeaderMap>,
+    /// Shared: the context is cloned into the miss's load and its sharing.
+    pub(crate) headers: Option<Arc<HeaderMap>>,
     bypass: Option<BypassReason>,
     /// A unary gRPC call: its `POST` is a read, stored like a `GET`.
     pub(crate) grpc: bool,
@@ -287,7 +288,7 @@ where
         if context.conditions.is_some() {
             Conditions::strip(request.headers_mut());
         }
-        context.headers = Some(request.headers().clone());
+        context.headers = Some(Arc::new(request.headers().clone()));
         // The stored answer must have a body: a HEAD fetches the GET.
         if request.method() == Method::HEAD {
             *request.method_mut() = Method::GET;
@@ -375,7 +376,7 @@ where
             }
             Shared::Complete(stored) => request
                 .map(Request::headers)
-                .or(context.headers.as_ref())
+                .or(context.headers.as_deref())
                 .is_some_and(|headers| stored.serves(headers)),
             Shared::OwnClientOnly(response) => answer.own_call && !response.is_taken(),
         }
