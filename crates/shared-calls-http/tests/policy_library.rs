@@ -160,7 +160,10 @@ fn cases() -> Vec<Case> {
         case("must-revalidate", "§5.2.2.2", &[], 200, &[("cache-control", "max-age=60, must-revalidate")], &[Fresh(60)], Fresh(60), Fresh(60)),
         case("proxy-revalidate", "§5.2.2.8", &[], 200, &[("cache-control", "max-age=60, proxy-revalidate")], &[Fresh(60)], Fresh(60), Stale),
         // no-cache and the qualified forms (§5.2.2.4, §5.2.2.7).
-        case("no-cache", "§5.2.2.4", &[], 200, &[("cache-control", "max-age=60, no-cache")], &[Stale], Pass, Stale),
+        // Never storing is always allowed (§3); without a validator a
+        // `no-cache` answer would be refetched whole on every use anyway.
+        case("no-cache", "§5.2.2.4", &[], 200, &[("cache-control", "max-age=60, no-cache")], &[Stale, Pass], Pass, Stale),
+        case("no-cache with an ETag", "§5.2.2.4", &[], 200, &[("cache-control", "max-age=60, no-cache"), ("etag", "\"v1\"")], &[Stale], Stale, Stale),
         case("no-cache=\"x-a\"", "§5.2.2.4", &[], 200, &[("cache-control", "max-age=60, no-cache=\"x-a\""), ("x-a", "1")], &[Fresh(60)], Fresh(60), Stale),
         case("private", "§5.2.2.7", &[], 200, &[("cache-control", "max-age=60, private")], &[Pass], Pass, Pass),
         case("private=\"set-cookie\"", "§5.2.2.7", &[], 200, &[("cache-control", "max-age=60, private=\"set-cookie\""), ("set-cookie", "a=b")], &[Fresh(60)], Fresh(60), Pass),
