@@ -111,16 +111,8 @@ pub(crate) fn merged_headers(stored: &HeaderMap, not_modified: &HeaderMap) -> He
 
 #[cfg(test)]
 mod tests {
-    use http::HeaderValue;
-
     use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        pairs
-            .iter()
-            .map(|(n, v)| (HeaderName::from_static(n), HeaderValue::from_static(v)))
-            .collect()
-    }
+    use crate::framing::tests::headers;
 
     #[test]
     fn a_304_replaces_what_it_sends_but_the_body_fields_and_keeps_the_rest() {
