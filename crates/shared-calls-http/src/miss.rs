@@ -44,9 +44,9 @@ where
     let request_headers = context.headers.as_deref().unwrap_or(&no_headers);
     if let Some(HttpShared(Shared::Complete(kept))) = &context.revalidating {
         if parts.status == StatusCode::NOT_MODIFIED {
-            // A `304` that identifies nothing is not applied, and the next
-            // refresh fetches `kept` whole.
-            if !revalidate::identifies(&parts.headers, kept) {
+            // A `304` that identifies another answer is not applied, and
+            // the next refresh fetches `kept` whole.
+            if !revalidate::confirms(&parts.headers, kept) {
                 revalidate::unidentified(kept);
                 return Err(HttpFailure(Failure::Broken));
             }

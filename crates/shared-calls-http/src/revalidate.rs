@@ -82,6 +82,15 @@ pub(crate) fn identifies(headers: &HeaderMap, stored: &StoredResponse) -> bool {
     }
 }
 
+/// Whether the `304` to a conditional refresh of `stored` confirms it
+/// (RFC 9111 §4.3.4): one that names a validator must identify `stored`;
+/// one that names none answers the conditions the refresh sent, which were
+/// `stored`'s alone. Origins send such `304`s (RFC 9110 §15.4.5 asks only
+/// for the `ETag` the `200` would have carried, not its `Last-Modified`).
+pub(crate) fn confirms(not_modified: &HeaderMap, stored: &StoredResponse) -> bool {
+    !has_validator(not_modified) || identifies(not_modified, stored)
+}
+
 /// Marks `stored` as not identified by the `304` its conditional refresh
 /// got: the next refresh fetches it whole.
 pub(crate) fn unidentified(stored: &StoredResponse) {

@@ -271,6 +271,43 @@ async fn a_304_freshens_the_stored_fields_but_those_of_the_body_and_keeps_the_bo
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_304_naming_no_validator_confirms_the_answer_its_refresh_asked_about() {
+    // As simple origins answer: `Last-Modified` on the `200`, nothing but
+    // the status on the `304`.
+    const MODIFIED: &str = "Tue, 14 Nov 2023 22:13:20 GMT";
+    let origin = Origin::new(|seen, _| match seen.header("if-modified-since") {
+        Some(MODIFIED) => respond(StatusCode::NOT_MODIFIED, &[], ""),
+        _ => respond(
+            StatusCode::OK,
+            &[("last-modified", MODIFIED), ("cache-control", "max-age=1")],
+            "body",
+        ),
+    });
+    let service = origin.behind(&layer());
+    send(&service, get(URI, &[])).await;
+    advance(Duration::from_secs(2)).await;
+
+    let refreshed = send(&service, get(URI, &[])).await;
+    assert_eq!(
+        (refreshed.status, refreshed.text()),
+        (StatusCode::OK, "body")
+    );
+    assert!(
+        refreshed
+            .header("cache-status")
+            .unwrap()
+            .contains("detail=revalidated"),
+        "{:?}",
+        refreshed.headers
+    );
+    let hit = send(&service, get(URI, &[])).await;
+    assert_eq!((hit.status, hit.text()), (StatusCode::OK, "body"));
+    assert_eq!(origin.calls(), 2);
+    assert_eq!(origin.last().header("if-modified-since"), Some(MODIFIED));
+    assert_eq!(origin.body_bytes(), 4);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_304_that_identifies_no_stored_answer_is_not_applied_and_the_next_refresh_is_whole() {
     let origin = Origin::new(|_, call| match call {
         1 => respond(
