@@ -130,6 +130,10 @@ impl Service<Request<Incoming>> for Upstream {
             check_framing(response.headers())?;
             let (mut parts, body) = response.into_parts();
             hop_by_hop::strip(&mut parts.headers);
+            // The proxy answers in its own HTTP version, not the origin's
+            // (RFC 9110 §6.2): an HTTP/1.0 origin's answer would otherwise
+            // go out, and be stored, as HTTP/1.0.
+            parts.version = http::Version::HTTP_11;
             Ok(Response::from_parts(
                 parts,
                 BetweenBytes::new(body, between_bytes),

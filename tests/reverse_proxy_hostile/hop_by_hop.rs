@@ -117,3 +117,26 @@ async fn a_gzip_transfer_coded_answer_becomes_a_502_and_is_not_stored() {
 async fn an_answer_with_both_transfer_encoding_and_content_length_becomes_a_502() {
     assert_502_and_not_stored(chunked_with_length).await;
 }
+
+fn http_1_0_origin(_: &str) -> Reply {
+    Reply::Close(
+        b"HTTP/1.0 200 OK\r\ncache-control: max-age=60\r\ncontent-length: 5\r\n\r\nhello".to_vec(),
+    )
+}
+
+#[tokio::test]
+async fn the_proxy_answers_in_its_own_http_version_not_the_origins() {
+    let origin = Origin::start(http_1_0_origin).await;
+    let proxy = Proxy::start(origin.addr, &["--ttl-ms", "60000"]);
+    // From the origin, then from the stored copy.
+    for _ in 0..2 {
+        let response = exchange(proxy.addr, &get("site.example", "/page")).await;
+        assert_eq!((response.status, response.text()), (200, "hello"));
+        assert!(
+            response.head.starts_with("HTTP/1.1 200"),
+            "{}",
+            response.head
+        );
+    }
+    assert_eq!(origin.calls(), 1);
+}
