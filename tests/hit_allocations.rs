@@ -4,7 +4,8 @@
 //! The response itself takes some: its header map (index and entries) and
 //! its extensions (the [`Outcome`]). Of the rest of the hit path, the key
 //! takes one; the lookup, `Age` and `Cache-Status` (values made once a
-//! second per entry) take none, and the body is never copied.
+//! second per entry and thread, and remembered by the thread) take none,
+//! and the body is never copied.
 //!
 //! A test binary of its own: the counting allocator sees the whole process,
 //! so its one test measures with nothing else running.

@@ -155,13 +155,13 @@ impl HttpPolicy {
         self.settings.keep_for_revalidation
     }
 
-    /// Which policy this is, to tell whose header values an entry remembers.
-    pub(crate) fn settings_id(&self) -> usize {
-        Arc::as_ptr(&self.settings) as usize
-    }
-
     pub(crate) fn cache_status_name(&self) -> Option<&str> {
         self.settings.cache_status.as_deref()
+    }
+
+    /// The `Cache-Status` name as shared, whose address tells it apart.
+    pub(crate) fn cache_status_shared(&self) -> Option<&Arc<str>> {
+        self.settings.cache_status.as_ref()
     }
 
     pub(crate) fn sends_x_cache_status(&self) -> bool {

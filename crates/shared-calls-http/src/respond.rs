@@ -164,13 +164,9 @@ impl HttpPolicy {
         // Kept, and confirmed by the origin's `304` for this caller.
         let revalidated = stored.revalidated && !answer.outcome.is_from_cache();
         let (age, cache_status) = if answer.outcome == Outcome::Hit && !answer.from_second_tier() {
-            let headers = stored.hit_headers(answer.age(), answer.fresh_for(), self.id(), |age| {
-                (
-                    freshness::age_header_value(age),
-                    self.status_entry(answer, None),
-                )
-            });
-            (Some(headers.age), headers.cache_status)
+            let age = stored.initial_age + answer.age();
+            let (age, cache_status) = status::hit_headers(self.cache_status_shared(), age, answer);
+            (Some(age), cache_status)
         } else {
             // The origin's `Age` stands on an answer of this caller's own
             // call; one that was kept or shared has aged since.
@@ -198,11 +194,6 @@ impl HttpPolicy {
             response.headers_mut().insert(X_CACHE_STATUS, value);
         }
         response
-    }
-
-    /// Which policy this is, to tell whose header values an entry remembers.
-    fn id(&self) -> usize {
-        self.settings_id()
     }
 
     /// This cache's `Cache-Status` entry for an answer, if it sends one.

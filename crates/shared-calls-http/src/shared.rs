@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::response::Parts;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, Version};
@@ -46,19 +45,6 @@ pub(crate) struct StoredResponse {
     /// A `304` answered its conditional refresh without identifying it:
     /// the next refresh fetches it whole.
     pub(crate) unidentified: AtomicBool,
-    /// The `Age` and `Cache-Status` of its hits in the last second it was
-    /// hit: a hot entry answers many hits a second with the same two values.
-    hit_headers: Mutex<Option<HitHeaders>>,
-}
-
-/// Header values of a hit, and what they were made for.
-#[derive(Clone)]
-pub(crate) struct HitHeaders {
-    /// Age and remaining freshness in whole seconds, and which policy's
-    /// `Cache-Status` name.
-    made_for: (u64, u64, usize),
-    pub(crate) age: HeaderValue,
-    pub(crate) cache_status: Option<HeaderValue>,
 }
 
 impl StoredResponse {
@@ -81,7 +67,6 @@ impl StoredResponse {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             revalidated: false,
             unidentified: AtomicBool::new(false),
-            hit_headers: Mutex::new(None),
         }
     }
 
@@ -108,38 +93,7 @@ impl StoredResponse {
             id: self.id,
             revalidated: true,
             unidentified: AtomicBool::new(false),
-            hit_headers: Mutex::new(None),
         }
-    }
-
-    /// The header values of a hit `age` after it was stored, with `fresh_for`
-    /// left, made by `make` unless they were made for the same second.
-    pub(crate) fn hit_headers(
-        &self,
-        age: Duration,
-        fresh_for: Duration,
-        policy: usize,
-        make: impl FnOnce(Duration) -> (HeaderValue, Option<HeaderValue>),
-    ) -> HitHeaders {
-        let age = self.initial_age + age;
-        let made_for = (age.as_secs(), fresh_for.as_secs(), policy);
-        // Contention means another hit is busy with it: just make our own.
-        let mut memo = self.hit_headers.try_lock().ok();
-        if let Some(Some(headers)) = memo.as_deref()
-            && headers.made_for == made_for
-        {
-            return headers.clone();
-        }
-        let (age, cache_status) = in_one_allocation(make(age));
-        let headers = HitHeaders {
-            made_for,
-            age,
-            cache_status,
-        };
-        if let Some(memo) = memo.as_deref_mut() {
-            *memo = Some(headers.clone());
-        }
-        headers
     }
 
     /// Its header lines in a map of their own.
@@ -189,28 +143,6 @@ impl StoredResponse {
     pub(crate) fn weight(&self) -> u32 {
         u32::try_from(owned::weight(self)).unwrap_or(u32::MAX)
     }
-}
-
-/// `age` and `cache_status` copied into one allocation of their exact size:
-/// an entry keeps them for as long as it is stored.
-fn in_one_allocation(
-    (age, cache_status): (HeaderValue, Option<HeaderValue>),
-) -> (HeaderValue, Option<HeaderValue>) {
-    let status_len = cache_status.as_ref().map_or(0, HeaderValue::len);
-    let mut both = Vec::with_capacity(age.len() + status_len);
-    both.extend_from_slice(age.as_bytes());
-    if let Some(cache_status) = &cache_status {
-        both.extend_from_slice(cache_status.as_bytes());
-    }
-    let both = Bytes::from(both);
-    let age_len = age.len();
-    // The bytes were these valid values': the originals stand in for an
-    // error that cannot happen.
-    let age = HeaderValue::from_maybe_shared(both.slice(..age_len)).unwrap_or(age);
-    let cache_status = cache_status.map(|cache_status| {
-        HeaderValue::from_maybe_shared(both.slice(age_len..)).unwrap_or(cache_status)
-    });
-    (age, cache_status)
 }
 
 /// A value that only one caller may take: a streamed response or an inner
