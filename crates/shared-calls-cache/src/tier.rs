@@ -123,13 +123,18 @@ impl<K, V> Clone for Capacity<K, V> {
 /// stays within the configured bound, and freshness follows tokio's clock
 /// alone, paused or not.
 pub(crate) struct MokaTier<K, V> {
-    cache: moka::sync::Cache<K, Entry<V>>,
+    cache: moka::sync::Cache<K, Entry<V>, KeyHasher>,
     weigh: EntryWeigher<K, V>,
     /// Weight inserted since the store last caught up with its evictions.
     unsettled: AtomicU64,
     /// How much weight may be inserted before it catches up.
     settle_every: u64,
 }
+
+/// How the in-memory tier hashes keys: foldhash, randomly seeded per
+/// process and per cache, as keys may be chosen by clients (URLs). moka's
+/// default, SipHash-1-3, takes a good share of a hit's lookup.
+type KeyHasher = foldhash::fast::RandomState;
 
 /// The weight of a stored entry, as the bound counts it.
 type EntryWeigher<K, V> = Arc<dyn Fn(&K, &Entry<V>) -> u32 + Send + Sync + 'static>;
@@ -161,13 +166,14 @@ where
             ),
         };
         let builder = builder.max_capacity(max);
+        let hasher = KeyHasher::default();
         let cache = if counts_entries {
-            builder.build()
+            builder.build_with_hasher(hasher)
         } else {
             let weigher = weigh.clone();
             builder
                 .weigher(move |key: &K, entry: &Entry<V>| weigher(key, entry))
-                .build()
+                .build_with_hasher(hasher)
         };
         Self {
             cache,
