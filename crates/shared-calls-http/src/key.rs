@@ -340,37 +340,30 @@ impl KeyBuilder {
     /// The key of `request`, or `None` (bypass) as for [`default_key`].
     pub fn key<B>(&self, request: &Request<B>) -> Option<HttpKey> {
         let uri = request.uri();
-        let authority = authority(uri, request.headers())?;
+        let found = KeyedLines::scan(request.headers());
+        let authority = authority(uri, found.host?)?;
         let scheme = uri.scheme_str().unwrap_or("http");
         let path = match uri.path() {
             "" => "/",
             path => path,
         };
         let query = self.query(uri.query());
-        // Each line is a header lookup: made once for both passes below. A
-        // request without them, the usual case, allocates nothing here.
-        let lines: Vec<_> = self.keyed_headers(request.headers()).collect();
-        let write = |out: &mut dyn FnMut(&[u8])| {
-            out(scheme.as_bytes());
-            out(b"://");
-            out(authority);
-            out(path.as_bytes());
-            if let Some(query) = &query {
-                out(b"?");
-                out(query.as_bytes());
-            }
-            for &(name, value) in &lines {
-                out(b"\n");
-                out(name.as_bytes());
-                // An absent header has no `:`, an empty one has.
-                if let Some(value) = value {
-                    out(b":");
-                    out(value);
-                }
-            }
+        // Each line is a header lookup: made once, for the length and the
+        // bytes. A request without them, the usual case, allocates nothing
+        // here.
+        let lines: Vec<_> = match found.routed || !self.headers.is_empty() {
+            true => self
+                .keyed_headers(request.headers(), found.routed)
+                .collect(),
+            false => Vec::new(),
         };
-        let mut len = 0;
-        write(&mut |part| len += part.len());
+        let uri_parts = [scheme.as_bytes(), b"://", authority, path.as_bytes()];
+        let len = uri_parts.iter().map(|part| part.len()).sum::<usize>()
+            + query.as_ref().map_or(0, |query| 1 + query.len())
+            + lines
+                .iter()
+                .map(|(name, value)| 1 + name.len() + value.map_or(0, |value| 1 + value.len()))
+                .sum::<usize>();
         if len > MAX_KEY_LEN {
             return None;
         }
@@ -378,7 +371,22 @@ impl KeyBuilder {
         // takes a full `Vec` as it is, and shares any other through a
         // second allocation.
         let mut key = Vec::with_capacity(len);
-        write(&mut |part| key.extend_from_slice(part));
+        for part in uri_parts {
+            key.extend_from_slice(part);
+        }
+        if let Some(query) = &query {
+            key.push(b'?');
+            key.extend_from_slice(query.as_bytes());
+        }
+        for &(name, value) in &lines {
+            key.push(b'\n');
+            key.extend_from_slice(name.as_bytes());
+            // An absent header has no `:`, an empty one has.
+            if let Some(value) = value {
+                key.push(b':');
+                key.extend_from_slice(value);
+            }
+        }
         Some(HttpKey::new(Bytes::from(key)))
     }
 
@@ -387,6 +395,7 @@ impl KeyBuilder {
     fn keyed_headers<'a>(
         &'a self,
         headers: &'a HeaderMap,
+        routed: bool,
     ) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
         let lines = |name: &'a HeaderName| {
             headers
@@ -394,7 +403,10 @@ impl KeyBuilder {
                 .iter()
                 .map(move |value| (name.as_str(), Some(value.as_bytes())))
         };
-        let routing = ROUTING_HEADERS.iter().flat_map(lines);
+        let routing = ROUTING_HEADERS
+            .iter()
+            .take(if routed { ROUTING_HEADERS.len() } else { 0 })
+            .flat_map(lines);
         let named = self.headers.iter().flat_map(move |name| {
             let absent = (!headers.contains_key(name)).then_some((name.as_str(), None));
             lines(name).chain(absent)
@@ -425,14 +437,39 @@ impl KeyBuilder {
     }
 }
 
-/// The authority a request names: the URI's, or its single `Host`, as long
-/// as both agree and it is a plain `host[:port]`.
-fn authority<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'a [u8]> {
-    let mut hosts = headers.get_all(HOST).iter();
-    let host = hosts.next().map(|host| host.as_bytes());
-    if hosts.next().is_some() {
-        return None;
+/// What a request's header lines say of its key, found in one pass over
+/// them (a handful, usually) rather than a lookup of each header, most of
+/// which a request lacks.
+struct KeyedLines<'a> {
+    /// Its `Host`; `Some(None)` without one, `None` with several.
+    host: Option<Option<&'a [u8]>>,
+    /// Whether it has any of the routing headers.
+    routed: bool,
+}
+
+impl<'a> KeyedLines<'a> {
+    fn scan(headers: &'a HeaderMap) -> Self {
+        let mut found = Self {
+            host: Some(None),
+            routed: false,
+        };
+        for (name, value) in headers {
+            if name == HOST {
+                found.host = match found.host {
+                    Some(None) => Some(Some(value.as_bytes())),
+                    _ => None,
+                };
+            } else if ROUTING_HEADERS.contains(name) {
+                found.routed = true;
+            }
+        }
+        found
     }
+}
+
+/// The authority a request names: the URI's, or its `Host`, as long as both
+/// agree and it is a plain `host[:port]`.
+fn authority<'a>(uri: &'a http::Uri, host: Option<&'a [u8]>) -> Option<&'a [u8]> {
     let authority = match (uri.authority(), host) {
         (Some(authority), Some(host))
             if !authority.as_str().as_bytes().eq_ignore_ascii_case(host) =>
@@ -465,12 +502,20 @@ fn is_plain_authority(authority: &[u8]) -> bool {
                     .iter()
                     .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
         }
-        _ => {
-            !host.is_empty()
-                && host
-                    .iter()
-                    .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
-        }
+        _ => !host.is_empty() && host.iter().all(|&b| NAME_BYTES[usize::from(b)]),
     };
     port_ok && host_ok
 }
+
+/// The bytes of a registered name or an IPv4 address, as a table: the test
+/// runs for every byte of every request's authority.
+static NAME_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < table.len() {
+        let byte = b as u8;
+        table[b] = byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~');
+        b += 1;
+    }
+    table
+};
