@@ -3,9 +3,9 @@
 //!
 //! The response itself takes some: its header map (index and entries) and
 //! its extensions (the [`Outcome`]). Of the rest of the hit path, the key
-//! takes one; the lookup, `Age` and `Cache-Status` (values made once a
-//! second per entry and thread, and remembered by the thread) take none,
-//! and the body is never copied.
+//! takes one; the lookup and the response's head (rendered once a second
+//! per entry and thread, then cloned) take none beyond the map, and the
+//! body is never copied.
 //!
 //! A test binary of its own: the counting allocator sees the whole process,
 //! so its one test measures with nothing else running.
@@ -30,8 +30,8 @@ static HEAP: dhat::Alloc = dhat::Alloc;
 const MAX_ALLOCATIONS_PER_HIT: u64 = 6;
 
 /// Allocations now and then, in hits per allocation: the cache's periodic
-/// housekeeping. (The `Age` and `Cache-Status` values of a new second are
-/// made once a second: the test's clock stands still.)
+/// housekeeping. (The head of a new second is rendered once a second: the
+/// test's clock stands still.)
 const OCCASIONAL: u64 = 100;
 
 const HITS: u64 = 1_000;

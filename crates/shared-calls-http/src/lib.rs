@@ -106,6 +106,7 @@ mod etag;
 mod framing;
 pub mod freshness;
 mod grpc;
+mod hit_head;
 mod invalidate;
 mod key;
 mod l2;

@@ -159,11 +159,6 @@ impl HttpPolicy {
         self.settings.cache_status.as_deref()
     }
 
-    /// The `Cache-Status` name as shared, whose address tells it apart.
-    pub(crate) fn cache_status_shared(&self) -> Option<&Arc<str>> {
-        self.settings.cache_status.as_ref()
-    }
-
     pub(crate) fn sends_x_cache_status(&self) -> bool {
         self.settings.x_cache_status
     }

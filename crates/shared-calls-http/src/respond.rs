@@ -2,6 +2,7 @@
 //! with what it says about itself: the [`Outcome`] extension, `Age`,
 //! `Cache-Status` and `X-Cache-Status`.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -13,6 +14,7 @@ use shared_calls_tower::{Answer, Outcome, Rejected};
 use crate::body::SharedBody;
 use crate::conditional::{self, Conditions};
 use crate::freshness;
+use crate::hit_head::{self, HitHead};
 use crate::policy::{HttpContext, HttpPolicy};
 use crate::shared::{Failure, HttpFailure, HttpShared, Shared, StoredResponse};
 use crate::status;
@@ -142,7 +144,7 @@ impl HttpPolicy {
     /// say the client has it already.
     fn answer<B: Body>(
         &self,
-        stored: &StoredResponse,
+        stored: &Arc<StoredResponse>,
         answer: &Answer,
         method: &Method,
         conditions: Option<&Conditions>,
@@ -157,42 +159,84 @@ impl HttpPolicy {
                 .not_modified(stored.status, &headers, received)
                 .then_some(headers)
         });
+        if answer.outcome == Outcome::Hit && !answer.from_second_tier() {
+            return self.hit(stored, answer, method, not_modified);
+        }
         let mut response = match not_modified {
             Some(headers) => not_modified_response(&headers),
             None => stored.to_response(method != Method::HEAD),
         };
         // Kept, and confirmed by the origin's `304` for this caller.
         let revalidated = stored.revalidated && !answer.outcome.is_from_cache();
-        let (age, cache_status) = if answer.outcome == Outcome::Hit && !answer.from_second_tier() {
-            let age = stored.initial_age + answer.age();
-            let (age, cache_status) = status::hit_headers(self.cache_status_shared(), age, answer);
-            (Some(age), cache_status)
-        } else {
-            // The origin's `Age` stands on an answer of this caller's own
-            // call; one that was kept or shared has aged since.
-            let cached = answer.outcome.is_from_cache() || answer.outcome == Outcome::Collapsed;
-            let age = match cached {
-                true => Some(stored.initial_age + answer.age()),
-                // Whole seconds: the time its own body took is not an `Age`.
-                false => (stored.initial_age.as_secs() > 0).then_some(stored.initial_age),
-            };
-            let age = age.map(freshness::age_header_value);
-            let cache_status = match revalidated {
-                true => self
-                    .cache_status_name()
-                    .map(|name| status::revalidated(name, answer)),
-                false => self.status_entry(answer, None),
-            };
-            (age, cache_status)
+        // The origin's `Age` stands on an answer of this caller's own call;
+        // one that was kept or shared has aged since.
+        let cached = answer.outcome.is_from_cache() || answer.outcome == Outcome::Collapsed;
+        let age = match cached {
+            true => Some(stored.initial_age + answer.age()),
+            // Whole seconds: the time its own body took is not an `Age`.
+            false => (stored.initial_age.as_secs() > 0).then_some(stored.initial_age),
         };
         if let Some(age) = age {
-            response.headers_mut().insert(http::header::AGE, age);
+            let age = freshness::age_header_value(age);
+            response.headers_mut().insert(AGE, age);
         }
+        let cache_status = match revalidated {
+            true => self
+                .cache_status_name()
+                .map(|name| status::revalidated(name, answer)),
+            false => self.status_entry(answer, None),
+        };
         self.mark_with(&mut response, answer.outcome, cache_status);
         if revalidated && self.sends_x_cache_status() {
             let value = HeaderValue::from_static("REVALIDATED");
             response.headers_mut().insert(X_CACHE_STATUS, value);
         }
+        response
+    }
+
+    /// A fresh hit of the first tier, with the head this thread rendered
+    /// for its entry this second; a `304` takes that head's own lines.
+    fn hit<B: Body>(
+        &self,
+        stored: &Arc<StoredResponse>,
+        answer: &Answer,
+        method: &Method,
+        not_modified: Option<HeaderMap>,
+    ) -> Response<SharedBody<B>> {
+        let age = stored.initial_age + answer.age();
+        let hit = HitHead {
+            cache_status: self.cache_status_name(),
+            x_cache_status: self.sends_x_cache_status(),
+            age_secs: age.as_secs(),
+            ttl_secs: answer.fresh_for().as_secs(),
+        };
+        let head = hit_head::head(stored, &hit, || {
+            let mut headers = stored.served_headers();
+            headers.insert(AGE, freshness::age_header_value(age));
+            let cache_status = self.status_entry(answer, None);
+            self.mark_headers(&mut headers, Outcome::Hit, cache_status);
+            headers
+        });
+        let mut response = match not_modified {
+            None => stored.response_with(head, method != Method::HEAD),
+            Some(headers) => {
+                let mut response = not_modified_response(&headers);
+                let lines = response.headers_mut();
+                if let Some(age) = head.get(AGE) {
+                    lines.insert(AGE, age.clone());
+                }
+                // Ours is the last: the stored lines may hold others'.
+                let ours = head.get_all(CACHE_STATUS).iter().next_back();
+                if let Some(entry) = ours.filter(|_| hit.cache_status.is_some()) {
+                    lines.append(CACHE_STATUS, entry.clone());
+                }
+                if let Some(word) = head.get(X_CACHE_STATUS).filter(|_| hit.x_cache_status) {
+                    lines.insert(X_CACHE_STATUS, word.clone());
+                }
+                response
+            }
+        };
+        response.extensions_mut().insert(Outcome::Hit);
         response
     }
 
@@ -219,13 +263,21 @@ impl HttpPolicy {
         cache_status: Option<HeaderValue>,
     ) {
         response.extensions_mut().insert(outcome);
+        self.mark_headers(response.headers_mut(), outcome, cache_status);
+    }
+
+    /// Adds the outcome's `Cache-Status` and `X-Cache-Status`.
+    fn mark_headers(
+        &self,
+        headers: &mut HeaderMap,
+        outcome: Outcome,
+        cache_status: Option<HeaderValue>,
+    ) {
         if let Some(cache_status) = cache_status {
-            response.headers_mut().append(CACHE_STATUS, cache_status);
+            headers.append(CACHE_STATUS, cache_status);
         }
         if self.sends_x_cache_status() {
-            response
-                .headers_mut()
-                .insert(X_CACHE_STATUS, status::x_cache_status(outcome));
+            headers.insert(X_CACHE_STATUS, status::x_cache_status(outcome));
         }
     }
 

@@ -113,9 +113,25 @@ impl StoredResponse {
             .is_none_or(|vary| vary.matches(request_headers))
     }
 
+    /// Its header lines in a map with room for the lines a served answer
+    /// gains, so that adding them allocates nothing more.
+    pub(crate) fn served_headers(&self) -> HeaderMap {
+        self.headers.to_map(ADDED_HEADER_LINES)
+    }
+
     /// A new response with its content; without a body for `HEAD`.
     pub(crate) fn to_response<B: http_body::Body>(
         &self,
+        with_body: bool,
+    ) -> Response<SharedBody<B>> {
+        self.response_with(self.served_headers(), with_body)
+    }
+
+    /// A new response with its content and `headers`, made from its lines;
+    /// without a body for `HEAD`.
+    pub(crate) fn response_with<B: http_body::Body>(
+        &self,
+        headers: HeaderMap,
         with_body: bool,
     ) -> Response<SharedBody<B>> {
         let body = if with_body {
@@ -126,9 +142,7 @@ impl StoredResponse {
         let mut response = Response::new(body);
         *response.status_mut() = self.status;
         *response.version_mut() = self.version;
-        // With room for the lines a served answer gains, so that adding them
-        // allocates nothing more.
-        *response.headers_mut() = self.headers.to_map(ADDED_HEADER_LINES);
+        *response.headers_mut() = headers;
         if !with_body && !self.headers.contains_key(&CONTENT_LENGTH) {
             // A `HEAD` answer announces the length the `GET` would have sent
             // (RFC 9110 §8.6), not that of its empty body.
