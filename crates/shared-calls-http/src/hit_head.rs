@@ -5,7 +5,9 @@
 //! A clone copies the map's tables as they are, where building the map from
 //! the stored lines hashes and places every line anew. The rendered heads
 //! live in a small table per thread, not in the entries, so that a stored
-//! entry carries nothing for them.
+//! entry carries nothing for them; a head is remembered at its second hit
+//! of a second on a thread, so that rarely hit entries do not pay for a
+//! copy that no other hit would use.
 
 use std::cell::RefCell;
 use std::sync::{Arc, Weak};
@@ -64,12 +66,27 @@ struct Set {
     ways: [Option<Head>; WAYS],
     /// The way a new entry takes when every way is in use.
     next: usize,
+    /// The address of the entry last hit here without a head, and the age
+    /// of that hit in whole seconds.
+    seen: (usize, u64),
 }
 
+const EMPTY_SET: Set = Set {
+    ways: [const { None }; WAYS],
+    next: 0,
+    seen: (0, 0),
+};
+
 thread_local! {
-    static HEADS: RefCell<[Set; SETS]> = const {
-        RefCell::new([const { Set { ways: [const { None }; WAYS], next: 0 } }; SETS])
-    };
+    static HEADS: RefCell<[Set; SETS]> = const { RefCell::new([EMPTY_SET; SETS]) };
+}
+
+/// What this thread's table holds for a hit.
+enum Found {
+    Head(HeaderMap),
+    /// No head, but the entry was hit here already in the same second.
+    Seen,
+    Nothing,
 }
 
 /// The head of a hit of `entry`, as `render` makes it, unless this thread
@@ -79,12 +96,15 @@ pub(crate) fn head(
     hit: &HitHead<'_>,
     render: impl FnOnce() -> HeaderMap,
 ) -> HeaderMap {
-    if let Some(headers) = remembered(entry, hit) {
-        return headers;
+    match find(entry, hit) {
+        Found::Head(headers) => headers,
+        Found::Seen => {
+            let headers = render();
+            remember(entry, hit, &headers);
+            headers
+        }
+        Found::Nothing => render(),
     }
-    let headers = render();
-    remember(entry, hit, &headers);
-    headers
 }
 
 fn set_of(entry: &Arc<StoredResponse>) -> usize {
@@ -92,20 +112,25 @@ fn set_of(entry: &Arc<StoredResponse>) -> usize {
     ((address >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % SETS
 }
 
-fn remembered(entry: &Arc<StoredResponse>, hit: &HitHead<'_>) -> Option<HeaderMap> {
+/// The head of `entry` for `hit`, or whether it was hit here in the same
+/// second (noted for the next hit, if not).
+fn find(entry: &Arc<StoredResponse>, hit: &HitHead<'_>) -> Found {
     let set = set_of(entry);
-    HEADS
-        .try_with(|heads| {
-            let heads = heads.borrow();
-            let head = heads[set]
-                .ways
-                .iter()
-                .flatten()
-                .find(|head| head.is_of(entry))?;
-            head.is_for(hit).then(|| head.headers.clone())
-        })
-        .ok()
-        .flatten()
+    let found = HEADS.try_with(|heads| {
+        let mut heads = heads.borrow_mut();
+        let set = &mut heads[set];
+        let head = set.ways.iter().flatten().find(|head| head.is_of(entry));
+        if let Some(head) = head.filter(|head| head.is_for(hit)) {
+            return Found::Head(head.headers.clone());
+        }
+        let seen = (Arc::as_ptr(entry) as usize, hit.age_secs);
+        if set.seen == seen {
+            return Found::Seen;
+        }
+        set.seen = seen;
+        Found::Nothing
+    });
+    found.unwrap_or(Found::Nothing)
 }
 
 fn remember(entry: &Arc<StoredResponse>, hit: &HitHead<'_>, headers: &HeaderMap) {
@@ -153,13 +178,14 @@ fn own_copy(headers: &HeaderMap) -> Option<HeaderMap> {
         buffer.extend_from_slice(value.as_bytes());
     }
     let buffer = Bytes::from(buffer);
-    let mut copy = HeaderMap::with_capacity(headers.len());
+    // The same tables, each value replaced by its copy.
+    let mut copy = headers.clone();
     let mut at = 0;
-    for (name, value) in headers {
+    for value in copy.values_mut() {
         let mut owned = HeaderValue::from_maybe_shared(buffer.slice(at..at + value.len())).ok()?;
         owned.set_sensitive(value.is_sensitive());
         at += value.len();
-        copy.append(name.clone(), owned);
+        *value = owned;
     }
     Some(copy)
 }
@@ -207,8 +233,10 @@ mod tests {
     }
 
     #[test]
-    fn a_head_is_rendered_once_a_second_per_entry() {
+    fn a_head_is_remembered_from_the_second_hit_of_a_second() {
         let entry = entry("text/plain");
+        // Remembered at its second hit of a second.
+        assert!(served(&entry, &hit(3)).1);
         assert!(served(&entry, &hit(3)).1);
         let (again, rendered) = served(&entry, &hit(3));
         assert!(!rendered);
@@ -217,6 +245,8 @@ mod tests {
         let (next_second, rendered) = served(&entry, &hit(4));
         assert!(rendered);
         assert_eq!(next_second[AGE], "4");
+        assert!(served(&entry, &hit(4)).1);
+        assert!(!served(&entry, &hit(4)).1);
         let other_name = HitHead {
             cache_status: Some("edge"),
             ..hit(4)
@@ -228,6 +258,7 @@ mod tests {
     fn an_entry_in_the_place_of_a_dropped_one_gets_its_own_head() {
         for _ in 0..100 {
             let old = entry("text/old");
+            served(&old, &hit(1));
             assert_eq!(served(&old, &hit(1)).0[CONTENT_TYPE], "text/old");
             drop(old);
             // Often at the same address as the one dropped.
@@ -239,6 +270,7 @@ mod tests {
     #[test]
     fn a_remembered_head_holds_copies_of_the_entry_values() {
         let entry = entry("text/plain");
+        served(&entry, &hit(9));
         served(&entry, &hit(9));
         let (remembered, rendered) = served(&entry, &hit(9));
         assert!(!rendered);
