@@ -63,7 +63,7 @@ async fn a_hit_allocates_only_its_response_and_never_copies_the_body() {
         Ok::<_, Infallible>(answer())
     }));
     // The miss that stores the answer, then hits to warm the cache's tables
-    // and the memo of the hit's header values.
+    // and the head this thread remembers for the entry.
     let mut bodies = Vec::new();
     for _ in 0..100 {
         let response = service
