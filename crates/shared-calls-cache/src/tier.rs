@@ -217,7 +217,7 @@ where
             .and_compute_with(|current| match current {
                 // Two loads of one key never end at the same instant, bar a
                 // paused clock; and removing a newer entry only costs a load.
-                Some(current) if current.value().loaded_at == entry.loaded_at => Op::Remove,
+                Some(current) if current.value().loaded_at() == entry.loaded_at() => Op::Remove,
                 _ => Op::Nop,
             });
     }
