@@ -231,9 +231,9 @@ pub(crate) fn weight(stored: &StoredResponse) -> usize {
 }
 
 /// The heap a stored key holds (the cache counts its own record of the
-/// entry).
+/// entry): its bytes after their two reference counts, and its variant.
 pub(crate) fn key_weight(key: &HttpKey) -> usize {
-    key.as_bytes().len() + key.variant_weight() + SHARED_BYTES
+    2 * size_of::<usize>() + key.as_bytes().len() + key.variant_weight()
 }
 
 /// The heap of a list of header lines and of the names it holds a copy of.
