@@ -341,3 +341,36 @@ impl<V> Entry<V> {
         now < self.error_until()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_keeps_its_instants_as_one_instant_and_four_offsets() {
+        let now = Instant::now();
+        let at = |ms| now + Duration::from_millis(ms);
+        let entry = Entry::with_ends(Content::Value(7_u64), now, at(10), [at(20), at(30), at(40)]);
+        assert_eq!(entry.loaded_at(), now);
+        assert_eq!(entry.fresh_until(), at(10));
+        assert_eq!(entry.stale_until(), at(20));
+        assert_eq!(entry.error_until(), at(30));
+        assert_eq!(entry.kept_until(), at(40));
+        assert_eq!(entry.phase(at(15)), Phase::Stale);
+        assert_eq!(entry.phase(at(25)), Phase::StaleIfError);
+        assert_eq!(entry.phase(at(30)), Phase::Expired);
+        assert_eq!(entry.kept_value(at(39)), Some(7));
+        // The value's 16 bytes, one instant and four offsets.
+        assert_eq!(size_of::<Entry<u64>>(), 16 + 16 + 4 * 8);
+    }
+
+    #[test]
+    fn a_window_that_ends_before_freshness_ends_with_it() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(5);
+        let entry = Entry::with_ends(Content::<()>::Absent, later, now, [now; 3]);
+        // Loaded after its freshness ended: counted as loaded at its end.
+        assert_eq!(entry.loaded_at(), now);
+        assert_eq!(entry.stale_until(), now);
+    }
+}

@@ -5,8 +5,9 @@
 //! their frames: an entry that kept them would keep every such buffer alive
 //! for as long as it is stored. [`own`] copies the header values, the body
 //! and the trailer values of an answer into one allocation of its own, the
-//! header lines into a list of exactly their number ([`HeaderLines`]) and
-//! the trailers into a map of exactly their size.
+//! header lines into a list of exactly their number ([`HeaderLines`], each
+//! name a number shared by every entry) and the trailers into a map of
+//! exactly their size.
 //!
 //! [`weight`] and [`key_weight`] count the heap an entry then holds, in
 //! requested bytes, so that a cache bounded by weight is bounded in memory.
@@ -74,6 +75,7 @@ impl HeaderLines {
             Self::Numbered(lines) => (&lines[..], &[][..]),
             Self::Named(lines) => (&[][..], &lines[..]),
         };
+        // Every number names a kept name: none is skipped.
         let numbered = numbered
             .iter()
             .filter_map(|line| Some((shared_names::name(line.name)?, &line.value)));
