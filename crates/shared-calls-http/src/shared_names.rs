@@ -33,20 +33,25 @@ fn numbers() -> &'static RwLock<HashMap<HeaderName, u16>> {
 
 /// The number of `name`, numbering it if there is room.
 pub(crate) fn number(name: &HeaderName) -> Option<u16> {
-    let known = numbers()
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(name)
-        .copied();
-    if known.is_some() {
-        return known;
+    if name.as_str().len() > MAX_NAME_LEN {
+        return None;
+    }
+    {
+        let numbers = numbers().read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(&number) = numbers.get(name) {
+            return Some(number);
+        }
+        // Full: stores need not queue for the write lock to learn it.
+        if numbers.len() >= MAX_NAMES {
+            return None;
+        }
     }
     let mut numbers = numbers().write().unwrap_or_else(PoisonError::into_inner);
     if let Some(&number) = numbers.get(name) {
         return Some(number);
     }
     let next = numbers.len();
-    if next >= MAX_NAMES || name.as_str().len() > MAX_NAME_LEN {
+    if next >= MAX_NAMES {
         return None;
     }
     let number = u16::try_from(next).ok()?;
