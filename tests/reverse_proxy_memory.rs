@@ -25,11 +25,15 @@ const ENTRIES: u32 = if cfg!(debug_assertions) {
     10_000
 };
 const BODY: usize = 1024;
-/// What each stored answer may add to the resident memory, in any build:
-/// its heap (about 2.1 KB with this origin's four headers, see
-/// `tests/entry_memory.rs`) and what the allocator spends around it. An
-/// entry that kept hyper's read buffer would add more than 8 KB.
-const MAX_RSS_PER_ENTRY: u64 = 4_000;
+/// What each stored answer may add to the resident memory: its heap (about
+/// 1.8 KB with this origin's four headers, see `tests/entry_memory.rs`),
+/// what the allocator spends around it, and the fixed costs of the run
+/// shared out, over fewer entries in an unoptimised build. An entry that
+/// kept hyper's read buffer would add more than 8 KB.
+const MAX_RSS_PER_ENTRY: u64 = if cfg!(debug_assertions) { 3_200 } else { 2_500 };
+/// The goal for an optimised build: the proxy holding its 10,000 answers in
+/// less resident memory than this. Printed, not asserted.
+const GOAL_RSS: u64 = 25_000_000;
 
 /// The resident memory of process `pid`, in bytes.
 fn rss(pid: u32) -> u64 {
@@ -94,6 +98,13 @@ async fn the_proxy_holds_ten_thousand_1_kib_answers_in_little_more_than_their_si
         mb(hit),
         per_entry(hit),
     );
+    if !cfg!(debug_assertions) {
+        println!(
+            "  goal: under {:.1} MB ({})",
+            mb(GOAL_RSS),
+            if hit < GOAL_RSS { "met" } else { "not met" }
+        );
+    }
     assert!(
         per_entry(hit) <= MAX_RSS_PER_ENTRY,
         "each stored answer adds {} B of resident memory",

@@ -190,18 +190,60 @@ pub(crate) enum Phase {
 
 /// A stored entry. The store hands each reader its own copy, so that a hit
 /// costs one clone of the value and nothing else.
+///
+/// Its five instants are kept as one instant, the end of its freshness, and
+/// four offsets from it: 48 bytes rather than 80 in every entry. Every
+/// window ends at or after its freshness, and it was loaded at or before.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry<V> {
     pub(crate) content: Content<V>,
-    pub(crate) loaded_at: Instant,
-    pub(crate) fresh_until: Instant,
-    pub(crate) stale_until: Instant,
-    pub(crate) error_until: Instant,
+    fresh_until: Instant,
+    /// How long before `fresh_until` it was loaded.
+    fresh_for: Offset,
+    /// How long after `fresh_until` each later window ends.
+    stale_for: Offset,
+    error_for: Offset,
     /// Until when an expired value is handed to the load that refreshes it.
-    pub(crate) kept_until: Instant,
+    kept_for: Offset,
+}
+
+/// A non-negative span in nanoseconds, saturating at `u64::MAX` (584 years,
+/// beyond twice [`LONGEST_WINDOW`] and any jitter: never reached).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Offset(u64);
+
+impl Offset {
+    /// From `earlier` to `later`; zero if `later` is not later.
+    fn between(earlier: Instant, later: Instant) -> Self {
+        let span = later.saturating_duration_since(earlier);
+        Self(u64::try_from(span.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    fn duration(self) -> Duration {
+        Duration::from_nanos(self.0)
+    }
 }
 
 impl<V> Entry<V> {
+    /// An entry loaded at `loaded_at` whose windows end at these instants.
+    /// A window that ends before freshness does ends with it; a load after
+    /// it counts as at its end.
+    pub(crate) fn with_ends(
+        content: Content<V>,
+        loaded_at: Instant,
+        fresh_until: Instant,
+        [stale_until, error_until, kept_until]: [Instant; 3],
+    ) -> Self {
+        Self {
+            content,
+            fresh_until,
+            fresh_for: Offset::between(loaded_at, fresh_until),
+            stale_for: Offset::between(fresh_until, stale_until),
+            error_for: Offset::between(fresh_until, error_until),
+            kept_for: Offset::between(fresh_until, kept_until),
+        }
+    }
+
     /// The entry for a loader's result, with its lifetimes from the fetch
     /// and the cache's settings.
     pub(crate) fn new(fetch: &Fetch<V>, value: Content<V>, config: &Config, now: Instant) -> Self {
@@ -219,47 +261,54 @@ impl<V> Entry<V> {
         let stale_if_error = fetch.stale_if_error.unwrap_or(config.stale_if_error);
         if fetch.always_revalidate {
             let kept_until = now + window(fetch.keep_for_revalidation);
-            return Self {
-                content: value,
-                loaded_at: now,
-                fresh_until: now,
-                stale_until: now,
-                error_until: now,
-                kept_until,
-            };
+            return Self::with_ends(value, now, now, [now, now, kept_until]);
         }
         let stale_until = fresh_until + window(stale_while_revalidate);
         let error_until = fresh_until + window(stale_if_error);
         let kept_until = stale_until
             .max(error_until)
             .max(fresh_until + window(fetch.keep_for_revalidation));
-        Self {
-            content: value,
-            loaded_at: now,
+        Self::with_ends(
+            value,
+            now,
             fresh_until,
-            stale_until,
-            error_until,
-            kept_until,
-        }
+            [stale_until, error_until, kept_until],
+        )
     }
 
     /// A hit-for-miss marker for `ttl`.
     pub(crate) fn hit_for_miss(ttl: Duration, now: Instant) -> Self {
         let until = now + window(ttl);
-        Self {
-            content: Content::HitForMiss,
-            loaded_at: now,
-            fresh_until: until,
-            stale_until: until,
-            error_until: until,
-            kept_until: until,
-        }
+        Self::with_ends(Content::HitForMiss, now, until, [until; 3])
+    }
+
+    pub(crate) fn loaded_at(&self) -> Instant {
+        // It was an instant before `fresh_until`: no underflow.
+        self.fresh_until
+            .checked_sub(self.fresh_for.duration())
+            .unwrap_or(self.fresh_until)
+    }
+
+    pub(crate) fn fresh_until(&self) -> Instant {
+        self.fresh_until
+    }
+
+    pub(crate) fn stale_until(&self) -> Instant {
+        self.fresh_until + self.stale_for.duration()
+    }
+
+    pub(crate) fn error_until(&self) -> Instant {
+        self.fresh_until + self.error_for.duration()
+    }
+
+    fn kept_until(&self) -> Instant {
+        self.fresh_until + self.kept_for.duration()
     }
 
     /// Its timing for a lookup at `now`.
     pub(crate) fn timing(&self, now: Instant) -> Timing {
         Timing {
-            loaded_at: self.loaded_at,
+            loaded_at: self.loaded_at(),
             fresh_until: self.fresh_until,
             looked_up_at: now,
             from_second_tier: false,
@@ -269,9 +318,9 @@ impl<V> Entry<V> {
     pub(crate) fn phase(&self, now: Instant) -> Phase {
         if now < self.fresh_until {
             Phase::Fresh
-        } else if now < self.stale_until {
+        } else if now < self.stale_until() {
             Phase::Stale
-        } else if now < self.error_until {
+        } else if now < self.error_until() {
             Phase::StaleIfError
         } else {
             Phase::Expired
@@ -282,13 +331,46 @@ impl<V> Entry<V> {
     /// expired value still kept.
     pub(crate) fn kept_value(self, now: Instant) -> Option<V> {
         match self.content {
-            Content::Value(value) if now < self.kept_until => Some(value),
+            Content::Value(value) if now < self.kept_until() => Some(value),
             _ => None,
         }
     }
 
     /// Whether the entry may answer for a failed load at `now`.
     pub(crate) fn may_answer_error(&self, now: Instant) -> bool {
-        now < self.error_until
+        now < self.error_until()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_keeps_its_instants_as_one_instant_and_four_offsets() {
+        let now = Instant::now();
+        let at = |ms| now + Duration::from_millis(ms);
+        let entry = Entry::with_ends(Content::Value(7_u64), now, at(10), [at(20), at(30), at(40)]);
+        assert_eq!(entry.loaded_at(), now);
+        assert_eq!(entry.fresh_until(), at(10));
+        assert_eq!(entry.stale_until(), at(20));
+        assert_eq!(entry.error_until(), at(30));
+        assert_eq!(entry.kept_until(), at(40));
+        assert_eq!(entry.phase(at(15)), Phase::Stale);
+        assert_eq!(entry.phase(at(25)), Phase::StaleIfError);
+        assert_eq!(entry.phase(at(30)), Phase::Expired);
+        assert_eq!(entry.kept_value(at(39)), Some(7));
+        // The value's 16 bytes, one instant and four offsets.
+        assert_eq!(size_of::<Entry<u64>>(), 16 + 16 + 4 * 8);
+    }
+
+    #[test]
+    fn a_window_that_ends_before_freshness_ends_with_it() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(5);
+        let entry = Entry::with_ends(Content::<()>::Absent, later, now, [now; 3]);
+        // Loaded after its freshness ended: counted as loaded at its end.
+        assert_eq!(entry.loaded_at(), now);
+        assert_eq!(entry.stale_until(), now);
     }
 }

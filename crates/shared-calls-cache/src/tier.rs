@@ -73,9 +73,12 @@ impl<K, V> Clone for Weighers<K, V> {
     }
 }
 
-/// What moka keeps per entry besides the key and the entry: its node, the
-/// key's `Arc` and hash, access-order links, counters (an estimate).
-const MOKA_OVERHEAD: usize = 160;
+/// What moka (0.12) keeps per entry besides the key and the entry, as a
+/// heap profile counts it: the entry's node (24 B besides the entry), its
+/// info (64: hash, counters, the key's `Arc`), its queue links (48) and
+/// access-order node (24), the key's `Arc` (16 besides the key), the hash
+/// table's bucket (16) and slot (about 16).
+const MOKA_OVERHEAD: usize = 208;
 
 impl<K, V> Weighers<K, V> {
     /// The bytes an entry holds: inline, its bookkeeping, and the heap.
@@ -223,7 +226,7 @@ where
             .and_compute_with(|current| match current {
                 // Two loads of one key never end at the same instant, bar a
                 // paused clock; and removing a newer entry only costs a load.
-                Some(current) if current.value().loaded_at == entry.loaded_at => Op::Remove,
+                Some(current) if current.value().loaded_at() == entry.loaded_at() => Op::Remove,
                 _ => Op::Nop,
             });
     }

@@ -1,6 +1,7 @@
 //! Cache keys for HTTP requests.
 
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{FORWARDED, HOST, HeaderName};
@@ -11,7 +12,8 @@ use crate::cache_control::VaryKey;
 /// The key of a stored HTTP answer: bytes, cheap to clone.
 ///
 /// A key function may return anything that converts into it: a `String`, a
-/// `&'static str`, `Bytes` or a `Vec<u8>`.
+/// `&'static str`, `Bytes` or a `Vec<u8>`, copied into one allocation of
+/// the key's exact size (with its reference count, so that clones share it).
 ///
 /// # Parts
 ///
@@ -47,7 +49,7 @@ use crate::cache_control::VaryKey;
 /// invalidating by a predicate on them reaches every variant.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct HttpKey {
-    bytes: Bytes,
+    bytes: Arc<[u8]>,
     // Boxed: most keys have none, and the cache keeps a copy of every key.
     variant: Option<Box<Variant>>,
 }
@@ -63,7 +65,17 @@ struct Variant {
 }
 
 impl HttpKey {
-    fn new(bytes: Bytes) -> Self {
+    fn new(bytes: &[u8]) -> Self {
+        Self::written(bytes.len(), |key| key.copy_from_slice(bytes))
+    }
+
+    /// The key of `len` bytes that `write` writes, in one allocation.
+    fn written(len: usize, write: impl FnOnce(&mut [u8])) -> Self {
+        let mut bytes: Arc<[u8]> = std::iter::repeat_n(0, len).collect();
+        // The `Arc` was just made: no other handle shares it.
+        if let Some(bytes) = Arc::get_mut(&mut bytes) {
+            write(bytes);
+        }
         Self {
             bytes,
             variant: None,
@@ -186,25 +198,25 @@ impl fmt::Debug for HttpKey {
 
 impl From<String> for HttpKey {
     fn from(key: String) -> Self {
-        Self::new(Bytes::from(key))
+        Self::new(key.as_bytes())
     }
 }
 
 impl From<&'static str> for HttpKey {
     fn from(key: &'static str) -> Self {
-        Self::new(Bytes::from_static(key.as_bytes()))
+        Self::new(key.as_bytes())
     }
 }
 
 impl From<Vec<u8>> for HttpKey {
     fn from(key: Vec<u8>) -> Self {
-        Self::new(Bytes::from(key))
+        Self::new(&key)
     }
 }
 
 impl From<Bytes> for HttpKey {
     fn from(key: Bytes) -> Self {
-        Self::new(key)
+        Self::new(&key)
     }
 }
 
@@ -367,27 +379,31 @@ impl KeyBuilder {
         if len > MAX_KEY_LEN {
             return None;
         }
-        // Exactly its length, so that the key is one allocation: `Bytes`
-        // takes a full `Vec` as it is, and shares any other through a
-        // second allocation.
-        let mut key = Vec::with_capacity(len);
-        for part in uri_parts {
-            key.extend_from_slice(part);
-        }
-        if let Some(query) = &query {
-            key.push(b'?');
-            key.extend_from_slice(query.as_bytes());
-        }
-        for &(name, value) in &lines {
-            key.push(b'\n');
-            key.extend_from_slice(name.as_bytes());
-            // An absent header has no `:`, an empty one has.
-            if let Some(value) = value {
-                key.push(b':');
-                key.extend_from_slice(value);
+        // Written in place: the key is one allocation.
+        Some(HttpKey::written(len, |key| {
+            let mut at = 0;
+            // `len` counted exactly these parts: every one has its place.
+            let mut put = |part: &[u8]| {
+                if let Some(place) = key.get_mut(at..at + part.len()) {
+                    place.copy_from_slice(part);
+                }
+                at += part.len();
+            };
+            uri_parts.iter().for_each(|part| put(part));
+            if let Some(query) = &query {
+                put(b"?");
+                put(query.as_bytes());
             }
-        }
-        Some(HttpKey::new(Bytes::from(key)))
+            for &(name, value) in &lines {
+                put(b"\n");
+                put(name.as_bytes());
+                // An absent header has no `:`, an empty one has.
+                if let Some(value) = value {
+                    put(b":");
+                    put(value);
+                }
+            }
+        }))
     }
 
     /// Every keyed header line: the routing headers, each value present,
@@ -519,3 +535,32 @@ static NAME_BYTES: [bool; 256] = {
     }
     table
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_its_bytes_whatever_it_was_made_from() {
+        let made = [
+            HttpKey::from("user:7"),
+            HttpKey::from(String::from("user:7")),
+            HttpKey::from(b"user:7".to_vec()),
+            HttpKey::from(Bytes::from_static(b"user:7")),
+        ];
+        assert!(made.iter().all(|key| *key == made[0]));
+        assert_eq!(made[0].as_bytes(), b"user:7");
+        let clone = made[0].clone();
+        assert_eq!(clone.as_bytes().as_ptr(), made[0].as_bytes().as_ptr());
+    }
+
+    #[test]
+    fn a_built_key_is_written_whole() {
+        let request = Request::get("http://shop.test/a?b=1")
+            .header("x-tenant", "acme")
+            .body(())
+            .unwrap();
+        let key = KeyBuilder::new().header("x-tenant").key(&request).unwrap();
+        assert_eq!(key.as_bytes(), b"http://shop.test/a?b=1\nx-tenant:acme");
+    }
+}

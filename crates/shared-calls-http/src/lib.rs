@@ -118,6 +118,7 @@ mod request_freshness;
 mod respond;
 mod revalidate;
 mod shared;
+mod shared_names;
 mod status;
 mod tee;
 

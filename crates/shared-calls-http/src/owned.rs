@@ -5,8 +5,9 @@
 //! their frames: an entry that kept them would keep every such buffer alive
 //! for as long as it is stored. [`own`] copies the header values, the body
 //! and the trailer values of an answer into one allocation of its own, the
-//! header lines into a list of exactly their number ([`HeaderLines`]) and
-//! the trailers into a map of exactly their size.
+//! header lines into a list of exactly their number ([`HeaderLines`], each
+//! name a number shared by every entry) and the trailers into a map of
+//! exactly their size.
 //!
 //! [`weight`] and [`key_weight`] count the heap an entry then holds, in
 //! requested bytes, so that a cache bounded by weight is bounded in memory.
@@ -21,6 +22,7 @@ use crate::body::Collected;
 use crate::cache_control::VaryKey;
 use crate::key::HttpKey;
 use crate::shared::StoredResponse;
+use crate::shared_names;
 
 /// What a `Bytes` shared by several handles allocates besides its data (its
 /// reference count and the buffer's capacity).
@@ -31,31 +33,74 @@ const SHARED_BYTES: usize = 24;
 ///
 /// A list rather than a map: a hit builds its response's own map anyway, and
 /// a map's tables (an index, and a 104-byte entry per line at a power-of-two
-/// capacity) would weigh more than the lines themselves.
+/// capacity) would weigh more than the lines themselves. Each line names
+/// its header by number ([`shared_names`]) unless one of its names has
+/// none: 48 bytes a line rather than 72.
 #[derive(Debug)]
-pub(crate) struct HeaderLines(Box<[(HeaderName, HeaderValue)]>);
+pub(crate) enum HeaderLines {
+    Numbered(Box<[NumberedLine]>),
+    /// Boxed twice, so that the list takes 16 bytes in every entry, not 24:
+    /// the rare answer that has a name without a number pays for it.
+    Named(Box<Box<[(HeaderName, HeaderValue)]>>),
+}
+
+/// A line whose name is numbered.
+#[derive(Debug)]
+pub(crate) struct NumberedLine {
+    value: HeaderValue,
+    name: u16,
+}
 
 impl HeaderLines {
-    /// The first value of `name`.
-    pub(crate) fn get(&self, name: &HeaderName) -> Option<&HeaderValue> {
-        self.0
+    fn new(lines: Vec<(HeaderName, HeaderValue)>) -> Self {
+        let numbered = lines
             .iter()
-            .find_map(|(line, value)| (line == name).then_some(value))
+            .map(|(name, value)| {
+                let name = shared_names::number(name)?;
+                Some(NumberedLine {
+                    value: value.clone(),
+                    name,
+                })
+            })
+            .collect::<Option<_>>();
+        match numbered {
+            Some(numbered) => Self::Numbered(numbered),
+            None => Self::Named(Box::new(lines.into_boxed_slice())),
+        }
+    }
+
+    /// Each line's name and value.
+    fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        let (numbered, named) = match self {
+            Self::Numbered(lines) => (&lines[..], &[][..]),
+            Self::Named(lines) => (&[][..], &lines[..]),
+        };
+        // Every number names a kept name: none is skipped.
+        let numbered = numbered
+            .iter()
+            .filter_map(|line| Some((shared_names::name(line.name)?, &line.value)));
+        numbered.chain(named.iter().map(|(name, value)| (name, value)))
     }
 
     pub(crate) fn contains_key(&self, name: &HeaderName) -> bool {
-        self.get(name).is_some()
+        self.iter().any(|(line, _)| line == name)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.0.len()
+        match self {
+            Self::Numbered(lines) => lines.len(),
+            Self::Named(lines) => lines.len(),
+        }
     }
 
     /// The lines in a map with room for `more` lines besides, so that adding
     /// them allocates nothing more.
     pub(crate) fn to_map(&self, more: usize) -> HeaderMap {
-        let mut map = HeaderMap::with_capacity(self.0.len() + more);
-        map.extend(self.0.iter().cloned());
+        let mut map = HeaderMap::with_capacity(self.len() + more);
+        map.extend(
+            self.iter()
+                .map(|(name, value)| (name.clone(), value.clone())),
+        );
         map
     }
 }
@@ -66,11 +111,6 @@ const INDEX: usize = 4;
 const BUCKET: usize = size_of::<HeaderName>() + size_of::<HeaderValue>() + 32;
 /// A header map's further value of a name: the value and two links.
 const EXTRA_VALUE: usize = size_of::<HeaderValue>() + 32;
-/// The `Age` and `Cache-Status` values of the second it was last hit, in
-/// one allocation with a shared handle (`0`, `shared-calls; hit; ttl=600`:
-/// 30 B, 60 with a longer `Cache-Status` name).
-const HIT_HEADERS: usize = 48 + SHARED_BYTES;
-
 /// The answer's header lines, body and trailers, with every header value,
 /// the body and every trailer value copied into one allocation of their own,
 /// the lines listed and the trailers' map rebuilt at its exact size.
@@ -134,7 +174,7 @@ impl Copies {
             };
             lines.push((name, value));
         }
-        HeaderLines(lines.into_boxed_slice())
+        HeaderLines::new(lines)
     }
 
     /// `headers`, its names moved, its values the next slices.
@@ -169,7 +209,7 @@ impl Copies {
 pub(crate) fn weight(stored: &StoredResponse) -> usize {
     let (data, trailers) = (stored.body.data(), stored.body.trailers());
     let lines = stored.header_lines();
-    let copy = lines.0.iter().map(|(_, value)| value.len()).sum::<usize>()
+    let copy = lines.iter().map(|(_, value)| value.len()).sum::<usize>()
         + trailers
             .iter()
             .flat_map(|trailers| trailers.values())
@@ -184,19 +224,24 @@ pub(crate) fn weight(stored: &StoredResponse) -> usize {
         + list(lines)
         + trailers.map_or(0, table)
         + stored.vary.as_ref().map_or(0, VaryKey::weight)
-        + HIT_HEADERS
 }
 
 /// The heap a stored key holds (the cache counts its own record of the
-/// entry).
+/// entry): its bytes after their two reference counts, and its variant.
 pub(crate) fn key_weight(key: &HttpKey) -> usize {
-    key.as_bytes().len() + key.variant_weight() + SHARED_BYTES
+    2 * size_of::<usize>() + key.as_bytes().len() + key.variant_weight()
 }
 
 /// The heap of a list of header lines and of the names it holds a copy of.
 fn list(lines: &HeaderLines) -> usize {
-    lines.len() * size_of::<(HeaderName, HeaderValue)>()
-        + names(lines.0.iter().map(|(name, _)| name))
+    match lines {
+        HeaderLines::Numbered(lines) => lines.len() * size_of::<NumberedLine>(),
+        HeaderLines::Named(lines) => {
+            size_of::<Box<[(HeaderName, HeaderValue)]>>()
+                + lines.len() * size_of::<(HeaderName, HeaderValue)>()
+                + names(lines.iter().map(|(name, _)| name))
+        }
+    }
 }
 
 /// The heap of the copies of `names` that are not http's own.
@@ -259,9 +304,8 @@ mod tests {
 
         assert_eq!(owned_headers.to_map(0), headers);
         let parts: Vec<_> = owned_headers
-            .0
             .iter()
-            .filter(|(name, _)| *name == custom)
+            .filter(|(name, _)| **name == custom)
             .map(|(_, value)| value)
             .collect();
         assert_eq!(parts, [&"a=1", &"b=2"]);
@@ -274,11 +318,42 @@ mod tests {
     }
 
     #[test]
+    fn header_lines_take_two_words_in_every_entry() {
+        assert_eq!(size_of::<HeaderLines>(), 16);
+    }
+
+    #[test]
     fn an_answer_without_headers_or_body_owns_nothing() {
         let (headers, body) = own(HeaderMap::new(), Collected::default());
         assert_eq!(headers.len(), 0);
         assert!(body.data().is_empty() && body.trailers().is_none());
         assert_eq!(list(&headers), 0);
+    }
+
+    #[test]
+    fn lines_name_their_headers_by_number_and_weigh_no_copy_of_them() {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::ETAG, HeaderValue::from_static("\"a\""));
+        let custom = HeaderName::from_bytes(b"x-line-number-test").unwrap();
+        headers.insert(custom.clone(), HeaderValue::from_static("b"));
+        let (lines, _) = own(headers.clone(), Collected::default());
+        assert!(matches!(lines, HeaderLines::Numbered(_)));
+        assert_eq!(lines.to_map(0), headers);
+        assert!(lines.contains_key(&custom));
+        assert_eq!(list(&lines), 2 * size_of::<NumberedLine>());
+    }
+
+    #[test]
+    fn lines_with_a_name_too_long_to_number_keep_their_names() {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::ETAG, HeaderValue::from_static("\"a\""));
+        let long = HeaderName::from_bytes(&[b'x'; 100]).unwrap();
+        headers.insert(long.clone(), HeaderValue::from_static("b"));
+        let (lines, _) = own(headers.clone(), Collected::default());
+        assert!(matches!(lines, HeaderLines::Named(_)));
+        assert_eq!(lines.to_map(0), headers);
+        let list_of_two = 16 + 2 * size_of::<(HeaderName, HeaderValue)>();
+        assert_eq!(list(&lines), list_of_two + 100 + SHARED_BYTES);
     }
 
     #[test]

@@ -38,9 +38,9 @@ pub(crate) fn encode<K: 'static, V: 'static>(
 ) -> Option<(Vec<u8>, Duration)> {
     let (now, wall_now) = (Instant::now(), SystemTime::now());
     let ends = entry
-        .fresh_until
-        .max(entry.stale_until)
-        .max(entry.error_until);
+        .fresh_until()
+        .max(entry.stale_until())
+        .max(entry.error_until());
     let keep = ends
         .checked_duration_since(now)
         .filter(|keep| !keep.is_zero())?;
@@ -62,10 +62,10 @@ pub(crate) fn encode<K: 'static, V: 'static>(
         }
     };
     for instant in [
-        entry.loaded_at,
-        entry.fresh_until,
-        entry.stale_until,
-        entry.error_until,
+        entry.loaded_at(),
+        entry.fresh_until(),
+        entry.stale_until(),
+        entry.error_until(),
     ] {
         out.extend_from_slice(&wall_millis(instant, now, wall_now).to_be_bytes());
     }
@@ -125,14 +125,12 @@ pub(crate) fn decode<K: 'static, V: 'static>(
         _ => return None,
     };
     // The revalidation window stays with the instance that loaded.
-    Some(Entry {
+    Some(Entry::with_ends(
         content,
         loaded_at,
         fresh_until,
-        stale_until,
-        error_until,
-        kept_until: stale_until.max(error_until),
-    })
+        [stale_until, error_until, stale_until.max(error_until)],
+    ))
 }
 
 fn put_field(out: &mut Vec<u8>, field: &[u8]) -> Option<()> {
@@ -180,14 +178,13 @@ mod tests {
 
     fn entry(content: Content<String>) -> Entry<String> {
         let now = Instant::now();
-        Entry {
+        let secs = Duration::from_secs;
+        Entry::with_ends(
             content,
-            loaded_at: now,
-            fresh_until: now + Duration::from_secs(10),
-            stale_until: now + Duration::from_secs(20),
-            error_until: now + Duration::from_secs(30),
-            kept_until: now + Duration::from_secs(30),
-        }
+            now,
+            now + secs(10),
+            [now + secs(20), now + secs(30), now + secs(30)],
+        )
     }
 
     #[test]
@@ -198,9 +195,9 @@ mod tests {
         let decoded = decode(STRINGS, b"k", &bytes).unwrap();
         assert!(matches!(&decoded.content, Content::Value(v) if v == "v"));
         for (a, b) in [
-            (original.fresh_until, decoded.fresh_until),
-            (original.stale_until, decoded.stale_until),
-            (original.error_until, decoded.error_until),
+            (original.fresh_until(), decoded.fresh_until()),
+            (original.stale_until(), decoded.stale_until()),
+            (original.error_until(), decoded.error_until()),
         ] {
             let gap = a.max(b) - a.min(b);
             assert!(gap <= Duration::from_millis(2), "{gap:?}");
@@ -246,8 +243,7 @@ mod tests {
     #[test]
     fn an_expired_entry_is_not_written() {
         let now = Instant::now();
-        let mut old = entry(Content::Value("v".into()));
-        (old.fresh_until, old.stale_until, old.error_until) = (now, now, now);
+        let old = Entry::with_ends(Content::Value("v".into()), now, now, [now; 3]);
         assert!(encode(STRINGS, b"k", &old).is_none());
     }
 }
