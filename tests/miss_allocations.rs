@@ -47,6 +47,13 @@ fn answer() -> Response<Full<Bytes>> {
         .unwrap()
 }
 
+async fn send<S>(service: &mut S, request: Request<Empty<Bytes>>) -> S::Response
+where
+    S: Service<Request<Empty<Bytes>>, Error = Infallible>,
+{
+    service.ready().await.unwrap().call(request).await.unwrap()
+}
+
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_miss_allocates_at_most_the_stated_number() {
     let _profiler = dhat::Profiler::builder().testing().build();
@@ -57,13 +64,7 @@ async fn a_miss_allocates_at_most_the_stated_number() {
     let cache = layer.cache_handle();
     // Misses to warm the cache's tables and the runtime.
     for n in 0..MISSES {
-        let response = service
-            .ready()
-            .await
-            .unwrap()
-            .call(request(n))
-            .await
-            .unwrap();
+        let response = send(&mut service, request(n)).await;
         response.into_body().collect().await.unwrap();
     }
     let requests: Vec<_> = (MISSES..2 * MISSES).map(request).collect();
@@ -71,7 +72,7 @@ async fn a_miss_allocates_at_most_the_stated_number() {
 
     let before = dhat::HeapStats::get();
     for request in requests {
-        responses.push(service.ready().await.unwrap().call(request).await.unwrap());
+        responses.push(send(&mut service, request).await);
     }
     let after = dhat::HeapStats::get();
 
@@ -85,13 +86,7 @@ async fn a_miss_allocates_at_most_the_stated_number() {
     }
     // Every answer was stored.
     for n in [MISSES, 2 * MISSES - 1] {
-        let response = service
-            .ready()
-            .await
-            .unwrap()
-            .call(request(n))
-            .await
-            .unwrap();
+        let response = send(&mut service, request(n)).await;
         assert_eq!(response.extensions().get(), Some(&Outcome::Hit));
     }
     assert_eq!(cache.stats().misses, 2 * MISSES);
