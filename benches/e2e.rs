@@ -11,6 +11,7 @@
 //! cargo bench --bench e2e -- --quick  # 1 s per run, to try it out
 //! cargo bench --bench e2e -- --in-process  # only the hit path, without the network
 //! cargo bench --bench e2e -- --miss-path   # the reverse proxy example against a bare forwarder, under wrk
+//! cargo bench --bench e2e -- --miss-path --only 'all miss'  # its traffic whose name contains 'all miss'
 //! cargo bench --bench e2e -- --only '(c)'  # the runs whose names contain '(c)'
 //! ```
 //!
@@ -510,7 +511,7 @@ fn main() -> Result<(), Error> {
         return in_process::print(quick, only.as_deref());
     }
     if std::env::args().any(|arg| arg == "--miss-path") {
-        return miss_path::print(quick);
+        return miss_path::print(quick, only.as_deref());
     }
     let duration = if quick {
         Duration::from_secs(1)

@@ -155,7 +155,7 @@ fn run(
     (proxying, traffic): (Proxying, Traffic),
     seconds: u64,
     round: usize,
-) -> Result<f64, Error> {
+) -> Result<Measured, Error> {
     let proxy = Proxy::start(origin_addr, proxying.flags());
     let measured = format!("r{round}");
     // All-miss traffic warms up on keys of its own; all-hit traffic stores
@@ -165,7 +165,9 @@ fn run(
         Traffic::AllHit => measured.clone(),
     };
     wrk(script, proxy.addr, 1, &warm, traffic)?;
+    let cpu_before = cpu_time(proxy.pid())?;
     let per_second = wrk(script, proxy.addr, seconds, &measured, traffic)?;
+    let cpu = cpu_time(proxy.pid())? - cpu_before;
     if proxying == Proxying::Cached {
         // The first and a late answer of the measured run, asked again (wrk
         // makes a request with `n` = 1 when it starts, and never sends it).
@@ -193,7 +195,40 @@ fn run(
         let errors = errors.join("\n");
         return Err(format!("the proxy logged errors:\n{errors}").into());
     }
-    Ok(per_second)
+    let requests = per_second * seconds as f64;
+    Ok(Measured {
+        per_second,
+        cpu_per_request: cpu / requests * 1e6,
+    })
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, Copy)]
+struct Measured {
+    per_second: f64,
+    /// The proxy's CPU time (user and system, all threads) per request, µs.
+    cpu_per_request: f64,
+}
+
+/// The CPU time a process has had so far (user and system, all its
+/// threads), in seconds, from `/proc/PID/stat`. Independent of what else
+/// the machine runs, unlike requests per second.
+fn cpu_time(pid: u32) -> Result<f64, Error> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // After the command's name in parentheses: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |field: usize| -> Result<f64, Error> {
+        Ok(fields
+            .get(field - 3)
+            .ok_or("a short /proc/PID/stat")?
+            .parse::<f64>()?)
+    };
+    // The kernel counts in USER_HZ, 100 on Linux's supported platforms.
+    Ok((ticks(14)? + ticks(15)?) / 100.0)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -205,8 +240,15 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-/// Runs the comparison and prints its table.
-pub(crate) fn print(quick: bool) -> Result<(), Error> {
+/// The traffic measured, by the name its table row has.
+const TRAFFIC: [(&str, usize, usize); 2] = [
+    ("every request a new key (all miss)", 0, 1),
+    ("1,000 keys, all hits", 2, 3),
+];
+
+/// Runs the comparison and prints its table; `only`: the traffic whose
+/// name contains this text.
+pub(crate) fn print(quick: bool, only: Option<&str>) -> Result<(), Error> {
     let (rounds, seconds) = if quick { (3, 2) } else { (7, 5) };
     let (origin, origin_addr) = origin()?;
     // The Lua script, beside the bench's executable.
@@ -224,17 +266,23 @@ pub(crate) fn print(quick: bool) -> Result<(), Error> {
         (Proxying::Cached, Traffic::AllHit),
     ];
     let mut rates = vec![Vec::new(); cases.len()];
+    let mut cpu = vec![Vec::new(); cases.len()];
     for round in 0..rounds {
-        for pair in [0, 2] {
+        for (_, pair, _) in TRAFFIC.iter().filter(|(name, ..)| is_chosen(name, only)) {
+            let pair = *pair;
             // Bare first in even rounds, cached first in odd ones.
             let order = match round % 2 {
                 0 => [pair, pair + 1],
                 _ => [pair + 1, pair],
             };
             for case in order {
-                let rate = run(&origin, origin_addr, &script, cases[case], seconds, round)?;
-                eprintln!("  round {round} {:?} {:>9.0} req/s", cases[case], rate);
-                rates[case].push(rate);
+                let measured = run(&origin, origin_addr, &script, cases[case], seconds, round)?;
+                eprintln!(
+                    "  round {round} {:?} {:>9.0} req/s, proxy CPU {:.1} µs per request",
+                    cases[case], measured.per_second, measured.cpu_per_request
+                );
+                rates[case].push(measured.per_second);
+                cpu[case].push(measured.cpu_per_request);
             }
         }
     }
@@ -257,10 +305,7 @@ pub(crate) fn print(quick: bool) -> Result<(), Error> {
         "| traffic | bare forwarder req/s | reverse proxy req/s | ratio (median of rounds) | range |"
     );
     println!("|---|---:|---:|---:|---|");
-    for (traffic, bare, cached) in [
-        ("every request a new key (all miss)", 0, 1),
-        ("1,000 keys, all hits", 2, 3),
-    ] {
+    for &(traffic, bare, cached) in TRAFFIC.iter().filter(|(name, ..)| is_chosen(name, only)) {
         let (ratio, low, high) = ratios(bare, cached);
         println!(
             "| {traffic} | {:.0} | {:.0} | {ratio:.2}x | {low:.2}x–{high:.2}x |",
@@ -268,5 +313,24 @@ pub(crate) fn print(quick: bool) -> Result<(), Error> {
             median(rates[cached].clone()),
         );
     }
+    // What a request costs the proxy in CPU time, whatever else ran: the
+    // bare forwarder's cost over the proxy's is the throughput ratio a
+    // proxy with a core of its own would reach.
+    println!();
+    println!(
+        "| traffic | bare forwarder CPU µs per request | reverse proxy CPU µs per request | bare / proxy |"
+    );
+    println!("|---|---:|---:|---:|");
+    for &(traffic, bare, cached) in TRAFFIC.iter().filter(|(name, ..)| is_chosen(name, only)) {
+        let (bare, cached) = (median(cpu[bare].clone()), median(cpu[cached].clone()));
+        println!(
+            "| {traffic} | {bare:.1} | {cached:.1} | {:.2}x |",
+            bare / cached
+        );
+    }
     Ok(())
+}
+
+fn is_chosen(name: &str, only: Option<&str>) -> bool {
+    only.is_none_or(|only| name.contains(only))
 }

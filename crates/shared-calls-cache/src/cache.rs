@@ -19,6 +19,9 @@ use crate::tier::{Capacity, MokaTier, Tier};
 use crate::{Accepts, LoadError, Lookup, Outcome};
 
 mod second_tier;
+mod seen;
+
+use seen::{Seen, Stores};
 
 /// What a flight hands its waiters: the entry it loaded (or found), or why not.
 type Flown<V, E> = Result<Loaded<V>, LoadError<E>>;
@@ -152,6 +155,7 @@ struct Inner<K, V, E> {
     tier: MokaTier<K, V>,
     flights: Group<K, Flown<V, E>>,
     generations: Generations,
+    stores: Stores,
     sweeps: Sweeps<K>,
     hasher: RandomState,
     counters: Arc<Counters>,
@@ -207,6 +211,7 @@ where
                 tier: MokaTier::new(capacity, counters.clone()),
                 flights: flights.build(),
                 generations: Generations::new(),
+                stores: Stores::new(),
                 sweeps: Sweeps::new(),
                 hasher: RandomState::new(),
                 counters,
@@ -273,30 +278,64 @@ where
         F: FnOnce(Outcome) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
+        self.lookup(key, accepts, false, move |outcome, _| load(outcome))
+            .await
+    }
+
+    /// The store's answer for `key`, or `load`'s through the key's flight;
+    /// a load that `revalidates` is handed the kept value it refreshes.
+    async fn lookup<Q, F, Fut>(
+        &self,
+        key: &Q,
+        accepts: Option<Accepts<V>>,
+        revalidates: bool,
+        load: F,
+    ) -> (Result<Lookup<V>, LoadError<E>>, Outcome)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: FnOnce(Outcome, Option<V>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
+    {
         let now = Instant::now();
-        let (result, outcome) = match self.inner.tier.get(key) {
+        // A load that refreshes what is stored is handed what this read
+        // found, unless the store changed since.
+        let mut seen = revalidates.then(|| {
+            let hash = self.inner.hasher.hash_one(key);
+            Seen::stamp(hash, &self.inner.stores, &self.inner.generations)
+        });
+        let found = self.inner.tier.get(key);
+        if let Some(seen) = &mut seen {
+            seen.entry = found.clone();
+        }
+        let (result, outcome) = match found {
             Some(entry) => match (entry.phase(now), &entry.content, &accepts) {
-                (Phase::Fresh, Content::HitForMiss, _) => self.pass(key.to_owned(), load).await,
+                (Phase::Fresh, Content::HitForMiss, _) => {
+                    self.pass(key.to_owned(), revalidates, load).await
+                }
                 (phase, Content::Value(value), Some(accepts)) => {
                     match accepts(value, &entry.timing(now)) {
                         true if phase == Phase::Fresh => {
                             (answer(entry, Outcome::Hit, false, now), Outcome::Hit)
                         }
                         true => {
-                            self.refresh_in_background(key, load);
+                            self.refresh_in_background(key, seen, load);
                             (answer(entry, Outcome::Stale, false, now), Outcome::Stale)
                         }
-                        false => self.load_in_flight(key, Some(accepts.clone()), load).await,
+                        false => {
+                            let accepts = Some(accepts.clone());
+                            self.load_in_flight(key, accepts, seen, load).await
+                        }
                     }
                 }
                 (Phase::Fresh, _, _) => (answer(entry, Outcome::Hit, false, now), Outcome::Hit),
                 (Phase::Stale, Content::Value(_), _) => {
-                    self.refresh_in_background(key, load);
+                    self.refresh_in_background(key, seen, load);
                     (answer(entry, Outcome::Stale, false, now), Outcome::Stale)
                 }
-                _ => self.load_in_flight(key, accepts, load).await,
+                _ => self.load_in_flight(key, accepts, seen, load).await,
             },
-            None => self.load_in_flight(key, accepts, load).await,
+            None => self.load_in_flight(key, accepts, seen, load).await,
         };
         // Errors and "not found" count under the outcome of the lookup that
         // produced them, like values.
@@ -347,18 +386,7 @@ where
         F: FnOnce(Outcome, Option<V>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
-        let (cache, owned) = (self.clone(), key.to_owned());
-        let load = move |outcome| {
-            // Read when the load runs: what it replaces, not what was
-            // there when the caller arrived.
-            let kept = cache
-                .inner
-                .tier
-                .get::<K>(&owned)
-                .and_then(|entry| entry.kept_value(Instant::now()));
-            load(outcome, kept)
-        };
-        self.get_or_load_accepting(key, accepts, load).await
+        self.lookup(key, accepts, true, load).await
     }
 
     /// The value of `key` if a fresh entry holds one; never loads. Counts as a
@@ -518,15 +546,16 @@ where
         &self,
         key: &Q,
         accepts: Option<Accepts<V>>,
+        seen: Option<Seen<V>>,
         load: F,
     ) -> (Result<Lookup<V>, LoadError<E>>, Outcome)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
-        F: FnOnce(Outcome) -> Fut + Send + 'static,
+        F: FnOnce(Outcome, Option<V>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
-        let call = self.join_flight(key, accepts, load);
+        let call = self.join_flight(key, accepts, seen, load);
         let (flown, source) = match call.await {
             Ok(flown) => flown,
             Err(error) => return (Err(flight_error(error)), Outcome::Miss),
@@ -554,37 +583,53 @@ where
         &self,
         key: &Q,
         accepts: Option<Accepts<V>>,
+        seen: Option<Seen<V>>,
         load: F,
     ) -> Call<K, Flown<V, E>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
-        F: FnOnce(Outcome) -> Fut + Send + 'static,
+        F: FnOnce(Outcome, Option<V>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
         let owned = key.to_owned();
         let cache = self.clone();
         self.inner.flights.call_with(key, move |source| {
-            cache.flight_work(owned, accepts, load, source)
+            cache.flight_work(owned, accepts, seen, load, source)
         })
     }
 
     /// The work of a flight (`source` is `Fresh`), or of a caller that stopped
     /// waiting for one (`TimedOut`), which must not store. A fresh entry
     /// found at the last moment (that `accepts` takes) answers instead.
+    /// `seen`, for a load that revalidates: what the caller's read found,
+    /// which stands for this last look while nothing of the key's stripe
+    /// changed since.
     async fn flight_work<F, Fut>(
         self,
         key: K,
         accepts: Option<Accepts<V>>,
+        seen: Option<Seen<V>>,
         load: F,
         source: Source,
     ) -> Flown<V, E>
     where
-        F: FnOnce(Outcome) -> Fut + Send + 'static,
+        F: FnOnce(Outcome, Option<V>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
         let may_store = source == Source::Fresh;
-        if may_store && let Some(entry) = self.inner.tier.get(&key) {
+        let revalidates = seen.is_some();
+        let (hash, found) = match seen {
+            Some(seen) if seen.holds(&self.inner.stores, &self.inner.generations) => {
+                (seen.hash, seen.entry)
+            }
+            seen => {
+                let hash = seen.map_or_else(|| self.inner.hasher.hash_one(&key), |s| s.hash);
+                let looks = may_store || revalidates;
+                (hash, looks.then(|| self.inner.tier.get(&key)).flatten())
+            }
+        };
+        if may_store && let Some(entry) = &found {
             let now = Instant::now();
             let fresh = entry.phase(now) == Phase::Fresh;
             let accepted = match (&accepts, &entry.content) {
@@ -593,7 +638,7 @@ where
             };
             if fresh && accepted {
                 return Ok(Loaded {
-                    entry,
+                    entry: entry.clone(),
                     outcome: Outcome::Hit,
                     stored: false,
                     from_second_tier: false,
@@ -601,29 +646,50 @@ where
             }
         }
         if may_store && let Some(second_tier) = self.inner.second_tier.clone() {
-            return self.through_second_tier(second_tier, key, load).await;
+            return self
+                .through_second_tier(second_tier, key, hash, revalidates, load)
+                .await;
         }
-        let hash = self.inner.hasher.hash_one(&key);
         let generation = self.inner.generations.snapshot(hash);
         let outcome = match may_store {
             true => Outcome::Miss,
             false => Outcome::LockTimeout,
         };
-        let fetched = self.catch_panic(async move { load(outcome).await }).await?;
+        // What the load refreshes: what it replaces, not what was there
+        // when the caller arrived.
+        let kept = found.and_then(|entry| entry.kept_value(Instant::now()));
+        let fetched = self
+            .catch_panic(async move { load(outcome, kept).await })
+            .await?;
         self.settle(key, hash, generation, fetched, may_store)
+    }
+
+    /// The value a load of `key` refreshes, read now if it `revalidates`.
+    fn kept_for(&self, key: &K, revalidates: bool) -> Option<V> {
+        if !revalidates {
+            return None;
+        }
+        let entry = self.inner.tier.get(key)?;
+        entry.kept_value(Instant::now())
     }
 
     /// A hit-for-miss key: load without a flight; store if the result now
     /// allows it.
-    async fn pass<F, Fut>(&self, key: K, load: F) -> (Result<Lookup<V>, LoadError<E>>, Outcome)
+    async fn pass<F, Fut>(
+        &self,
+        key: K,
+        revalidates: bool,
+        load: F,
+    ) -> (Result<Lookup<V>, LoadError<E>>, Outcome)
     where
-        F: FnOnce(Outcome) -> Fut + Send + 'static,
+        F: FnOnce(Outcome, Option<V>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
         let hash = self.inner.hasher.hash_one(&key);
         let generation = self.inner.generations.snapshot(hash);
+        let kept = self.kept_for(&key, revalidates);
         let loaded = self
-            .catch_panic(async move { load(Outcome::Pass).await })
+            .catch_panic(async move { load(Outcome::Pass, kept).await })
             .await
             .and_then(|fetched| self.settle(key, hash, generation, fetched, true));
         let loaded = match loaded {
@@ -645,11 +711,11 @@ where
     /// flight already (its result will replace the entry). Two stale readers
     /// racing here may both start one; the second joins the first's flight,
     /// or finds the refreshed entry when its flight looks in the store.
-    fn refresh_in_background<Q, F, Fut>(&self, key: &Q, load: F)
+    fn refresh_in_background<Q, F, Fut>(&self, key: &Q, seen: Option<Seen<V>>, load: F)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
-        F: FnOnce(Outcome) -> Fut + Send + 'static,
+        F: FnOnce(Outcome, Option<V>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -659,9 +725,9 @@ where
             return;
         }
         let counters = self.inner.counters.clone();
-        let call = self.join_flight(key, None, move |outcome| {
+        let call = self.join_flight(key, None, seen, move |outcome, kept| {
             counters.refreshes.add();
-            load(outcome)
+            load(outcome, kept)
         });
         runtime.spawn(call);
     }
@@ -745,6 +811,7 @@ where
             return false;
         }
         self.inner.tier.insert(key.clone(), entry.clone());
+        self.inner.stores.stored(hash);
         if is_current(&key) {
             return true;
         }

@@ -9,6 +9,9 @@
 //! last byte does; the leader's client, the only one that could not have
 //! been answered sooner, gets its head and bytes as they arrive.
 
+use std::future::poll_fn;
+use std::pin::pin;
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -25,7 +28,7 @@ use crate::grpc;
 use crate::policy::{HttpContext, HttpPolicy};
 use crate::revalidate;
 use crate::shared::{Failure, HttpFailure, HttpShared, Shared, StoredResponse, TakeOnce};
-use crate::tee::{Pumped, tee};
+use crate::tee::{Pumped, TeeReader, tee};
 
 /// Turns the leader's response into what its waiters receive and how the
 /// cache stores it, answering the leader on the way.
@@ -64,21 +67,24 @@ where
         return own_client_only(&head, parts, body);
     }
     let (reader, pump) = tee(body, policy.buffer_limit());
-    let mut own_parts = parts.clone();
-    framing::streamed_headers(&mut own_parts.headers);
-    let own = Response::from_parts(own_parts, SharedBody::tee(reader));
-    // A failure is answered when its body is in, so that a stale entry may
-    // answer its leader too; any other answer goes to the leader at once.
-    // Nobody waits for a background refresh: it only fills the cache.
-    let own = match head.failed {
-        true => Some(own),
-        false => {
-            let answer = leader.answer();
-            drop(leader.send(policy.leader_response(own, &answer, context)));
-            None
+    let mut pumping = pin!(pump.run());
+    // A small answer often comes with its head, its body complete at the
+    // first look: the leader is then answered from the shared answer like
+    // the others, and needs no streamed response of its own (unless the
+    // shared answer goes without fields its own client gets).
+    let at_once = poll_fn(|cx| Poll::Ready(pumping.as_mut().poll(cx))).await;
+    let (pumped, own) = match at_once {
+        Poll::Ready(complete @ Pumped::Complete(_)) if head.stripped.is_empty() => (complete, None),
+        at_once => {
+            let own = answer_leader(policy, &head, &parts, reader, leader, context);
+            let pumped = match at_once {
+                Poll::Ready(pumped) => pumped,
+                Poll::Pending => pumping.await,
+            };
+            (pumped, own)
         }
     };
-    let collected = match pump.run().await {
+    let collected = match pumped {
         Pumped::Complete(collected) => collected,
         Pumped::TooLarge if !head.failed => {
             let released = HttpShared(Shared::OwnClientOnly(TakeOnce::taken()));
@@ -116,6 +122,33 @@ where
         in_transit,
         keep,
     ))
+}
+
+/// The leader's own response, reading the body as it is buffered: sent to
+/// the leader at once, or, for a failure, returned to be answered when its
+/// body is in (a stale entry may answer its leader too). Nobody waits for a
+/// background refresh: it only fills the cache.
+fn answer_leader<B>(
+    policy: &HttpPolicy,
+    head: &Head,
+    parts: &http::response::Parts,
+    reader: TeeReader<B>,
+    leader: Leader<Response<SharedBody<B>>>,
+    context: &HttpContext,
+) -> Option<Response<SharedBody<B>>>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Send,
+{
+    let mut own_parts = parts.clone();
+    framing::streamed_headers(&mut own_parts.headers);
+    let own = Response::from_parts(own_parts, SharedBody::tee(reader));
+    if head.failed {
+        return Some(own);
+    }
+    let answer = leader.answer();
+    drop(leader.send(policy.leader_response(own, &answer, context)));
+    None
 }
 
 /// The origin's answer to a `HEAD` that refreshed `kept` (RFC 9111 §4.3.5):

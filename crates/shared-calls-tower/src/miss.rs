@@ -136,7 +136,10 @@ where
     P::Response: Send + 'static,
 {
     let (leader, early) = Leader::channel();
-    let load = own_load(parked.clone(), policy.clone(), context.clone(), leader);
+    let (own, load_policy, load_context) = (parked.clone(), policy.clone(), context.clone());
+    // A closure made here, not returned by a function, so that the load's
+    // future is a type of its own inside the flight's, not a box of its own.
+    let load = move |outcome, kept| own_load(own, load_policy, load_context, leader, outcome, kept);
     let lookup = cache.get_or_revalidate(key, accepts.cloned(), load);
     let ((result, outcome), early) = match first(lookup, early).await {
         First::Early((response, outcome)) => {
@@ -179,20 +182,18 @@ where
     }
 }
 
-/// The future of [`own_load`].
-type OwnLoad<P> = Pin<
-    Box<dyn Future<Output = Result<Fetch<<P as Policy>::Shared>, <P as Policy>::Failure>> + Send>,
->;
-
-/// The load of a caller's own call: the parked request, sent (made to
-/// revalidate the kept answer it refreshes, if any), and its result made
-/// shareable by the policy.
+/// The load of a caller's own call, started with the outcome its result
+/// will have and the kept answer it refreshes, if any: the parked request,
+/// sent (made to revalidate that answer), and its result made shareable by
+/// the policy.
 fn own_load<Req, S, P>(
     parked: Parked<S, Req>,
     policy: P,
     context: P::Context,
     leader: Leader<P::Response>,
-) -> impl FnOnce(Outcome, Option<P::Shared>) -> OwnLoad<P> + Send + 'static
+    outcome: Outcome,
+    kept: Option<P::Shared>,
+) -> impl Future<Output = Result<Fetch<P::Shared>, P::Failure>> + Send + 'static
 where
     Req: Send + 'static,
     S: Service<Req> + Send + 'static,
@@ -202,20 +203,18 @@ where
     P: ServicePolicy<Req, S>,
     P::Response: Send + 'static,
 {
-    move |outcome, kept| {
-        // The caller takes its request back only after its load had the
-        // chance to run, or leaves it for a background refresh.
-        let own = parked.take();
-        let leader = leader.with_outcome(outcome);
-        Box::pin(async move {
-            let mut own = own.expect("a request is sent by its own load at most once");
-            let mut context = context;
-            if let Some(stored) = &kept {
-                own.request = policy.revalidate(own.request, stored, &mut context);
-            }
-            let result = own.send().await;
-            policy.share(result, &context, leader).await
-        })
+    // The caller takes its request back only after its load had the
+    // chance to run, or leaves it for a background refresh.
+    let own = parked.take();
+    let leader = leader.with_outcome(outcome);
+    async move {
+        let mut own = own.expect("a request is sent by its own load at most once");
+        let mut context = context;
+        if let Some(stored) = &kept {
+            own.request = policy.revalidate(own.request, stored, &mut context);
+        }
+        let result = own.send().await;
+        policy.share(result, &context, leader).await
     }
 }
 

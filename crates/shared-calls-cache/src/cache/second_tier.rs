@@ -19,18 +19,20 @@ where
         self,
         second: SecondTier<K, V>,
         key: K,
+        hash: u64,
+        revalidates: bool,
         load: F,
     ) -> Flown<V, E>
     where
-        F: FnOnce(Outcome) -> Fut + Send + 'static,
+        F: FnOnce(Outcome, Option<V>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
-        let hash = self.inner.hasher.hash_one(&key);
         let fill = Fill {
             key_bytes: second.key_bytes(&key),
             hash,
             generation: self.inner.generations.snapshot(hash),
             key,
+            revalidates,
             second,
         };
         let seen = match fill.second.tier.get(&fill.key_bytes).await {
@@ -67,7 +69,7 @@ where
         load: F,
     ) -> Flown<V, E>
     where
-        F: FnOnce(Outcome) -> Fut + Send + 'static,
+        F: FnOnce(Outcome, Option<V>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
         let counters = fill.second.counters.clone();
@@ -124,7 +126,7 @@ where
         load: F,
     ) -> Loaded<V>
     where
-        F: FnOnce(Outcome) -> Fut + Send + 'static,
+        F: FnOnce(Outcome, Option<V>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
         add(&fill.second.counters.stale);
@@ -155,12 +157,13 @@ where
     /// without the fleet's lock.
     async fn pass_marked<F, Fut>(&self, fill: Fill<K, V>, marker: Entry<V>, load: F) -> Flown<V, E>
     where
-        F: FnOnce(Outcome) -> Fut + Send + 'static,
+        F: FnOnce(Outcome, Option<V>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
         self.store(fill.key.clone(), fill.hash, fill.generation, &marker);
+        let kept = self.kept_for(&fill.key, fill.revalidates);
         let fetched = self
-            .catch_panic(async move { load(Outcome::Pass).await })
+            .catch_panic(async move { load(Outcome::Pass, kept).await })
             .await?;
         let loaded = self.settle(fill.key, fill.hash, fill.generation, fetched, true)?;
         let outcome = match loaded.outcome {
@@ -173,12 +176,13 @@ where
     /// The tier failed: the single-instance path.
     async fn without_second_tier<F, Fut>(&self, fill: Fill<K, V>, load: F) -> Flown<V, E>
     where
-        F: FnOnce(Outcome) -> Fut + Send + 'static,
+        F: FnOnce(Outcome, Option<V>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
         add(&fill.second.counters.fallbacks);
+        let kept = self.kept_for(&fill.key, fill.revalidates);
         let fetched = self
-            .catch_panic(async move { load(Outcome::Miss).await })
+            .catch_panic(async move { load(Outcome::Miss, kept).await })
             .await?;
         self.settle(fill.key, fill.hash, fill.generation, fetched, true)
     }
@@ -193,12 +197,13 @@ where
         load: F,
     ) -> Flown<V, E>
     where
-        F: FnOnce(Outcome) -> Fut + Send + 'static,
+        F: FnOnce(Outcome, Option<V>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Fetch<V>, E>> + Send + 'static,
     {
         let mut release = Release::new(&fill, ticket);
+        let kept = self.kept_for(&fill.key, fill.revalidates);
         let fetched = self
-            .catch_panic(async move { load(Outcome::Miss).await })
+            .catch_panic(async move { load(Outcome::Miss, kept).await })
             .await?;
         let store = matches!(&fetched, Ok(fetch) if fetch.is_stored());
         let mark = matches!(&fetched, Ok(fetch) if !fetch.is_stored())
@@ -292,6 +297,8 @@ fn fresh_value<V>(entry: Entry<V>) -> Option<Entry<V>> {
 /// What a flight through the second tier carries along.
 struct Fill<K, V> {
     key: K,
+    /// Whether the load is handed the kept value it refreshes.
+    revalidates: bool,
     key_bytes: Vec<u8>,
     hash: u64,
     generation: Generation,
