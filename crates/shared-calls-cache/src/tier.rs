@@ -129,14 +129,15 @@ const SHARDS: usize = 16;
 const TYPICAL_ENTRY_WEIGHT: u64 = 1024;
 
 /// The in-memory tier: a sharded `quick_cache` store bounded by capacity
-/// alone, with CLOCK-Pro-style eviction that also remembers the keys it
+/// alone, with scan-resistant eviction (S3-FIFO) that remembers the keys it
 /// recently evicted.
 ///
 /// Entries carry their own lifetimes, which the cache checks on every read,
 /// so the store needs no per-entry expiry. An entry past its last window
 /// stays until a load of its key replaces it or capacity evicts it; either
-/// way the memory stays within the configured bound. The store evicts as it
-/// inserts, so its sizes are always exact.
+/// way the memory stays within the configured bound, and freshness follows
+/// tokio's clock alone, paused or not. The store evicts as it inserts, so
+/// its sizes are always exact.
 pub(crate) struct MemoryTier<K, V> {
     cache: quick_cache::sync::Cache<K, Entry<V>, Weigh<K, V>, KeyHasher, CountEvictions>,
 }
