@@ -20,7 +20,7 @@ const CAPACITY: u64 = 1000;
 /// The size of each value: unbounded, a million keys would hold a GiB.
 const VALUE: usize = 1024;
 /// What the process may use on top of `CAPACITY × VALUE`: the test harness,
-/// the runtime, moka's per-entry bookkeeping and the allocator's slack.
+/// the runtime, the store's per-entry bookkeeping and the allocator's slack.
 const MARGIN: u64 = 64 * 1024 * 1024;
 
 /// Churns `keys` distinct keys through the cache by `get_or_load`, each a

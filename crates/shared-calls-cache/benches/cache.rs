@@ -62,29 +62,24 @@ fn value(key: u64) -> Value {
     Arc::from(format!("value of {key}").as_str())
 }
 
-/// A moka cache set up as this crate's store is: an eviction listener, values
-/// behind an `Arc` with their lifetimes. Not a peer: it shows what the store
-/// costs by itself.
-fn moka_like_the_tier() -> moka::sync::Cache<u64, Arc<(Value, tokio::time::Instant)>> {
-    moka::sync::Cache::builder()
-        .max_capacity(10_000)
-        .eviction_listener(|_, _, _| {})
-        .build()
-}
+/// The store under this crate's cache, alone: a `quick_cache` store with
+/// foldhash, values with their lifetimes. Not a peer: it shows what the
+/// store costs by itself.
+type Store = quick_cache::sync::Cache<
+    u64,
+    Arc<(Value, tokio::time::Instant)>,
+    quick_cache::UnitWeighter,
+    foldhash::fast::RandomState,
+>;
 
-/// A moka cache with a per-entry `Expiry`, which the store does without: it
-/// shows what that hook costs every read.
-fn moka_with_expiry() -> moka::sync::Cache<u64, Value> {
-    struct Lifetime;
-    impl<K, V> moka::Expiry<K, V> for Lifetime {
-        fn expire_after_create(&self, _: &K, _: &V, _: Instant) -> Option<Duration> {
-            Some(Duration::from_secs(3_600))
-        }
-    }
-    moka::sync::Cache::builder()
-        .max_capacity(10_000)
-        .expire_after(Lifetime)
-        .build()
+fn the_store_alone() -> Store {
+    Store::with(
+        10_000,
+        10_000,
+        quick_cache::UnitWeighter,
+        foldhash::fast::RandomState::default(),
+        quick_cache::sync::DefaultLifecycle::default(),
+    )
 }
 
 /// Times `lookup` over the present keys, one after the other, on this thread.
@@ -115,22 +110,18 @@ fn hit_path(c: &mut Criterion, samples: &Samples) {
         .build();
     let raw_sync: moka::sync::Cache<u64, Value> = moka::sync::Cache::new(10_000);
     let raw_future: moka::future::Cache<u64, Value> = moka::future::Cache::new(10_000);
-    let tier_like = moka_like_the_tier();
-    let with_expiry = moka_with_expiry();
+    let store = the_store_alone();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
     for key in 0..PRESENT {
         ours.insert(key, Fetch::value(value(key)));
         raw_sync.insert(key, value(key));
-        tier_like.insert(key, Arc::new((value(key), tokio::time::Instant::now())));
-        with_expiry.insert(key, value(key));
+        store.insert(key, Arc::new((value(key), tokio::time::Instant::now())));
         runtime.block_on(raw_future.insert(key, value(key)));
     }
     ours.run_pending_tasks();
     raw_sync.run_pending_tasks();
-    tier_like.run_pending_tasks();
-    with_expiry.run_pending_tasks();
     runtime.block_on(raw_future.run_pending_tasks());
 
     let mut group = c.benchmark_group("hit");
@@ -151,19 +142,10 @@ fn hit_path(c: &mut Criterion, samples: &Samples) {
     sync_lookup(
         &mut group,
         samples,
-        "moka::sync::Cache::get, set up as our store",
-        "moka sync get, set up as our store",
+        "the store alone (quick_cache::sync::Cache::get)",
+        "the store alone",
         |key| {
-            black_box(tier_like.get(&key));
-        },
-    );
-    sync_lookup(
-        &mut group,
-        samples,
-        "moka::sync::Cache::get, per-entry expiry",
-        "moka sync get, per-entry expiry",
-        |key| {
-            black_box(with_expiry.get(&key));
+            black_box(store.get(&key));
         },
     );
     sync_lookup(
@@ -486,8 +468,7 @@ fn main() {
     let future = samples.median("moka future get");
     for (name, base) in [
         ("moka sync get", sync),
-        ("moka sync get, set up as our store", sync),
-        ("moka sync get, per-entry expiry", sync),
+        ("the store alone", sync),
         ("tokio Instant::now", sync),
         ("ours get", sync),
         ("moka future get", future),

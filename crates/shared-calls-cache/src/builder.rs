@@ -118,6 +118,12 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 /// the first two count: set them for keys and values that own heap memory
 /// (`String`, `Vec`, `Bytes`), or bound the entries instead with
 /// [`max_entries`](Self::max_entries).
+///
+/// The store splits into up to 16 shards, each holding an equal share of the
+/// bound, so that writers on different cores rarely wait for each other. An
+/// entry heavier than a shard's share (a sixteenth of the bound; a larger
+/// share under 512 entries or 512 KiB) is not kept, and counts as an
+/// eviction.
 #[must_use]
 pub struct CacheBuilder<K, V> {
     config: Config,

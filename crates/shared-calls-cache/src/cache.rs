@@ -15,7 +15,7 @@ use crate::fetch::{Content, Entry, Fetch, LONGEST_WINDOW, Phase};
 use crate::generations::{Generation, Generations, Predicate, Sweeps};
 use crate::l2::SecondTier;
 use crate::stats::{Counters, Stats};
-use crate::tier::{Capacity, MokaTier, Tier};
+use crate::tier::{Capacity, MemoryTier, Tier};
 use crate::{Accepts, LoadError, Lookup, Outcome};
 
 mod second_tier;
@@ -152,7 +152,7 @@ pub struct Cache<K, V, E = Infallible> {
 }
 
 struct Inner<K, V, E> {
-    tier: MokaTier<K, V>,
+    tier: MemoryTier<K, V>,
     flights: Group<K, Flown<V, E>>,
     generations: Generations,
     stores: Stores,
@@ -208,7 +208,7 @@ where
         }
         let cache = Self {
             inner: Arc::new(Inner {
-                tier: MokaTier::new(capacity, counters.clone()),
+                tier: MemoryTier::new(capacity, counters.clone()),
                 flights: flights.build(),
                 generations: Generations::new(),
                 stores: Stores::new(),
@@ -515,8 +515,8 @@ where
         self.inner.counters.record(received);
     }
 
-    /// A snapshot of the counters and sizes. Sizes are eventually consistent;
-    /// [`run_pending_tasks`](Self::run_pending_tasks) settles them.
+    /// A snapshot of the counters and sizes. Sizes are exact: the store
+    /// evicts as it inserts.
     pub fn stats(&self) -> Stats {
         let (entries, weight) = self.inner.tier.size();
         let mut stats = self
@@ -529,11 +529,10 @@ where
         stats
     }
 
-    /// Applies pending evictions and invalidations now, so that sizes in
-    /// [`stats`](Self::stats) are exact.
-    pub fn run_pending_tasks(&self) {
-        self.inner.tier.run_pending_tasks();
-    }
+    /// Applies pending evictions and invalidations. The store applies them
+    /// as they happen, so nothing is pending and this returns at once:
+    /// [`stats`](Self::stats) is exact without it.
+    pub fn run_pending_tasks(&self) {}
 
     /// How many keys have a load in flight.
     pub fn in_flight(&self) -> usize {

@@ -1,5 +1,5 @@
 //! A read-through cache that stops cache breakdown: fresh hits answer from
-//! memory (moka), and misses go through one flight per key
+//! memory (a bounded store), and misses go through one flight per key
 //! ([`shared_calls_flight`]), so a hot key that expires under load reaches the
 //! backend once, not once per waiting caller. Only a flight's own, fresh
 //! result is stored; followers share it and write nothing.

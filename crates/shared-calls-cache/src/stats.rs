@@ -112,12 +112,13 @@ pub struct Stats {
     pub refreshes: u64,
     /// Loads that failed or panicked (once per load, not per waiter).
     pub load_failures: u64,
-    /// Entries evicted to respect the capacity.
+    /// Entries evicted to respect the capacity, and entries too heavy to be
+    /// kept ([Memory](crate::CacheBuilder#memory)).
     pub evictions: u64,
-    /// Entries stored now (eventually consistent), including expired ones
+    /// Entries stored now, including expired ones
     /// that no load has replaced and capacity has not evicted yet.
     pub entries: u64,
-    /// Their total weight: entries, or the weigher's unit (eventually consistent).
+    /// Their total weight: entries, or the weigher's unit.
     pub weight: u64,
     /// Keys with a load in flight now.
     pub in_flight: usize,

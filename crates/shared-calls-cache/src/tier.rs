@@ -7,9 +7,6 @@
 use std::borrow::Borrow;
 use std::hash::Hash;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use moka::ops::compute::Op;
 
 use crate::fetch::Entry;
 use crate::stats::Counters;
@@ -35,11 +32,8 @@ pub(crate) trait Tier<K, V>: Send + Sync + 'static {
 
     fn invalidate_if(&self, predicate: Box<dyn Fn(&K) -> bool + Send + Sync + 'static>);
 
-    /// Entries and their total weight (eventually consistent).
+    /// Entries and their total weight.
     fn size(&self) -> (u64, u64);
-
-    /// Applies pending evictions, so that `size` is exact.
-    fn run_pending_tasks(&self);
 }
 
 /// A user's weigher of entries.
@@ -73,17 +67,15 @@ impl<K, V> Clone for Weighers<K, V> {
     }
 }
 
-/// What moka (0.12) keeps per entry besides the key and the entry, as a
-/// heap profile counts it: the entry's node (24 B besides the entry), its
-/// info (64: hash, counters, the key's `Arc`), its queue links (48) and
-/// access-order node (24), the key's `Arc` (16 besides the key), the hash
-/// table's bucket (16) and slot (about 16).
-const MOKA_OVERHEAD: usize = 208;
+/// What the store keeps per entry besides the key and the entry: its slot's
+/// links and state, its hash table's index, and their growth slack (an
+/// estimate, measured).
+const STORE_OVERHEAD: usize = 24;
 
 impl<K, V> Weighers<K, V> {
     /// The bytes an entry holds: inline, its bookkeeping, and the heap.
     fn weigh(&self, key: &K, entry: &Entry<V>) -> u32 {
-        let inline = size_of::<K>() + size_of::<Entry<V>>() + MOKA_OVERHEAD;
+        let inline = size_of::<K>() + size_of::<Entry<V>>() + STORE_OVERHEAD;
         let key = self.keys.as_ref().map_or(0, |weigh| weigh(key));
         let value = match (&entry.content, &self.values) {
             (crate::fetch::Content::Value(value), Some(weigh)) => weigh(value),
@@ -117,91 +109,125 @@ impl<K, V> Clone for Capacity<K, V> {
     }
 }
 
-/// The in-memory tier: a moka cache bounded by capacity alone.
-///
-/// Entries carry their own lifetimes, which the cache checks on every read,
-/// so moka needs no per-entry expiry: its `Expiry` hook would cost every read
-/// about a fifth of a moka `get`. An entry past its last window stays until a
-/// load of its key replaces it or capacity evicts it; either way the memory
-/// stays within the configured bound, and freshness follows tokio's clock
-/// alone, paused or not.
-pub(crate) struct MokaTier<K, V> {
-    cache: moka::sync::Cache<K, Entry<V>, KeyHasher>,
-    weigh: EntryWeigher<K, V>,
-    /// Weight inserted since the store last caught up with its evictions.
-    unsettled: AtomicU64,
-    /// How much weight may be inserted before it catches up.
-    settle_every: u64,
-}
-
 /// How the in-memory tier hashes keys: foldhash, randomly seeded per
-/// process and per cache, as keys may be chosen by clients (URLs). moka's
-/// default, SipHash-1-3, takes a good share of a hit's lookup.
+/// process and per cache, as keys may be chosen by clients (URLs), and
+/// several times faster than SipHash on a URL-sized key.
 type KeyHasher = foldhash::fast::RandomState;
 
 /// The weight of a stored entry, as the bound counts it.
 type EntryWeigher<K, V> = Arc<dyn Fn(&K, &Entry<V>) -> u32 + Send + Sync + 'static>;
 
-impl<K, V> MokaTier<K, V>
+/// How many parts the in-memory store splits into, each with its own lock
+/// and a share of the bound: enough that writers on many cores rarely meet,
+/// few enough that an entry of up to a sixteenth of the bound is kept.
+const SHARDS: usize = 16;
+
+/// The weight of an entry a bound in bytes or weight is sized for. The
+/// number of entries it implies sets how many recently evicted keys the
+/// store remembers (half of it), each a slot of the store (100 to 200 bytes)
+/// that the bound does not count: at most about a tenth of the bound.
+const TYPICAL_ENTRY_WEIGHT: u64 = 1024;
+
+/// The in-memory tier: a sharded `quick_cache` store bounded by capacity
+/// alone, with scan-resistant eviction (S3-FIFO) that remembers the keys it
+/// recently evicted.
+///
+/// Entries carry their own lifetimes, which the cache checks on every read,
+/// so the store needs no per-entry expiry. An entry past its last window
+/// stays until a load of its key replaces it or capacity evicts it; either
+/// way the memory stays within the configured bound, and freshness follows
+/// tokio's clock alone, paused or not. The store evicts as it inserts, so
+/// its sizes are always exact.
+pub(crate) struct MemoryTier<K, V> {
+    cache: quick_cache::sync::Cache<K, Entry<V>, Weigh<K, V>, KeyHasher, CountEvictions>,
+}
+
+/// The store's weigher: the bound's weight of an entry, never zero (the
+/// store never evicts an entry of weight zero).
+struct Weigh<K, V>(EntryWeigher<K, V>);
+
+impl<K, V> Clone for Weigh<K, V> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<K, V> quick_cache::Weighter<K, Entry<V>> for Weigh<K, V> {
+    fn weight(&self, key: &K, entry: &Entry<V>) -> u64 {
+        u64::from((self.0)(key, entry))
+    }
+}
+
+/// Counts the entries the bound evicts, and those too heavy to be kept.
+#[derive(Clone)]
+struct CountEvictions(Arc<Counters>);
+
+impl<K, V> quick_cache::Lifecycle<K, Entry<V>> for CountEvictions {
+    /// The evicted entries, released once the store's lock is (up to two;
+    /// any more are released under it).
+    type RequestState = [Option<(K, Entry<V>)>; 2];
+
+    fn on_evict(&self, evicted: &mut Self::RequestState, key: K, entry: Entry<V>) {
+        self.0.evictions.add();
+        if let Some(slot) = evicted.iter_mut().find(|slot| slot.is_none()) {
+            *slot = Some((key, entry));
+        }
+    }
+}
+
+impl<K, V> MemoryTier<K, V>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
     pub(crate) fn new(capacity: Capacity<K, V>, counters: Arc<Counters>) -> Self {
-        let builder = moka::sync::Cache::builder().eviction_listener(move |_, _, cause| {
-            if cause == moka::notification::RemovalCause::Size {
-                counters.evictions.add();
-            }
-        });
-        let counts_entries = matches!(capacity, Capacity::Entries(_));
-        let (max, weigh): (u64, EntryWeigher<K, V>) = match capacity {
-            Capacity::Entries(max) => (max, Arc::new(|_: &K, _: &Entry<V>| 1)),
+        let (max, entries, weigh): (u64, u64, EntryWeigher<K, V>) = match capacity {
+            Capacity::Entries(max) => (max, max, Arc::new(|_: &K, _: &Entry<V>| 1)),
             Capacity::Bytes { max, weighers } => (
                 max,
+                max / TYPICAL_ENTRY_WEIGHT,
                 Arc::new(move |key: &K, entry: &Entry<V>| weighers.weigh(key, entry)),
             ),
             Capacity::Weight { max, weigher } => (
                 max,
+                max / TYPICAL_ENTRY_WEIGHT,
                 Arc::new(move |key: &K, entry: &Entry<V>| match &entry.content {
                     crate::fetch::Content::Value(value) => weigher(key, value).max(1),
                     _ => 1,
                 }),
             ),
         };
-        let builder = builder.max_capacity(max);
-        let hasher = KeyHasher::default();
-        let cache = if counts_entries {
-            builder.build_with_hasher(hasher)
-        } else {
-            let weigher = weigh.clone();
-            builder
-                .weigher(move |key: &K, entry: &Entry<V>| weigher(key, entry))
-                .build_with_hasher(hasher)
-        };
+        let shards = shards_for(entries);
+        let options = quick_cache::OptionsBuilder::new()
+            .shards(shards as usize)
+            .estimated_items_capacity(usize::try_from(entries).unwrap_or(usize::MAX))
+            // Each shard holds an equal share: the shares never add up to
+            // more than the bound.
+            .weight_capacity(max / shards * shards)
+            .build()
+            .expect("every option is set");
         Self {
-            cache,
-            weigh,
-            unsettled: AtomicU64::new(0),
-            settle_every: (max / 16).max(1),
-        }
-    }
-
-    /// moka evicts past its bound only when its upkeep runs, by default
-    /// after hundreds of writes, which could be hundreds of large answers:
-    /// catch up once a sixteenth of the bound has been inserted, so that the
-    /// bound holds within that.
-    fn settle(&self, weight: u64) {
-        let unsettled = self.unsettled.fetch_add(weight, Ordering::Relaxed) + weight;
-        if unsettled >= self.settle_every {
-            self.unsettled.fetch_sub(unsettled, Ordering::Relaxed);
-            // Twice: the values one run evicts are released by the next.
-            self.cache.run_pending_tasks();
-            self.cache.run_pending_tasks();
+            cache: quick_cache::sync::Cache::with_options(
+                options,
+                Weigh(weigh),
+                KeyHasher::default(),
+                CountEvictions(counters),
+            ),
         }
     }
 }
 
-impl<K, V> Tier<K, V> for MokaTier<K, V>
+/// How many shards a store of about `entries` entries has: [`SHARDS`], or
+/// fewer so that each holds at least 32 entries.
+fn shards_for(entries: u64) -> u64 {
+    let mut shards = SHARDS as u64;
+    while shards > 1 && entries / shards < 32 {
+        shards /= 2;
+    }
+    shards
+}
+
+impl<K, V> Tier<K, V> for MemoryTier<K, V>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
@@ -215,20 +241,14 @@ where
     }
 
     fn insert(&self, key: K, entry: Entry<V>) {
-        let weight = (self.weigh)(&key, &entry);
         self.cache.insert(key, entry);
-        self.settle(u64::from(weight));
     }
 
     fn remove_if_same(&self, key: &K, entry: &Entry<V>) {
+        // Two loads of one key never end at the same instant, bar a paused
+        // clock; and removing a newer entry only costs a load.
         self.cache
-            .entry_by_ref(key)
-            .and_compute_with(|current| match current {
-                // Two loads of one key never end at the same instant, bar a
-                // paused clock; and removing a newer entry only costs a load.
-                Some(current) if current.value().loaded_at() == entry.loaded_at() => Op::Remove,
-                _ => Op::Nop,
-            });
+            .remove_if(key, |current| current.loaded_at() == entry.loaded_at());
     }
 
     fn invalidate<Q>(&self, key: &Q)
@@ -236,28 +256,24 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.cache.invalidate(key);
+        self.cache.remove(key);
     }
 
     fn invalidate_all(&self) {
-        self.cache.invalidate_all();
+        self.cache.clear();
     }
 
     fn invalidate_if(&self, predicate: Box<dyn Fn(&K) -> bool + Send + Sync + 'static>) {
-        // A walk over the entries, rather than moka's invalidation closures,
-        // which would tax every read to serve this rare call.
+        // A walk over copies of the entries rather than `retain`, which
+        // would call the user's predicate under the store's locks.
         for (key, _) in self.cache.iter() {
             if predicate(&key) {
-                self.cache.invalidate(&*key);
+                self.cache.remove(&key);
             }
         }
     }
 
     fn size(&self) -> (u64, u64) {
-        (self.cache.entry_count(), self.cache.weighted_size())
-    }
-
-    fn run_pending_tasks(&self) {
-        self.cache.run_pending_tasks();
+        (self.cache.len() as u64, self.cache.weight())
     }
 }
