@@ -223,7 +223,7 @@ async fn entries_weigh_their_inline_size_without_weighers() {
     assert!(stats.weight <= 1 << 20);
     let per_entry = stats.weight / stats.entries;
     assert!(
-        (100..400).contains(&per_entry),
+        (80..400).contains(&per_entry),
         "{per_entry} bytes per entry"
     );
 }
