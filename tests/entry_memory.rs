@@ -30,12 +30,13 @@ use tower::{Layer, ServiceExt, service_fn};
 static HEAP: Cap<System> = Cap::new(System, usize::MAX);
 
 /// What an entry holds beyond its body, header lines and key, measured
-/// (394 B): the stored response's fields behind their `Arc` (120 B), the
-/// shared handle of its copy (24 B), the key's reference counts (16 B) and
-/// the cache's record of the entry (its lifetimes, hash table slot, queue
-/// nodes and the key's `Arc`: about 296 B); less the header names counted
-/// in its content, which entries share (68 B here).
-const FIXED_OVERHEAD: usize = 420;
+/// (235 B over 100,000 entries; up to 292 B over the 1,250 of a default
+/// run's largest case, which share the store's tables' slack): the stored response's fields behind their `Arc` (120 B and its
+/// counts), the shared handle of its copy (24 B), the key's reference
+/// counts (16 B) and the cache's record of the entry (its lifetimes and the
+/// store's slot and index: about 130 B); less the header names counted in
+/// its content, which entries share (68 B here).
+const FIXED_OVERHEAD: usize = 320;
 
 /// What a header line costs besides its name and value bytes: its place in
 /// the stored list, the value's handle and the name's number.
