@@ -2,11 +2,11 @@
 //!
 //! - `hit`: one request answered by a fresh stored entry, through
 //!   `Caching` over a bare `service_fn`, next to the `service_fn` called
-//!   directly, a raw `moka::sync::Cache::get` of the same key, and that get
-//!   followed by the bare call. Each request is `poll_ready`, `call` and one
+//!   directly, a raw get of the same key from the cache's store
+//!   (`quick_cache`, with the cache's hasher), and that get followed by the
+//!   bare call. Each request is `poll_ready`, `call` and one
 //!   poll of the response future, on a current-thread runtime; the response
-//!   is a clone of a 40-byte `String`. The target: a hit through the layer
-//!   costs at most 1.3x the raw get plus the bare call.
+//!   is a clone of a 40-byte `String`.
 //! - `hot`: the flight benchmark's hot-key workload: 64 tasks on a 2-worker
 //!   runtime cycling over 16 keys, inner work = one `yield_now`, through the
 //!   layer with a 200 µs TTL (so that both hits and collapsed misses happen),
@@ -103,8 +103,14 @@ fn hit(c: &mut Criterion, samples: &Samples) {
     let value = stored_value();
     let bare = service_fn(move |_: u64| std::future::ready(Ok::<_, Infallible>(value.clone())));
 
-    let moka: moka::sync::Cache<u64, String> = moka::sync::Cache::new(10_000);
-    moka.insert(KEY, stored_value());
+    let store = quick_cache::sync::Cache::with(
+        10_000,
+        10_000,
+        quick_cache::UnitWeighter,
+        foldhash::fast::RandomState::default(),
+        quick_cache::sync::DefaultLifecycle::default(),
+    );
+    store.insert(KEY, stored_value());
 
     let layer =
         CachingLayer::<_, CloneResponses<u64, String, Infallible>>::new(|key: &u64| Some(*key))
@@ -128,15 +134,15 @@ fn hit(c: &mut Criterion, samples: &Samples) {
             black_box(request(&mut service, cx, black_box(KEY)));
         }));
     });
-    group.bench_function("raw moka get", |b| {
-        b.iter_custom(measure(samples, "moka", |_| {
-            black_box(moka.get(&black_box(KEY)));
+    group.bench_function("raw store get", |b| {
+        b.iter_custom(measure(samples, "store", |_| {
+            black_box(store.get(&black_box(KEY)));
         }));
     });
     let mut service = bare.clone();
-    group.bench_function("raw moka get + bare service_fn", |b| {
-        b.iter_custom(measure(samples, "moka+bare", |cx| {
-            black_box(moka.get(&black_box(KEY)));
+    group.bench_function("raw store get + bare service_fn", |b| {
+        b.iter_custom(measure(samples, "store+bare", |cx| {
+            black_box(store.get(&black_box(KEY)));
             black_box(request(&mut service, cx, black_box(KEY)));
         }));
     });
@@ -225,19 +231,19 @@ fn hot(c: &mut Criterion, samples: &Samples) -> Stats {
 
 /// Prints the figures of the groups that ran (a filter may leave one out).
 fn summary(samples: &Samples, hot: &Stats) {
-    let [bare, moka, both, layer] =
-        ["bare", "moka", "moka+bare", "layer"].map(|name| samples.median(name));
+    let [bare, store, both, layer] =
+        ["bare", "store", "store+bare", "layer"].map(|name| samples.median(name));
     println!();
     if !layer.is_nan() {
         println!("hit (median of criterion's samples, ns per request)");
         println!("  bare service_fn                {bare:8.1}");
-        println!("  raw moka get                   {moka:8.1}");
-        println!("  raw moka get + bare service_fn {both:8.1}");
+        println!("  raw store get                   {store:8.1}");
+        println!("  raw store get + bare service_fn {both:8.1}");
         println!("  Caching hit                {layer:8.1}");
         println!(
-            "  hit through layer / (raw moka get + bare call): {:.2}x (measured together), {:.2}x (sum of the two)",
+            "  hit through layer / (raw store get + bare call): {:.2}x (measured together), {:.2}x (sum of the two)",
             layer / both,
-            layer / (moka + bare)
+            layer / (store + bare)
         );
     }
     let [through, direct] = ["Caching", "bare service_fn"].map(|name| samples.median(name));
