@@ -159,7 +159,9 @@ impl<F, P: Policy> CachingLayer<F, P> {
     /// At most this many bytes of stored answers and their keys, as the
     /// policy weighs them ([`Policy::weigh`], [`Policy::weigh_key`]);
     /// [`DEFAULT_MAX_BYTES`](shared_calls_cache::DEFAULT_MAX_BYTES) by default
-    /// ([`CacheBuilder::max_bytes`]).
+    /// ([`CacheBuilder::max_bytes`]). An answer heavier than a sixteenth of
+    /// the bound is passed on but not kept ([the cache's memory
+    /// bound](CacheBuilder#memory)).
     #[must_use]
     pub fn max_bytes(self, max: u64) -> Self {
         let policy = self.policy.clone();
