@@ -15,11 +15,15 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::{BodyExt, Empty, Full};
-use shared_calls::http_policy::HttpKey;
+use http::Request;
+use http_body_util::{BodyExt, Empty};
 use shared_calls::{Outcome, SharedCallsLayer, default_key};
-use tower::{Layer, Service, ServiceExt, service_fn};
+use tower::{Layer, service_fn};
+
+#[path = "support/allocations.rs"]
+mod allocations;
+
+use allocations::{KeyFn, answer, request, send};
 
 #[global_allocator]
 static HEAP: dhat::Alloc = dhat::Alloc;
@@ -30,25 +34,6 @@ static HEAP: dhat::Alloc = dhat::Alloc;
 const MAX_ALLOCATIONS_PER_HIT: u64 = 6;
 
 const HITS: u64 = 1_000;
-
-type KeyFn = fn(&Request<Empty<Bytes>>) -> Option<HttpKey>;
-
-fn request() -> Request<Empty<Bytes>> {
-    Request::get("/item/hot")
-        .header(http::header::HOST, "alloc.test")
-        .body(Empty::new())
-        .unwrap()
-}
-
-/// An answer as an origin sends it: a few headers and a 1 KiB body.
-fn answer() -> Response<Full<Bytes>> {
-    Response::builder()
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header(http::header::CACHE_CONTROL, "public, max-age=600")
-        .header(http::header::ETAG, "\"0123abcd\"")
-        .body(Full::new(Bytes::from(vec![b'x'; 1024])))
-        .unwrap()
-}
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_hit_allocates_only_its_response_and_never_copies_the_body() {
@@ -61,23 +46,17 @@ async fn a_hit_allocates_only_its_response_and_never_copies_the_body() {
     // and the head this thread remembers for the entry.
     let mut bodies = Vec::new();
     for _ in 0..100 {
-        let response = service
-            .ready()
-            .await
-            .unwrap()
-            .call(request())
-            .await
-            .unwrap();
+        let response = send(&mut service, request("hot")).await;
         bodies.push(response.into_body().collect().await.unwrap().to_bytes());
     }
     let stored = bodies.last().unwrap().clone();
     drop(bodies);
-    let requests: Vec<_> = (0..HITS).map(|_| request()).collect();
+    let requests: Vec<_> = (0..HITS).map(|_| request("hot")).collect();
     let mut responses = Vec::with_capacity(requests.len());
 
     let before = dhat::HeapStats::get();
     for request in requests {
-        responses.push(service.ready().await.unwrap().call(request).await.unwrap());
+        responses.push(send(&mut service, request).await);
     }
     let after = dhat::HeapStats::get();
 

@@ -10,11 +10,15 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::{BodyExt, Empty, Full};
-use shared_calls::http_policy::HttpKey;
+use http::Request;
+use http_body_util::{BodyExt, Empty};
 use shared_calls::{Outcome, SharedCallsLayer, default_key};
-use tower::{Layer, Service, ServiceExt, service_fn};
+use tower::{Layer, service_fn};
+
+#[path = "support/allocations.rs"]
+mod allocations;
+
+use allocations::{KeyFn, answer, request, send};
 
 #[global_allocator]
 static HEAP: dhat::Alloc = dhat::Alloc;
@@ -27,32 +31,6 @@ static HEAP: dhat::Alloc = dhat::Alloc;
 const MAX_ALLOCATIONS_PER_MISS: u64 = 36;
 
 const MISSES: u64 = 1_000;
-
-type KeyFn = fn(&Request<Empty<Bytes>>) -> Option<HttpKey>;
-
-fn request(n: u64) -> Request<Empty<Bytes>> {
-    Request::get(format!("/item/{n}"))
-        .header(http::header::HOST, "alloc.test")
-        .body(Empty::new())
-        .unwrap()
-}
-
-/// An answer as an origin sends it: a few headers and a 1 KiB body.
-fn answer() -> Response<Full<Bytes>> {
-    Response::builder()
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header(http::header::CACHE_CONTROL, "public, max-age=600")
-        .header(http::header::ETAG, "\"0123abcd\"")
-        .body(Full::new(Bytes::from(vec![b'x'; 1024])))
-        .unwrap()
-}
-
-async fn send<S>(service: &mut S, request: Request<Empty<Bytes>>) -> S::Response
-where
-    S: Service<Request<Empty<Bytes>>, Error = Infallible>,
-{
-    service.ready().await.unwrap().call(request).await.unwrap()
-}
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_miss_allocates_at_most_the_stated_number() {
