@@ -168,14 +168,12 @@ async fn measure(entries: u32, body_len: usize) -> Measured {
         Outcome::Miss,
     )
     .await;
-    cache.run_pending_tasks();
     let (heap_before, weight_before) = (HEAP.allocated(), cache.stats().weight);
 
     fetch(&service, 0..entries, body_len, Outcome::Miss).await;
     // A hit leaves what every hit entry keeps: its last `Age` and
     // `Cache-Status`.
     fetch(&service, 0..entries, body_len, Outcome::Hit).await;
-    cache.run_pending_tasks();
     let stats = cache.stats();
     assert_eq!(
         stats.entries,

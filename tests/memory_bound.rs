@@ -82,7 +82,6 @@ async fn the_heap_stays_within_the_byte_bound_under_large_bodies_and_long_keys()
         stored += 1;
         peak = peak.max(HEAP.allocated());
     }
-    cache.run_pending_tasks();
     let settled = HEAP.allocated();
     let stats = cache.stats();
     println!(

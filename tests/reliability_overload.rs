@@ -160,7 +160,6 @@ async fn overload(layer: SharedCallsLayer<KeyFn>) -> Run {
     for task in tasks {
         answers.push(task.await.unwrap());
     }
-    cache.run_pending_tasks();
     Run {
         answers,
         backend_calls: backend.calls.load(Ordering::SeqCst),

@@ -234,7 +234,6 @@ async fn an_event_stream_answers_its_head_at_once_and_is_never_buffered() {
     assert_eq!(calls.get(), 2, "each client has its own stream");
     // Nothing of the streams is held: at most the key's hit-for-miss marker,
     // which weighs its key and bookkeeping alone.
-    cache.run_pending_tasks();
     let stats = cache.stats();
     assert!(stats.entries <= 1 && stats.weight <= 512, "{stats:?}");
     assert_eq!(cache.in_flight(), 0);

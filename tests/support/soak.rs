@@ -904,7 +904,6 @@ pub(crate) async fn run(config: SoakConfig) -> Report {
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    cache.run_pending_tasks();
     let in_flight = cache.in_flight();
     let layer = cache.stats();
     server.abort();

@@ -120,7 +120,6 @@ fn hit_path(c: &mut Criterion, samples: &Samples) {
         store.insert(key, Arc::new((value(key), tokio::time::Instant::now())));
         runtime.block_on(raw_future.insert(key, value(key)));
     }
-    ours.run_pending_tasks();
     raw_sync.run_pending_tasks();
     runtime.block_on(raw_future.run_pending_tasks());
 
@@ -312,7 +311,6 @@ fn miss_with_collapse(c: &mut Criterion, samples: &Samples) -> ([(String, f64); 
                 runtime.block_on(miss_round_ours(&ours, fresh_base(), &ours_counts));
                 elapsed += start.elapsed();
                 ours.invalidate_all();
-                ours.run_pending_tasks();
             }
             samples.record("ours get_or_load miss", elapsed, iters * TASKS * CALLS);
             elapsed

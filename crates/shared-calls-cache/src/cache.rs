@@ -529,11 +529,6 @@ where
         stats
     }
 
-    /// Applies pending evictions and invalidations. The store applies them
-    /// as they happen, so nothing is pending and this returns at once:
-    /// [`stats`](Self::stats) is exact without it.
-    pub fn run_pending_tasks(&self) {}
-
     /// How many keys have a load in flight.
     pub fn in_flight(&self) -> usize {
         self.inner.flights.len()

@@ -402,7 +402,6 @@ async fn the_weight_bound_holds_under_ten_times_the_capacity() {
             .unwrap();
         assert_eq!(lookup.value().len(), 100);
     }
-    cache.run_pending_tasks();
     let stats = cache.stats();
     assert!(
         stats.weight <= MAX_BYTES,

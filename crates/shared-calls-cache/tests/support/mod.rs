@@ -50,7 +50,6 @@ where
             .await
             .unwrap();
     }
-    cache.run_pending_tasks();
 }
 
 /// Polls `future` once, with a waker that does nothing: `Ready` means the
