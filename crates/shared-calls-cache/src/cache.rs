@@ -4,7 +4,7 @@ use std::borrow::Borrow;
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
 use shared_calls_flight::{Call, FlightError, Group, Source};
@@ -15,7 +15,7 @@ use crate::fetch::{Content, Entry, Fetch, LONGEST_WINDOW, Phase};
 use crate::generations::{Generation, Generations, Predicate, Sweeps};
 use crate::l2::SecondTier;
 use crate::stats::{Counters, Stats};
-use crate::tier::{Capacity, MemoryTier, Tier};
+use crate::tier::{Capacity, KeyHasher, MemoryTier, Tier};
 use crate::{Accepts, LoadError, Lookup, Outcome};
 
 mod second_tier;
@@ -157,7 +157,7 @@ struct Inner<K, V, E> {
     generations: Generations,
     stores: Stores,
     sweeps: Sweeps<K>,
-    hasher: RandomState,
+    hasher: KeyHasher,
     counters: Arc<Counters>,
     config: Config,
     second_tier: Option<SecondTier<K, V>>,
@@ -213,7 +213,7 @@ where
                 generations: Generations::new(),
                 stores: Stores::new(),
                 sweeps: Sweeps::new(),
-                hasher: RandomState::new(),
+                hasher: KeyHasher::default(),
                 counters,
                 config,
                 second_tier,

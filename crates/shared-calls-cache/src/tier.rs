@@ -109,10 +109,11 @@ impl<K, V> Clone for Capacity<K, V> {
     }
 }
 
-/// How the in-memory tier hashes keys: foldhash, randomly seeded per
+/// How the cache hashes keys, in its store and for its own bookkeeping
+/// (invalidation generations, store stripes): foldhash, randomly seeded per
 /// process and per cache, as keys may be chosen by clients (URLs), and
 /// several times faster than SipHash on a URL-sized key.
-type KeyHasher = foldhash::fast::RandomState;
+pub(crate) type KeyHasher = foldhash::fast::RandomState;
 
 /// The weight of a stored entry, as the bound counts it.
 type EntryWeigher<K, V> = Arc<dyn Fn(&K, &Entry<V>) -> u32 + Send + Sync + 'static>;
